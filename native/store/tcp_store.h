@@ -44,6 +44,18 @@ class TcpStore : public gloo::rendezvous::Store {
   int fd_ = -1;
   std::mutex mu_;
   std::chrono::milliseconds timeout_;
+
+  // "host:port" (IPv6 hosts bracketed), for error messages.
+  std::string endpoint_;
+  void connectUntil(const std::string& host, int port,
+                    std::chrono::steady_clock::time_point deadline);
+  void closeConnection();
+  // Sends one request and turns a TIMEOUT/REFUSED/ERROR reply into a
+  // StoreError whose message names `what`; returns the VALUE blob, if any.
+  std::vector<char> call(const std::string& what, const std::vector<char>& frame,
+                         std::chrono::milliseconds replyTimeout);
+  void checkKey(const std::string& what, const std::string& key) const;
+  void checkSize(const std::string& what, size_t bodyBytes) const;
 };
 
 }  // namespace collectives

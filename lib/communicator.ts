@@ -1,0 +1,350 @@
+import { CollectiveError, ErrorCode, argRangeError, argTypeError, fromNative } from './errors';
+import {
+  DTYPE_CODE,
+  REDUCE_OP_CODE,
+  type DType,
+  type HostArray,
+  type ReduceOp,
+  checkArray,
+  checkReduceOp,
+  resolveDType,
+} from './dtypes';
+import type { NativeCommunicator } from './loader';
+import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
+import { Work } from './work';
+
+export interface ReduceOptions extends CallOptions {
+  op?: ReduceOp;
+  /** Needed for Uint16Array buffers: 'float16' or 'bfloat16'. */
+  dtype?: DType;
+}
+
+export interface AllReduceOptions extends ReduceOptions {
+  /** Out-of-place: the result goes here and the input is left unchanged. */
+  output?: HostArray;
+}
+
+export interface RootedReduceOptions extends ReduceOptions {
+  root?: number;
+  /** Out-of-place on the root: the result goes here instead of the input. */
+  output?: HostArray;
+}
+
+export interface BroadcastOptions extends CallOptions {
+  root?: number;
+  dtype?: DType;
+}
+
+export interface DataOptions extends CallOptions {
+  dtype?: DType;
+}
+
+export interface P2POptions extends CallOptions {
+  dtype?: DType;
+  /** Matches a send with a receive between the same two ranks (default 0). */
+  tag?: number;
+}
+
+/** Called when the communicator is destroyed (e.g. to close the store it hosts). */
+type Cleanup = () => Promise<void> | void;
+
+const REDUCE_KEYS = ['op', 'dtype', 'timeoutMs'] as const;
+
+/**
+ * A group of ranks that run collectives together. Every call returns a Work
+ * at once; operations run in issue order off the JavaScript thread, and the
+ * buffers they use must not be touched until their Work completes.
+ */
+export class Communicator {
+  readonly #native: NativeCommunicator;
+  readonly #timeoutMs: number;
+  readonly #pending = new Set<Promise<unknown>>();
+  #cleanups: Cleanup[] = [];
+  #splits = 0;
+  #destroyed: Promise<void> | undefined;
+  #aborted = false;
+
+  /** @internal Use init(). */
+  constructor(native: NativeCommunicator, timeoutMs: number, cleanups: Cleanup[] = []) {
+    this.#native = native;
+    this.#timeoutMs = timeoutMs;
+    this.#cleanups = cleanups;
+  }
+
+  get rank(): number {
+    return this.#native.rank;
+  }
+  get size(): number {
+    return this.#native.size;
+  }
+  /** The default timeout of every call, in milliseconds. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+  /** Operations issued and not yet completed. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+  get destroyed(): boolean {
+    return this.#destroyed !== undefined || this.#aborted;
+  }
+
+  /** Reduces `buffer` across ranks; in place unless `options.output` is given. */
+  allReduce<T extends HostArray>(buffer: T, options?: AllReduceOptions): Work<T> {
+    const o = checkOptions<AllReduceOptions>('options', options, [...REDUCE_KEYS, 'output']);
+    const input = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', input, o.dtype);
+    const op = checkReduceOp(o.op, dtype);
+    const output = o.output === undefined ? input : checkArray('options.output', o.output);
+    if (output !== input) {
+      resolveDType('options.output', output, dtype);
+      sameLength('options.output', output, input.length, "the buffer's length");
+    }
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('allReduce', output as T, (n) =>
+      n.allReduce(input, output, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], timeout),
+    );
+  }
+
+  /**
+   * Reduces `input` (size × n elements) across ranks and leaves block `rank`
+   * of the result in `output` (n elements).
+   */
+  reduceScatter<T extends HostArray>(input: HostArray, output: T, options?: ReduceOptions): Work<T> {
+    const o = checkOptions<ReduceOptions>('options', options, REDUCE_KEYS);
+    const inp = checkArray('input', input);
+    const out = checkArray('output', output);
+    const dtype = resolveDType('input', inp, o.dtype);
+    resolveDType('output', out, dtype);
+    const op = checkReduceOp(o.op, dtype);
+    sameLength('input', inp, out.length * this.size, `output.length × world size (${out.length} × ${this.size})`);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('reduceScatter', output, (n) =>
+      n.reduceScatter(inp, out, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], timeout),
+    );
+  }
+
+  /** Gathers every rank's `input` (n elements) into `output` (size × n), in rank order. */
+  allGather<T extends HostArray>(input: HostArray, output: T, options?: DataOptions): Work<T> {
+    const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
+    const inp = checkArray('input', input);
+    const out = checkArray('output', output);
+    const dtype = resolveDType('input', inp, o.dtype);
+    resolveDType('output', out, dtype);
+    sameLength('output', out, inp.length * this.size, `input.length × world size (${inp.length} × ${this.size})`);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('allGather', output, (n) => n.allGather(inp, out, DTYPE_CODE[dtype], timeout));
+  }
+
+  /** Copies the root's `buffer` into every other rank's `buffer`. */
+  broadcast<T extends HostArray>(buffer: T, options?: BroadcastOptions): Work<T> {
+    const o = checkOptions<BroadcastOptions>('options', options, ['root', 'dtype', 'timeoutMs']);
+    const buf = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', buf, o.dtype);
+    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('broadcast', buffer, (n) => n.broadcast(buf, DTYPE_CODE[dtype], root, timeout));
+  }
+
+  /** Reduces `buffer` onto the root (in place there, or into `options.output`). */
+  reduce<T extends HostArray>(buffer: T, options?: RootedReduceOptions): Work<T> {
+    const o = checkOptions<RootedReduceOptions>('options', options, [...REDUCE_KEYS, 'root', 'output']);
+    const input = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', input, o.dtype);
+    const op = checkReduceOp(o.op, dtype);
+    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
+    let output: HostArray | null = null;
+    if (o.output !== undefined) {
+      output = checkArray('options.output', o.output);
+      resolveDType('options.output', output, dtype);
+      sameLength('options.output', output, input.length, "the buffer's length");
+    } else if (this.rank === root) {
+      output = input;
+    }
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    const result = (output ?? input) as T;
+    return this.#issue('reduce', result, (n) =>
+      n.reduce(input, output, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], root, timeout),
+    );
+  }
+
+  /** Completes once every rank has reached it. */
+  barrier(options?: CallOptions): Work<void> {
+    const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('barrier', undefined, (n) => n.barrier(timeout));
+  }
+
+  /** Block r of `input` goes to rank r; block r of `output` comes from rank r (equal blocks). */
+  allToAll<T extends HostArray>(input: HostArray, output: T, options?: DataOptions): Work<T> {
+    const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
+    const inp = checkArray('input', input);
+    const out = checkArray('output', output);
+    const dtype = resolveDType('input', inp, o.dtype);
+    resolveDType('output', out, dtype);
+    if (inp.length % this.size !== 0) {
+      throw argRangeError('input', `a length divisible by the world size (${this.size})`, inp.length);
+    }
+    sameLength('output', out, inp.length, "the input's length");
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('allToAll', output, (n) => n.allToAll(inp, out, DTYPE_CODE[dtype], timeout));
+  }
+
+  /**
+   * All-to-all with per-rank counts: the first inputSplits[0] elements go to
+   * rank 0, the next inputSplits[1] to rank 1…; outputSplits[r] elements
+   * arrive from rank r, in rank order.
+   */
+  allToAllV<T extends HostArray>(
+    input: HostArray,
+    inputSplits: readonly number[],
+    output: T,
+    outputSplits: readonly number[],
+    options?: DataOptions,
+  ): Work<T> {
+    const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
+    const inp = checkArray('input', input);
+    const out = checkArray('output', output);
+    const dtype = resolveDType('input', inp, o.dtype);
+    resolveDType('output', out, dtype);
+    const ins = this.#splits_('inputSplits', inputSplits, inp.length, "the input's length");
+    const outs = this.#splits_('outputSplits', outputSplits, out.length, "the output's length");
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('allToAllV', output, (n) => n.allToAllV(inp, ins, out, outs, DTYPE_CODE[dtype], timeout));
+  }
+
+  /** Sends `buffer` to `peer`; completes when the peer has received it. */
+  send<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
+    const buf = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', buf, o.dtype);
+    const to = this.#peer(peer);
+    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('send', buffer, (n) => n.send(buf, DTYPE_CODE[dtype], to, tag, timeout));
+  }
+
+  /** Receives into `buffer` from `peer` a message sent with the same tag. */
+  recv<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
+    const buf = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', buf, o.dtype);
+    const from = this.#peer(peer);
+    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue('recv', buffer, (n) => n.recv(buf, DTYPE_CODE[dtype], from, tag, timeout));
+  }
+
+  /**
+   * Splits the ranks into groups by `color` (like MPI_Comm_split): ranks with
+   * the same color form a new communicator, ordered by `key` then by rank.
+   * Every rank must call it; a rank with color null (or a negative color)
+   * joins no group and gets null. The parent stays usable.
+   */
+  async split(color: number | null, key?: number, options?: CallOptions): Promise<Communicator | null> {
+    const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
+    const c = color === null || (typeof color === 'number' && color < 0) ? -1 : checkInt('color', color, 0, 0x7fffffff);
+    const k = key === undefined ? this.rank : checkInt('key', key, -0x80000000, 0x7fffffff);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    const seq = this.#splits++;
+    const all = new Int32Array(2 * this.size);
+    await this.allGather(Int32Array.of(c, k), all, { timeoutMs: timeout });
+    if (c < 0) return null;
+    const members: { rank: number; key: number }[] = [];
+    for (let r = 0; r < this.size; r++) {
+      if (all[2 * r] === c) members.push({ rank: r, key: all[2 * r + 1] });
+    }
+    members.sort((a, b) => a.key - b.key || a.rank - b.rank);
+    const newRank = members.findIndex((m) => m.rank === this.rank);
+    const native = await this.#issue('split', undefined, (n) =>
+      n.split(newRank, members.length, `s${seq}c${c}`, timeout),
+    ).wait();
+    return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs);
+  }
+
+  /**
+   * A communicator over `ranks` (like torch.distributed.new_group): every
+   * rank of this communicator must call it with the same list; members get
+   * the new communicator (ranked in ascending order), others get null.
+   */
+  async subgroup(ranks: readonly number[], options?: CallOptions): Promise<Communicator | null> {
+    if (!Array.isArray(ranks) || ranks.length === 0) throw argTypeError('ranks', 'a non-empty array of ranks', ranks);
+    const seen = new Set<number>();
+    for (const r of ranks) {
+      checkInt('ranks[]', r, 0, this.size - 1);
+      if (seen.has(r)) throw argRangeError('ranks', 'distinct ranks', `rank ${r} twice`);
+      seen.add(r);
+    }
+    const sorted = [...ranks].sort((a, b) => a - b);
+    const index = sorted.indexOf(this.rank);
+    return this.split(index >= 0 ? 0 : null, index >= 0 ? index : 0, options);
+  }
+
+  /** Waits for pending work, then releases the communicator. Safe to call twice. */
+  destroy(): Promise<void> {
+    if (!this.#destroyed) {
+      this.#destroyed = (async () => {
+        await Promise.allSettled([...this.#pending]);
+        if (!this.#aborted) this.#native.close();
+        for (const c of this.#cleanups) await c();
+      })();
+    }
+    return this.#destroyed;
+  }
+
+  /** Fails every pending operation at once with ABORTED; the communicator is unusable after. */
+  abort(reason?: string): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#native.abort(reason ?? 'the communicator was aborted');
+    for (const c of this.#cleanups) void c();
+    this.#cleanups = [];
+  }
+
+  #issue<T>(operation: string, result: T, call: (n: NativeCommunicator) => Promise<unknown>): Work<T> {
+    if (this.#destroyed !== undefined || this.#aborted) {
+      throw new CollectiveError(
+        this.#aborted ? ErrorCode.ABORTED : ErrorCode.DESTROYED,
+        `${operation}: the communicator was ${this.#aborted ? 'aborted' : 'destroyed'}`,
+        this.rank,
+        operation,
+      );
+    }
+    const site: { stack?: string } = {};
+    Error.captureStackTrace(site, this.#issue);
+    const rank = this.rank;
+    const p = call(this.#native).then(
+      (v) => (result === undefined ? (v as T) : result),
+      (err: unknown) => {
+        throw fromNative(err, rank, operation, site);
+      },
+    );
+    const tracked = p.finally(() => this.#pending.delete(tracked));
+    tracked.catch(() => {});
+    this.#pending.add(tracked);
+    return new Work<T>(operation, p);
+  }
+
+  #peer(peer: unknown): number {
+    const p = checkInt('peer', peer, 0, this.size - 1);
+    if (p === this.rank) throw argRangeError('peer', `a rank other than this one (${this.rank})`, p);
+    return p;
+  }
+
+  #splits_(name: string, splits: unknown, total: number, what: string): number[] {
+    if (!Array.isArray(splits) || splits.length !== this.size) {
+      throw argTypeError(name, `an array of ${this.size} counts (one per rank)`, splits);
+    }
+    let sum = 0;
+    for (const s of splits) {
+      checkInt(`${name}[]`, s, 0, Number.MAX_SAFE_INTEGER);
+      sum += s as number;
+    }
+    if (sum !== total) throw argRangeError(name, `counts summing to ${what} (${total})`, `a sum of ${sum}`);
+    return splits as number[];
+  }
+}
+
+function sameLength(name: string, a: HostArray, expected: number, what: string): void {
+  if (a.length !== expected) throw argRangeError(name, `${expected} elements (${what})`, a.length);
+}

@@ -1,0 +1,15 @@
+export { init, versions, DEFAULT_TIMEOUT_MS, type InitOptions } from './init';
+export {
+  Communicator,
+  type AllReduceOptions,
+  type BroadcastOptions,
+  type DataOptions,
+  type P2POptions,
+  type ReduceOptions,
+  type RootedReduceOptions,
+} from './communicator';
+export { Work } from './work';
+export { CollectiveError, ErrorCode } from './errors';
+export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './dtypes';
+export { rankFromEnvironment, type RankInfo } from './env';
+export type { CallOptions } from './options';

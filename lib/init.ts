@@ -1,0 +1,161 @@
+import * as dgram from 'dgram';
+import * as dns from 'dns';
+import * as net from 'net';
+
+import { Communicator } from './communicator';
+import { type RankInfo, rankFromEnvironment } from './env';
+import { fromNative } from './errors';
+import { loadAddon } from './loader';
+import { checkInt, checkOptions, checkTimeout } from './options';
+import { StoreServer } from './store/server';
+import { argTypeError } from './errors';
+
+/** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
+export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+
+export interface InitOptions {
+  rank?: number;
+  worldSize?: number;
+  /** Address of the rendezvous store (MASTER_ADDR; default 127.0.0.1). */
+  masterAddr?: string;
+  /** Port of the rendezvous store (MASTER_PORT; default 29500). */
+  masterPort?: number;
+  /** The job's store token (COLLECTIVES_TOKEN). */
+  token?: string;
+  /** Meet through files in this shared folder instead of the TCP store. */
+  storePath?: string;
+  /** Default timeout of every collective, and of the rendezvous (ms). */
+  timeoutMs?: number;
+  /** Address this rank's Gloo pairs listen on (default: the one that reaches masterAddr). */
+  hostname?: string;
+  /** Network interface for Gloo's pairs (COLLECTIVES_SOCKET_IFNAME), instead of hostname. */
+  iface?: string;
+}
+
+const INIT_KEYS = [
+  'rank',
+  'worldSize',
+  'masterAddr',
+  'masterPort',
+  'token',
+  'storePath',
+  'timeoutMs',
+  'hostname',
+  'iface',
+] as const;
+
+function isLoopback(addr: string): boolean {
+  return addr === 'localhost' || addr === '::1' || addr.startsWith('127.');
+}
+
+/** The local address a packet to `host` would leave from. */
+async function localAddressToward(host: string): Promise<string> {
+  if (isLoopback(host)) return '127.0.0.1';
+  const { address } = await dns.promises.lookup(host);
+  if (isLoopback(address)) return '127.0.0.1';
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
+    sock.on('error', () => {
+      sock.close();
+      resolve(address);
+    });
+    sock.connect(9, address, () => {
+      const local = sock.address().address;
+      sock.close();
+      resolve(local);
+    });
+  });
+}
+
+function resolveRank(o: InitOptions): RankInfo {
+  const fromEnv = rankFromEnvironment();
+  if (o.rank === undefined && o.worldSize === undefined) return fromEnv;
+  const worldSize = o.worldSize === undefined ? fromEnv.worldSize : checkInt('options.worldSize', o.worldSize, 1, 1 << 20);
+  const rank = o.rank === undefined ? fromEnv.rank : checkInt('options.rank', o.rank, 0, worldSize - 1);
+  return { ...fromEnv, rank, worldSize, source: 'options' };
+}
+
+/**
+ * Joins the job and returns the world communicator. With no options it reads
+ * the launcher's environment (collectives-run, torchrun, mpirun, srun). Rank
+ * 0 hosts the rendezvous store unless collectives-run already does.
+ */
+export async function init(options?: InitOptions): Promise<Communicator> {
+  const o = checkOptions<InitOptions>('options', options, INIT_KEYS);
+  const env = process.env;
+  const info = resolveRank(o);
+  if (info.rank >= info.worldSize) {
+    throw argTypeError('rank', `a rank below the world size (${info.worldSize})`, info.rank);
+  }
+  const timeoutMs = checkTimeout(
+    'options.timeoutMs',
+    o.timeoutMs ?? (env.COLLECTIVES_TIMEOUT_MS ? Number(env.COLLECTIVES_TIMEOUT_MS) : undefined),
+    DEFAULT_TIMEOUT_MS,
+  );
+  const masterAddr = o.masterAddr ?? env.MASTER_ADDR ?? '127.0.0.1';
+  if (typeof masterAddr !== 'string' || masterAddr === '') throw argTypeError('options.masterAddr', 'a host name or address', masterAddr);
+  const portGiven = o.masterPort ?? (env.MASTER_PORT ? Number(env.MASTER_PORT) : undefined);
+  let masterPort = portGiven === undefined ? 29500 : checkInt('options.masterPort', portGiven, 0, 65535);
+  let token = o.token ?? env.COLLECTIVES_TOKEN ?? '';
+  if (typeof token !== 'string') throw argTypeError('options.token', 'a string', token);
+  const storePath = o.storePath;
+  if (storePath !== undefined && (typeof storePath !== 'string' || storePath === '')) {
+    throw argTypeError('options.storePath', 'a folder path', storePath);
+  }
+  const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
+  const hostname = o.hostname ?? (iface ? undefined : await localAddressToward(masterAddr));
+  const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
+
+  if (token === '' && !storePath) {
+    // Ranks started by hand (mpirun, srun, a shell loop) share no secret; they
+    // still meet, but any local user could too, so say so.
+    token = `open:${masterAddr}:${masterPort}`;
+    if (info.rank === 0 && info.worldSize > 1) {
+      process.emitWarning(
+        'COLLECTIVES_TOKEN is not set: the rendezvous store accepts any client that can reach it. ' +
+          'collectives-run sets a random token; with other launchers, export the same COLLECTIVES_TOKEN on every rank.',
+        { code: 'COLLECTIVES_NO_TOKEN' },
+      );
+    }
+  }
+
+  const cleanups: (() => Promise<void>)[] = [];
+  if (!storePath && info.rank === 0 && env.COLLECTIVES_STORE_HOSTED !== '1') {
+    if (portGiven === undefined && info.worldSize === 1) masterPort = 0;
+    if (masterPort === 0 && info.worldSize > 1) {
+      throw argTypeError('options.masterPort', 'a fixed port when more than one rank must find the store', 0);
+    }
+    const server = await StoreServer.start({ host: masterAddr, port: masterPort, token });
+    masterPort = server.port;
+    cleanups.push(() => server.close());
+  } else if (!storePath && masterPort === 0) {
+    throw argTypeError('options.masterPort', 'the port of the running store', 0);
+  }
+
+  const addon = loadAddon();
+  let native;
+  try {
+    native = await addon.connect({
+      rank: info.rank,
+      size: info.worldSize,
+      timeoutMs,
+      prefix,
+      hostname,
+      iface,
+      storeHost: storePath ? undefined : masterAddr,
+      storePort: storePath ? undefined : masterPort,
+      storePath,
+      token,
+    });
+  } catch (err) {
+    for (const c of cleanups) await c();
+    throw fromNative(err, info.rank, 'init');
+  }
+  return new Communicator(native, timeoutMs, cleanups);
+}
+
+/** Versions of the engines this build uses. */
+export function versions(): { gloo: string; napi: number; node: string } {
+  const v = loadAddon().versions;
+  return { gloo: v.gloo, napi: v.napi, node: process.version };
+}

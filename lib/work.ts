@@ -1,0 +1,54 @@
+/**
+ * One in-flight operation, like torch.distributed's Work. It is returned at
+ * once; the operation runs off the JavaScript thread. Await it (it is
+ * thenable) or call `wait()`. A failure is reported to whoever waits; an
+ * unawaited Work never raises an unhandled rejection.
+ */
+export class Work<T = void> implements PromiseLike<T> {
+  readonly operation: string;
+  #completed = false;
+  #failed = false;
+  readonly #promise: Promise<T>;
+
+  constructor(operation: string, promise: Promise<T>) {
+    this.operation = operation;
+    this.#promise = promise.then(
+      (value) => {
+        this.#completed = true;
+        return value;
+      },
+      (err: unknown) => {
+        this.#completed = true;
+        this.#failed = true;
+        throw err;
+      },
+    );
+    this.#promise.catch(() => {});
+  }
+
+  /** Resolves when the operation has completed (with its output, if any). */
+  wait(): Promise<T> {
+    return this.#promise;
+  }
+
+  /** True once the operation has finished, successfully or not. */
+  isCompleted(): boolean {
+    return this.#completed;
+  }
+
+  /** True when the operation finished with an error. */
+  isFailed(): boolean {
+    return this.#failed;
+  }
+
+  then<A = T, B = never>(
+    onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.#promise.then(onFulfilled, onRejected);
+  }
+
+  catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<T | B> {
+    return this.#promise.catch(onRejected);
+  }
+}

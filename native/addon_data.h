@@ -1,0 +1,35 @@
+// Per-environment state (one per main thread or worker thread that loads the
+// addon): the Communicator constructor and the queues to stop when the
+// environment ends.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include <napi.h>
+
+#include "work_queue.h"
+
+namespace collectives {
+
+struct AddonData {
+  Napi::FunctionReference communicatorConstructor;
+  std::vector<std::weak_ptr<WorkQueue>> queues;
+
+  void track(const std::shared_ptr<WorkQueue>& queue) {
+    queues.erase(std::remove_if(queues.begin(), queues.end(),
+                                [](const std::weak_ptr<WorkQueue>& w) { return w.expired(); }),
+                 queues.end());
+    queues.push_back(queue);
+  }
+  // The environment is ending: no JS runs again, threads must not be joined.
+  void teardown() {
+    for (auto& weak : queues) {
+      if (auto queue = weak.lock()) queue->teardown();
+    }
+    queues.clear();
+  }
+};
+
+}  // namespace collectives

@@ -1,0 +1,477 @@
+#include "communicator.h"
+
+#include <cstring>
+
+#include <gloo/rendezvous/file_store.h>
+
+#include "addon_data.h"
+#include "args.h"
+#include "errors.h"
+#include "gloo/gloo_backend.h"
+#include "store/tcp_store.h"
+
+namespace collectives {
+
+Napi::Function Communicator::Define(Napi::Env env) {
+  return DefineClass(
+      env, "NativeCommunicator",
+      {
+          InstanceMethod<&Communicator::AllReduce>("allReduce"),
+          InstanceMethod<&Communicator::ReduceScatter>("reduceScatter"),
+          InstanceMethod<&Communicator::AllGather>("allGather"),
+          InstanceMethod<&Communicator::Broadcast>("broadcast"),
+          InstanceMethod<&Communicator::Reduce>("reduce"),
+          InstanceMethod<&Communicator::Barrier>("barrier"),
+          InstanceMethod<&Communicator::AllToAll>("allToAll"),
+          InstanceMethod<&Communicator::AllToAllV>("allToAllV"),
+          InstanceMethod<&Communicator::Send>("send"),
+          InstanceMethod<&Communicator::Recv>("recv"),
+          InstanceMethod<&Communicator::Split>("split"),
+          InstanceMethod<&Communicator::Close>("close"),
+          InstanceMethod<&Communicator::Abort>("abort"),
+          InstanceAccessor<&Communicator::GetRank>("rank"),
+          InstanceAccessor<&Communicator::GetSize>("size"),
+          InstanceAccessor<&Communicator::GetPending>("pending"),
+          InstanceAccessor<&Communicator::GetClosed>("closed"),
+      });
+}
+
+namespace {
+
+// Passed to the constructor so that only native code can create instances.
+struct Birth {
+  std::shared_ptr<WorkQueue> queue;
+  int rank;
+  int size;
+};
+
+std::string optString(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return "";
+  return stringArg(o.Env(), v, key);
+}
+
+}  // namespace
+
+Napi::Object Communicator::Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
+                                int size) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  data->track(queue);
+  Birth birth{std::move(queue), rank, size};
+  return data->communicatorConstructor.New({Napi::External<Birth>::New(env, &birth)});
+}
+
+Communicator::Communicator(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Communicator>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throwTypeError(info.Env(), "Communicator: create communicators with init()");
+  }
+  Birth* birth = info[0].As<Napi::External<Birth>>().Data();
+  queue_ = birth->queue;
+  rank_ = birth->rank;
+  size_ = birth->size;
+}
+
+Communicator::~Communicator() {
+  // Pending work pins this object, so a collected communicator is idle.
+  if (queue_ && !queue_->closed()) queue_->close();
+}
+
+Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throwTypeError(env, "connect: expected an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  GlooConnectOptions options;
+  options.rank = int(intArg(env, o.Get("rank"), "rank", 0, 1 << 20));
+  options.size = int(intArg(env, o.Get("size"), "size", 1, 1 << 20));
+  if (options.rank >= options.size) {
+    throwRangeError(env, "rank: expected an integer below size (" +
+                             std::to_string(options.size) + "), got " +
+                             std::to_string(options.rank));
+  }
+  options.timeout = timeoutArg(env, o.Get("timeoutMs"));
+  options.prefix = optString(o, "prefix");
+  options.hostname = optString(o, "hostname");
+  options.iface = optString(o, "iface");
+  if (options.hostname.empty() && options.iface.empty()) options.hostname = "127.0.0.1";
+  const std::string storePath = optString(o, "storePath");
+  const std::string storeHost = optString(o, "storeHost");
+  const std::string token = optString(o, "token");
+  int storePort = 0;
+  if (storePath.empty()) {
+    storePort = int(intArg(env, o.Get("storePort"), "storePort", 1, 65535));
+    if (storeHost.empty()) throwTypeError(env, "storeHost: expected a host name or address");
+  }
+
+  auto queue = WorkQueue::create(env, nullptr);
+  Napi::Object self = Wrap(env, queue, options.rank, options.size);
+  auto work = std::make_unique<Work>(env, "init");
+  work->pin(self);
+  work->run = [options, storePath, storeHost, storePort, token](
+                  std::shared_ptr<Backend>& backend) mutable {
+    if (storePath.empty()) {
+      options.store = std::make_shared<TcpStore>(storeHost, storePort, token, options.timeout);
+    } else {
+      translateGlooErrors("init", [&] {
+        options.store = std::make_shared<gloo::rendezvous::FileStore>(storePath);
+      });
+    }
+    backend = GlooBackend::connect(options);
+  };
+  auto shared = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
+  work->result = [shared](Napi::Env) -> Napi::Value { return shared->Value(); };
+  return queue->push(env, std::move(work));
+}
+
+void Communicator::checkOpen(Napi::Env env, const char* operation) {
+  if (!queue_ || queue_->closed()) {
+    Napi::Error e = Napi::Error::New(env, std::string(operation) +
+                                              ": the communicator was destroyed");
+    e.Set("code", Napi::String::New(env, codes::kDestroyed));
+    throw e;
+  }
+}
+
+std::unique_ptr<Work> Communicator::newWork(const Napi::CallbackInfo& info,
+                                            const char* operation) {
+  auto work = std::make_unique<Work>(info.Env(), operation);
+  work->pin(info.This());
+  return work;
+}
+
+int Communicator::checkRoot(Napi::Env env, const Napi::Value& v, const char* name) {
+  return int(intArg(env, v, name, 0, size_ - 1));
+}
+
+// allReduce(input, output, dtype, op, timeoutMs)
+Napi::Value Communicator::AllReduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "allReduce");
+  DType dtype = dtypeArg(env, info[2]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  ArrayView out = arrayArg(env, info[1], "output", dtype);
+  RedOp op = redOpArg(env, info[3], dtype);
+  Millis timeout = timeoutArg(env, info[4]);
+  if (in.length != out.length) {
+    throwRangeError(env, "output: expected " + std::to_string(in.length) +
+                             " elements (the input's length), got " +
+                             std::to_string(out.length));
+  }
+  if (overlaps(in, out) && in.data != out.data) {
+    throwRangeError(env, "output: overlaps the input without being the same memory");
+  }
+  auto work = newWork(info, "allReduce");
+  work->pin(in.value);
+  work->pin(out.value);
+  size_t count = in.length;
+  void* inData = in.data;
+  void* outData = out.data;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    b->allReduce(inData, outData, count, dtype, op, timeout);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// reduceScatter(input, output, dtype, op, timeoutMs)
+Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "reduceScatter");
+  DType dtype = dtypeArg(env, info[2]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  ArrayView out = arrayArg(env, info[1], "output", dtype);
+  RedOp op = redOpArg(env, info[3], dtype);
+  Millis timeout = timeoutArg(env, info[4]);
+  if (in.length != out.length * size_t(size_)) {
+    throwRangeError(env, "input: expected " + std::to_string(out.length * size_) +
+                             " elements (output length x world size), got " +
+                             std::to_string(in.length));
+  }
+  auto work = newWork(info, "reduceScatter");
+  work->pin(in.value);
+  work->pin(out.value);
+  size_t count = out.length;
+  void* inData = in.data;
+  void* outData = out.data;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    b->reduceScatter(inData, outData, count, dtype, op, timeout);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// allGather(input, output, dtype, timeoutMs)
+Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "allGather");
+  DType dtype = dtypeArg(env, info[2]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  ArrayView out = arrayArg(env, info[1], "output", dtype);
+  Millis timeout = timeoutArg(env, info[3]);
+  if (out.length != in.length * size_t(size_)) {
+    throwRangeError(env, "output: expected " + std::to_string(in.length * size_) +
+                             " elements (input length x world size), got " +
+                             std::to_string(out.length));
+  }
+  auto work = newWork(info, "allGather");
+  work->pin(in.value);
+  work->pin(out.value);
+  size_t count = in.length;
+  size_t chunkBytes = in.bytes;
+  void* inData = in.data;
+  void* outData = out.data;
+  int rank = rank_;
+  // An input that overlaps the output anywhere but its own slot would be
+  // overwritten while it is still being sent: send a copy instead.
+  bool copyInput = overlaps(in, out) &&
+                   inData != static_cast<char*>(outData) + size_t(rank) * chunkBytes;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    if (copyInput) {
+      std::vector<char> copy(chunkBytes);
+      std::memcpy(copy.data(), inData, chunkBytes);
+      b->allGather(copy.data(), outData, count, dtype, timeout);
+    } else {
+      b->allGather(inData, outData, count, dtype, timeout);
+    }
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// broadcast(buffer, dtype, root, timeoutMs)
+Napi::Value Communicator::Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "broadcast");
+  DType dtype = dtypeArg(env, info[1]);
+  ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
+  int root = checkRoot(env, info[2], "root");
+  Millis timeout = timeoutArg(env, info[3]);
+  auto work = newWork(info, "broadcast");
+  work->pin(buf.value);
+  void* data = buf.data;
+  size_t count = buf.length;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    b->broadcast(data, count, dtype, root, timeout);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// reduce(input, output | null, dtype, op, root, timeoutMs)
+Napi::Value Communicator::Reduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "reduce");
+  DType dtype = dtypeArg(env, info[2]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  RedOp op = redOpArg(env, info[3], dtype);
+  int root = checkRoot(env, info[4], "root");
+  Millis timeout = timeoutArg(env, info[5]);
+  ArrayView out;
+  bool haveOut = !(info[1].IsNull() || info[1].IsUndefined());
+  if (haveOut) {
+    out = arrayArg(env, info[1], "output", dtype);
+    if (out.length != in.length) {
+      throwRangeError(env, "output: expected " + std::to_string(in.length) +
+                               " elements (the input's length), got " +
+                               std::to_string(out.length));
+    }
+  } else if (rank_ == root) {
+    throwTypeError(env, "output: the root needs an output buffer");
+  }
+  auto work = newWork(info, "reduce");
+  work->pin(in.value);
+  if (haveOut) work->pin(out.value);
+  void* inData = in.data;
+  void* outData = haveOut ? out.data : nullptr;
+  size_t count = in.length;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    b->reduce(inData, outData, count, dtype, op, root, timeout);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// barrier(timeoutMs)
+Napi::Value Communicator::Barrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "barrier");
+  Millis timeout = timeoutArg(env, info[0]);
+  auto work = newWork(info, "barrier");
+  work->run = [=](std::shared_ptr<Backend>& b) { b->barrier(timeout); };
+  return queue_->push(env, std::move(work));
+}
+
+// allToAll(input, output, dtype, timeoutMs)
+Napi::Value Communicator::AllToAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "allToAll");
+  DType dtype = dtypeArg(env, info[2]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  ArrayView out = arrayArg(env, info[1], "output", dtype);
+  Millis timeout = timeoutArg(env, info[3]);
+  if (in.length != out.length) {
+    throwRangeError(env, "output: expected " + std::to_string(in.length) +
+                             " elements (the input's length), got " +
+                             std::to_string(out.length));
+  }
+  if (in.length % size_t(size_) != 0) {
+    throwRangeError(env, "input: expected a length divisible by the world size (" +
+                             std::to_string(size_) + "), got " + std::to_string(in.length));
+  }
+  auto work = newWork(info, "allToAll");
+  work->pin(in.value);
+  work->pin(out.value);
+  void* inData = in.data;
+  void* outData = out.data;
+  size_t countPerRank = in.length / size_t(size_);
+  size_t bytes = in.bytes;
+  bool copyInput = overlaps(in, out);
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    if (copyInput) {
+      std::vector<char> copy(bytes);
+      std::memcpy(copy.data(), inData, bytes);
+      b->allToAll(copy.data(), outData, countPerRank, dtype, timeout);
+    } else {
+      b->allToAll(inData, outData, countPerRank, dtype, timeout);
+    }
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// allToAllV(input, inputCounts, output, outputCounts, dtype, timeoutMs)
+Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "allToAllV");
+  DType dtype = dtypeArg(env, info[4]);
+  ArrayView in = arrayArg(env, info[0], "input", dtype);
+  std::vector<int64_t> inCounts = countsArg(env, info[1], "inputSplits", size_);
+  ArrayView out = arrayArg(env, info[2], "output", dtype);
+  std::vector<int64_t> outCounts = countsArg(env, info[3], "outputSplits", size_);
+  Millis timeout = timeoutArg(env, info[5]);
+  int64_t inTotal = 0, outTotal = 0;
+  for (int64_t c : inCounts) inTotal += c;
+  for (int64_t c : outCounts) outTotal += c;
+  if (inTotal != int64_t(in.length)) {
+    throwRangeError(env, "inputSplits: expected counts summing to the input's length (" +
+                             std::to_string(in.length) + "), got " + std::to_string(inTotal));
+  }
+  if (outTotal != int64_t(out.length)) {
+    throwRangeError(env, "outputSplits: expected counts summing to the output's length (" +
+                             std::to_string(out.length) + "), got " +
+                             std::to_string(outTotal));
+  }
+  auto work = newWork(info, "allToAllV");
+  work->pin(in.value);
+  work->pin(out.value);
+  void* inData = in.data;
+  void* outData = out.data;
+  size_t bytes = in.bytes;
+  bool copyInput = overlaps(in, out);
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    if (copyInput) {
+      std::vector<char> copy(bytes);
+      std::memcpy(copy.data(), inData, bytes);
+      b->allToAllV(copy.data(), inCounts, outData, outCounts, dtype, timeout);
+    } else {
+      b->allToAllV(inData, inCounts, outData, outCounts, dtype, timeout);
+    }
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// send(buffer, dtype, peer, tag, timeoutMs)
+Napi::Value Communicator::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "send");
+  DType dtype = dtypeArg(env, info[1]);
+  ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
+  int peer = int(intArg(env, info[2], "peer", 0, size_ - 1));
+  if (peer == rank_) throwRangeError(env, "peer: expected another rank, got this rank");
+  uint32_t tag = uint32_t(intArg(env, info[3], "tag", 0, 0xffffffffLL));
+  Millis timeout = timeoutArg(env, info[4]);
+  auto work = newWork(info, "send");
+  work->pin(buf.value);
+  void* data = buf.data;
+  size_t bytes = buf.bytes;
+  Work* raw = work.get();
+  work->transferTimeout = timeout;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    raw->transfer = b->postSend(data, bytes, peer, tag);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// recv(buffer, dtype, peer, tag, timeoutMs)
+Napi::Value Communicator::Recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "recv");
+  DType dtype = dtypeArg(env, info[1]);
+  ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
+  int peer = int(intArg(env, info[2], "peer", 0, size_ - 1));
+  if (peer == rank_) throwRangeError(env, "peer: expected another rank, got this rank");
+  uint32_t tag = uint32_t(intArg(env, info[3], "tag", 0, 0xffffffffLL));
+  Millis timeout = timeoutArg(env, info[4]);
+  auto work = newWork(info, "recv");
+  work->pin(buf.value);
+  void* data = buf.data;
+  size_t bytes = buf.bytes;
+  Work* raw = work.get();
+  work->transferTimeout = timeout;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    raw->transfer = b->postRecv(data, bytes, peer, tag);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// split(newRank, newSize, key, timeoutMs) -> Promise<Communicator>
+Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "split");
+  int newSize = int(intArg(env, info[1], "size", 1, size_));
+  int newRank = int(intArg(env, info[0], "rank", 0, newSize - 1));
+  std::string key = stringArg(env, info[2], "key");
+  Millis timeout = timeoutArg(env, info[3]);
+  auto work = newWork(info, "split");
+  auto child = std::make_shared<std::shared_ptr<Backend>>();
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    *child = b->split(newRank, newSize, key, timeout);
+  };
+  work->result = [child, newRank, newSize](Napi::Env env) -> Napi::Value {
+    auto queue = WorkQueue::create(env, *child);
+    child->reset();
+    return Communicator::Wrap(env, queue, newRank, newSize);
+  };
+  return queue_->push(env, std::move(work));
+}
+
+// close(): stops the idle queue. The TypeScript layer waits for pending work.
+Napi::Value Communicator::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (queue_->pending() > 0 && !queue_->closed()) {
+    Napi::Error e = Napi::Error::New(env, "close: " + std::to_string(queue_->pending()) +
+                                              " operations are still pending");
+    e.Set("code", Napi::String::New(env, codes::kInvalidArgument));
+    throw e;
+  }
+  queue_->close();
+  return env.Undefined();
+}
+
+// abort(reason?): fails pending work at once.
+Napi::Value Communicator::Abort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string reason = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value()
+                                          : "the communicator was aborted";
+  queue_->abort(env, reason);
+  return env.Undefined();
+}
+
+Napi::Value Communicator::GetRank(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), rank_);
+}
+Napi::Value Communicator::GetSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), size_);
+}
+Napi::Value Communicator::GetPending(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(queue_->pending()));
+}
+Napi::Value Communicator::GetClosed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), queue_->closed());
+}
+
+}  // namespace collectives

@@ -1,0 +1,59 @@
+// The N-API Communicator: checks arguments (the backstop behind the
+// TypeScript layer), pins the buffers an operation reads or writes, and
+// queues the operation on its WorkQueue. Every method returns a promise at
+// once; the work runs off the JS thread in issue order.
+#pragma once
+
+#include <memory>
+
+#include <napi.h>
+
+#include "work_queue.h"
+
+namespace collectives {
+
+class Communicator : public Napi::ObjectWrap<Communicator> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // A new JS Communicator over `queue` (constructed only from native code).
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
+                           int size);
+  // connect(options) -> Promise<Communicator>
+  static Napi::Value Connect(const Napi::CallbackInfo& info);
+
+  explicit Communicator(const Napi::CallbackInfo& info);
+  ~Communicator() override;
+
+ private:
+  Napi::Value AllReduce(const Napi::CallbackInfo& info);
+  Napi::Value ReduceScatter(const Napi::CallbackInfo& info);
+  Napi::Value AllGather(const Napi::CallbackInfo& info);
+  Napi::Value Broadcast(const Napi::CallbackInfo& info);
+  Napi::Value Reduce(const Napi::CallbackInfo& info);
+  Napi::Value Barrier(const Napi::CallbackInfo& info);
+  Napi::Value AllToAll(const Napi::CallbackInfo& info);
+  Napi::Value AllToAllV(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Recv(const Napi::CallbackInfo& info);
+  Napi::Value Split(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value GetRank(const Napi::CallbackInfo& info);
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value GetPending(const Napi::CallbackInfo& info);
+  Napi::Value GetClosed(const Napi::CallbackInfo& info);
+
+  // A work that pins this communicator and the given values.
+  std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation);
+  void checkOpen(Napi::Env env, const char* operation);
+  int checkRoot(Napi::Env env, const Napi::Value& v, const char* name);
+
+  std::shared_ptr<WorkQueue> queue_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Called at environment teardown: stops every live queue without waiting.
+void teardownAllQueues();
+
+}  // namespace collectives

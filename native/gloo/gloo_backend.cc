@@ -1,0 +1,352 @@
+#include "gloo_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/alltoall.h>
+#include <gloo/alltoallv.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/common/error.h>
+#include <gloo/common/logging.h>
+#include <gloo/reduce.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/prefix_store.h>
+#include <gloo/transport/tcp/device.h>
+#include <gloo/transport/unbound_buffer.h>
+
+#include "../errors.h"
+#include "../reduce_ops.h"
+
+namespace collectives {
+namespace {
+
+// Gloo's collectives reserve slot prefixes 0x01-0x08 in the top byte; user
+// point-to-point traffic gets a prefix of its own so tags never collide.
+constexpr uint64_t kUserSlotPrefix = uint64_t(0xF0) << 56;
+
+// A zero-length typed array may have no backing store; Gloo still wants a
+// pointer for its (empty) unbound buffer.
+char gEmpty[8];
+inline void* nonNull(const void* p) {
+  return p ? const_cast<void*>(p) : static_cast<void*>(gEmpty);
+}
+
+std::shared_ptr<gloo::Context> connectContext(
+    int rank, int size, gloo::rendezvous::Store& store, const std::string& prefix,
+    std::shared_ptr<gloo::transport::Device>& device, Millis timeout) {
+  auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
+  context->setTimeout(timeout);
+  gloo::rendezvous::PrefixStore scoped(prefix, store);
+  context->connectFullMesh(scoped, device);
+  return context;
+}
+
+template <typename T>
+void runAllreduce(const std::shared_ptr<gloo::Context>& context, const void* in,
+                  void* out, size_t count, ReduceFn fn, uint32_t tag, Millis timeout) {
+  gloo::AllreduceOptions opts(context);
+  if (in != out) opts.setInput<T>(static_cast<T*>(const_cast<void*>(in)), count);
+  opts.setOutput<T>(static_cast<T*>(out), count);
+  opts.setReduceFunction(fn);
+  opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
+  opts.setTag(tag);
+  opts.setTimeout(timeout);
+  gloo::allreduce(opts);
+}
+
+template <typename T>
+void runReduce(const std::shared_ptr<gloo::Context>& context, const void* in,
+               void* out, size_t count, ReduceFn fn, int root, uint32_t tag,
+               Millis timeout) {
+  gloo::ReduceOptions opts(context);
+  opts.setInput<T>(static_cast<T*>(const_cast<void*>(in)), count);
+  opts.setOutput<T>(static_cast<T*>(out), count);
+  opts.setReduceFunction(fn);
+  opts.setRoot(root);
+  opts.setTag(tag);
+  opts.setTimeout(timeout);
+  gloo::reduce(opts);
+}
+
+// Calls F<T> with T the C++ type of a non-half dtype.
+#define COLLECTIVES_DISPATCH(dtype, F, ...)                      \
+  switch (dtype) {                                               \
+    case DType::kFloat32: F<float>(__VA_ARGS__); break;          \
+    case DType::kFloat64: F<double>(__VA_ARGS__); break;         \
+    case DType::kInt8: F<int8_t>(__VA_ARGS__); break;            \
+    case DType::kUint8: F<uint8_t>(__VA_ARGS__); break;          \
+    case DType::kInt32: F<int32_t>(__VA_ARGS__); break;          \
+    case DType::kInt64: F<int64_t>(__VA_ARGS__); break;          \
+    default:                                                     \
+      throw CollectiveFailure(codes::kInternal, "unexpected half dtype"); \
+  }
+
+class GlooTransfer : public PendingTransfer {
+ public:
+  GlooTransfer(std::unique_ptr<gloo::transport::UnboundBuffer> buffer, bool isSend,
+               int peer)
+      : buffer_(std::move(buffer)), isSend_(isSend), peer_(peer) {}
+
+  void wait(Millis timeout) override {
+    translateGlooErrors(isSend_ ? "send" : "recv", [&] {
+      bool done = isSend_ ? buffer_->waitSend(timeout) : buffer_->waitRecv(timeout);
+      if (!done) {
+        throw CollectiveFailure(codes::kAborted, std::string(isSend_ ? "send to" : "recv from") +
+                                                     " rank " + std::to_string(peer_) +
+                                                     " was aborted");
+      }
+    });
+  }
+
+ private:
+  std::unique_ptr<gloo::transport::UnboundBuffer> buffer_;
+  bool isSend_;
+  int peer_;
+};
+
+}  // namespace
+
+void translateGlooErrors(const char* operation, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const CollectiveFailure&) {
+    throw;
+  } catch (const gloo::IoException& e) {
+    std::string what = e.what();
+    bool timedOut = what.find("imed out") != std::string::npos ||
+                    what.find("imeout") != std::string::npos;
+    throw CollectiveFailure(timedOut ? codes::kTimeout : codes::kPeerLost,
+                            std::string(operation) + ": " + what);
+  } catch (const gloo::EnforceNotMet& e) {
+    throw CollectiveFailure(codes::kInternal, std::string(operation) + ": " + e.what());
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    bool timedOut = what.find("imed out") != std::string::npos;
+    throw CollectiveFailure(timedOut ? codes::kTimeout : codes::kInternal,
+                            std::string(operation) + ": " + what);
+  }
+}
+
+std::shared_ptr<GlooBackend> GlooBackend::connect(const GlooConnectOptions& options) {
+  std::shared_ptr<GlooBackend> backend;
+  translateGlooErrors("connect", [&] {
+    gloo::transport::tcp::attr attr;
+    if (!options.iface.empty()) {
+      attr.iface = options.iface;
+    } else {
+      attr.hostname = options.hostname;
+    }
+    auto device = gloo::transport::tcp::CreateDevice(attr);
+    auto context = connectContext(options.rank, options.size, *options.store,
+                                  options.prefix, device, options.timeout);
+    backend.reset(new GlooBackend(options, device, context));
+  });
+  return backend;
+}
+
+GlooBackend::GlooBackend(GlooConnectOptions options,
+                         std::shared_ptr<gloo::transport::Device> device,
+                         std::shared_ptr<gloo::Context> context)
+    : options_(std::move(options)),
+      device_(std::move(device)),
+      context_(std::move(context)),
+      rank_(context_->rank),
+      size_(context_->size) {}
+
+void GlooBackend::allReduceSameType(const void* in, void* out, size_t count,
+                                    DType dtype, RedOp op, Millis timeout) {
+  ReduceFn fn = reduceFunction(dtype, op);
+  uint32_t tag = nextTag();
+  COLLECTIVES_DISPATCH(dtype, runAllreduce, context_, in, out, count, fn, tag, timeout);
+  if (op == RedOp::kAvg) divideInPlace(dtype, out, count, size_);
+}
+
+void GlooBackend::allReduce(const void* in, void* out, size_t count, DType dtype,
+                            RedOp op, Millis timeout) {
+  if (count == 0) return;
+  translateGlooErrors("allReduce", [&] {
+    if (!isHalf(dtype)) {
+      allReduceSameType(in, out, count, dtype, op, timeout);
+      return;
+    }
+    std::vector<float> wide(count);
+    widenHalf(dtype, static_cast<const uint16_t*>(in), wide.data(), count);
+    allReduceSameType(wide.data(), wide.data(), count, DType::kFloat32, op, timeout);
+    narrowHalf(dtype, wide.data(), static_cast<uint16_t*>(out), count);
+  });
+}
+
+void GlooBackend::reduceScatter(const void* in, void* out, size_t countPerRank,
+                                DType dtype, RedOp op, Millis timeout) {
+  if (countPerRank == 0) return;
+  translateGlooErrors("reduceScatter", [&] {
+    const size_t esize = dtypeSize(dtype);
+    const size_t chunkBytes = countPerRank * esize;
+    std::vector<char> gathered(chunkBytes * size_);
+    allToAll(in, gathered.data(), countPerRank, dtype, timeout);
+    if (isHalf(dtype)) {
+      std::vector<float> acc(countPerRank), part(countPerRank);
+      const uint16_t* g = reinterpret_cast<const uint16_t*>(gathered.data());
+      widenHalf(dtype, g, acc.data(), countPerRank);
+      for (int r = 1; r < size_; r++) {
+        widenHalf(dtype, g + size_t(r) * countPerRank, part.data(), countPerRank);
+        reduceInto(DType::kFloat32, op, acc.data(), part.data(), countPerRank);
+      }
+      if (op == RedOp::kAvg) divideInPlace(DType::kFloat32, acc.data(), countPerRank, size_);
+      narrowHalf(dtype, acc.data(), static_cast<uint16_t*>(out), countPerRank);
+      return;
+    }
+    // Reduce in rank order into the first chunk, then copy out once: `out`
+    // may alias part of `in`, which the all-to-all has already consumed.
+    for (int r = 1; r < size_; r++) {
+      reduceInto(dtype, op, gathered.data(), gathered.data() + size_t(r) * chunkBytes,
+                 countPerRank);
+    }
+    if (op == RedOp::kAvg) divideInPlace(dtype, gathered.data(), countPerRank, size_);
+    std::memcpy(out, gathered.data(), chunkBytes);
+  });
+}
+
+void GlooBackend::allGather(const void* in, void* out, size_t countPerRank,
+                            DType dtype, Millis timeout) {
+  if (countPerRank == 0) return;
+  translateGlooErrors("allGather", [&] {
+    const size_t chunkBytes = countPerRank * dtypeSize(dtype);
+    char* outBytes = static_cast<char*>(out);
+    gloo::AllgatherOptions opts(context_);
+    if (in != outBytes + size_t(rank_) * chunkBytes) {
+      opts.setInput<char>(static_cast<char*>(const_cast<void*>(in)), chunkBytes);
+    }
+    opts.setOutput<char>(outBytes, chunkBytes * size_);
+    opts.setTag(nextTag());
+    opts.setTimeout(timeout);
+    gloo::allgather(opts);
+  });
+}
+
+void GlooBackend::broadcast(void* data, size_t count, DType dtype, int root,
+                            Millis timeout) {
+  if (count == 0) return;
+  translateGlooErrors("broadcast", [&] {
+    gloo::BroadcastOptions opts(context_);
+    opts.setOutput<char>(static_cast<char*>(data), count * dtypeSize(dtype));
+    opts.setRoot(root);
+    opts.setTag(nextTag());
+    opts.setTimeout(timeout);
+    gloo::broadcast(opts);
+  });
+}
+
+void GlooBackend::reduce(const void* in, void* out, size_t count, DType dtype,
+                         RedOp op, int root, Millis timeout) {
+  if (count == 0) return;
+  translateGlooErrors("reduce", [&] {
+    // Gloo's reduce uses the output as scratch on every rank, and its input
+    // must not alias it, so both get their own storage here.
+    const DType wire = isHalf(dtype) ? DType::kFloat32 : dtype;
+    const size_t bytes = count * dtypeSize(wire);
+    std::vector<char> input(bytes), result(bytes);
+    if (isHalf(dtype)) {
+      widenHalf(dtype, static_cast<const uint16_t*>(in),
+                reinterpret_cast<float*>(input.data()), count);
+    } else {
+      std::memcpy(input.data(), in, bytes);
+    }
+    ReduceFn fn = reduceFunction(wire, op);
+    uint32_t tag = nextTag();
+    COLLECTIVES_DISPATCH(wire, runReduce, context_, input.data(), result.data(), count,
+                         fn, root, tag, timeout);
+    if (rank_ != root) return;
+    if (op == RedOp::kAvg) divideInPlace(wire, result.data(), count, size_);
+    if (isHalf(dtype)) {
+      narrowHalf(dtype, reinterpret_cast<const float*>(result.data()),
+                 static_cast<uint16_t*>(out), count);
+    } else {
+      std::memcpy(out, result.data(), bytes);
+    }
+  });
+}
+
+void GlooBackend::barrier(Millis timeout) {
+  translateGlooErrors("barrier", [&] {
+    gloo::BarrierOptions opts(context_);
+    opts.setTag(nextTag());
+    opts.setTimeout(timeout);
+    gloo::barrier(opts);
+  });
+}
+
+void GlooBackend::allToAll(const void* in, void* out, size_t countPerRank,
+                           DType dtype, Millis timeout) {
+  if (countPerRank == 0) return;
+  translateGlooErrors("allToAll", [&] {
+    const size_t bytes = countPerRank * dtypeSize(dtype) * size_;
+    gloo::AlltoallOptions opts(context_);
+    opts.setInput<char>(static_cast<char*>(const_cast<void*>(in)), bytes);
+    opts.setOutput<char>(static_cast<char*>(out), bytes);
+    opts.setTag(nextTag());
+    opts.setTimeout(timeout);
+    gloo::alltoall(opts);
+  });
+}
+
+void GlooBackend::allToAllV(const void* in, const std::vector<int64_t>& inCounts,
+                            void* out, const std::vector<int64_t>& outCounts,
+                            DType dtype, Millis timeout) {
+  translateGlooErrors("allToAllV", [&] {
+    const int64_t esize = int64_t(dtypeSize(dtype));
+    std::vector<int64_t> inBytes(inCounts.size()), outBytes(outCounts.size());
+    for (size_t r = 0; r < inCounts.size(); r++) inBytes[r] = inCounts[r] * esize;
+    for (size_t r = 0; r < outCounts.size(); r++) outBytes[r] = outCounts[r] * esize;
+    gloo::AlltoallvOptions opts(context_);
+    opts.setInput<char>(static_cast<char*>(nonNull(in)), inBytes);
+    opts.setOutput<char>(static_cast<char*>(nonNull(out)), outBytes);
+    opts.setTag(nextTag());
+    opts.setTimeout(timeout);
+    gloo::alltoallv(opts);
+  });
+}
+
+std::unique_ptr<PendingTransfer> GlooBackend::postSend(const void* data, size_t bytes,
+                                                       int peer, uint32_t tag) {
+  std::unique_ptr<PendingTransfer> pending;
+  translateGlooErrors("send", [&] {
+    auto buffer = context_->createUnboundBuffer(nonNull(data), bytes);
+    buffer->send(peer, kUserSlotPrefix | tag);
+    pending.reset(new GlooTransfer(std::move(buffer), true, peer));
+  });
+  return pending;
+}
+
+std::unique_ptr<PendingTransfer> GlooBackend::postRecv(void* data, size_t bytes,
+                                                       int peer, uint32_t tag) {
+  std::unique_ptr<PendingTransfer> pending;
+  translateGlooErrors("recv", [&] {
+    auto buffer = context_->createUnboundBuffer(nonNull(data), bytes);
+    buffer->recv(peer, kUserSlotPrefix | tag);
+    pending.reset(new GlooTransfer(std::move(buffer), false, peer));
+  });
+  return pending;
+}
+
+std::shared_ptr<Backend> GlooBackend::split(int newRank, int newSize,
+                                            const std::string& key, Millis timeout) {
+  std::shared_ptr<Backend> child;
+  translateGlooErrors("split", [&] {
+    GlooConnectOptions options = options_;
+    options.rank = newRank;
+    options.size = newSize;
+    options.prefix = options_.prefix + "/" + key;
+    options.timeout = timeout;
+    auto context = connectContext(newRank, newSize, *options.store, options.prefix,
+                                  device_, timeout);
+    child.reset(new GlooBackend(options, device_, context));
+  });
+  return child;
+}
+
+}  // namespace collectives

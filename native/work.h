@@ -1,0 +1,64 @@
+// One in-flight operation.
+//
+// Lifecycle: created on the JS thread with its buffers pinned and a promise
+// deferred; `run` executes on the communicator's queue thread and never
+// touches the JS environment; a point-to-point operation leaves a transfer
+// that the waiter thread completes; then the JS thread settles the promise
+// (resolve on success, reject with the failure's code otherwise) and unpins
+// the buffers. Abort settles a work early (ABORTED); its buffers stay pinned
+// until the thread that still holds it lets go.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <napi.h>
+
+#include "backend.h"
+
+namespace collectives {
+
+class WorkQueue;
+
+struct Work {
+  Work(Napi::Env env, const char* operation)
+      : operation(operation), deferred(Napi::Promise::Deferred::New(env)) {}
+
+  const char* operation;
+
+  // Queue thread. The connect operation assigns the backend; the others use it.
+  std::function<void(std::shared_ptr<Backend>&)> run;
+  // Set by `run` when completion is awaited on the waiter thread.
+  std::unique_ptr<PendingTransfer> transfer;
+  Millis transferTimeout{0};
+
+  // Outcome, written by the worker threads before the hand-off to JS.
+  bool failed = false;
+  std::string code;
+  std::string message;
+
+  // Keeps the queue alive until the JS thread has settled this work.
+  std::shared_ptr<WorkQueue> owner;
+
+  // JS thread only.
+  Napi::Promise::Deferred deferred;
+  std::vector<Napi::Reference<Napi::Value>> pins;
+  // Builds the resolution value; undefined when empty.
+  std::function<Napi::Value(Napi::Env)> result;
+  bool settled = false;
+
+  void pin(Napi::Value value) { pins.push_back(Napi::Persistent(value)); }
+  void fail(const std::string& c, const std::string& m) {
+    failed = true;
+    code = c;
+    message = m;
+  }
+};
+
+// Rejects `work`'s promise with an Error carrying `code`, `operation`.
+void rejectWork(Napi::Env env, Work& work, const std::string& code,
+                const std::string& message);
+
+}  // namespace collectives

@@ -1,0 +1,215 @@
+#include "work_queue.h"
+
+#include "errors.h"
+
+namespace collectives {
+
+void rejectWork(Napi::Env env, Work& work, const std::string& code,
+                const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("operation", Napi::String::New(env, work.operation));
+  work.deferred.Reject(error.Value());
+}
+
+std::shared_ptr<WorkQueue> WorkQueue::create(Napi::Env env,
+                                             std::shared_ptr<Backend> backend) {
+  std::shared_ptr<WorkQueue> queue(new WorkQueue());
+  queue->start(env, std::move(backend));
+  return queue;
+}
+
+void WorkQueue::start(Napi::Env env, std::shared_ptr<Backend> backend) {
+  backend_ = std::move(backend);
+  // Two users of the function: the runner and the waiter. Each releases it
+  // when its loop ends, and the function is finalized after the last one.
+  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                        "collectives", 0, 2);
+  tsfn_.Unref(env);
+  auto self = shared_from_this();
+  runner_ = std::thread([self] { self->runLoop(); });
+  waiter_ = std::thread([self] { self->waitLoop(); });
+}
+
+WorkQueue::~WorkQueue() {
+  if (runner_.joinable()) runner_.detach();
+  if (waiter_.joinable()) waiter_.detach();
+}
+
+Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
+  Napi::Promise promise = work->deferred.Promise();
+  if (closed_ || aborted_) {
+    rejectWork(env, *work, aborted_ ? codes::kAborted : codes::kDestroyed,
+               std::string(work->operation) + ": the communicator was " +
+                   (aborted_ ? "aborted" : "destroyed"));
+    return promise;
+  }
+  work->owner = shared_from_this();
+  if (pending_++ == 0) tsfn_.Ref(env);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(work.release());
+  }
+  cv_.notify_one();
+  return promise;
+}
+
+void WorkQueue::runLoop() {
+  for (;;) {
+    Work* work = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;
+      work = queue_.front();
+      queue_.pop_front();
+      running_ = work;
+    }
+    try {
+      if (work->run) work->run(backend_);
+    } catch (const CollectiveFailure& e) {
+      work->fail(e.code(), e.what());
+    } catch (const std::exception& e) {
+      work->fail(codes::kInternal, e.what());
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = nullptr;
+      if (work->transfer && !work->failed) {
+        transfers_.push_back(work);
+        work = nullptr;
+      }
+    }
+    if (work) {
+      handOff(work);
+    } else {
+      waitCv_.notify_one();
+    }
+  }
+  // The backend may be the last reference to Gloo's context: drop it here so
+  // that an aborted queue does not tear Gloo down on the JS thread.
+  backend_.reset();
+  tsfn_.Release();
+}
+
+void WorkQueue::waitLoop() {
+  for (;;) {
+    Work* work = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      waitCv_.wait(lock, [&] { return stopping_ || !transfers_.empty(); });
+      if (transfers_.empty()) break;
+      work = transfers_.front();
+      transfers_.pop_front();
+    }
+    try {
+      work->transfer->wait(work->transferTimeout);
+    } catch (const CollectiveFailure& e) {
+      work->fail(e.code(), e.what());
+    } catch (const std::exception& e) {
+      work->fail(codes::kInternal, e.what());
+    }
+    work->transfer.reset();
+    handOff(work);
+  }
+  tsfn_.Release();
+}
+
+void WorkQueue::handOff(Work* work) {
+  if (tsfn_.BlockingCall(work, &WorkQueue::finish) != napi_ok) {
+    // The environment is gone: nothing may touch its handles any more, so
+    // the work's references are left for the process to reclaim.
+    work->owner.reset();
+  }
+}
+
+void WorkQueue::finish(Napi::Env env, Napi::Function, Work* raw) {
+  if (env == nullptr) return;
+  std::unique_ptr<Work> work(raw);
+  std::shared_ptr<WorkQueue> queue = work->owner;
+  work->owner.reset();
+  if (!work->settled) queue->settle(env, *work);
+}
+
+void WorkQueue::settle(Napi::Env env, Work& work) {
+  work.settled = true;
+  if (pending_ > 0 && --pending_ == 0 && !aborted_) tsfn_.Unref(env);
+  Napi::HandleScope scope(env);
+  if (work.failed) {
+    rejectWork(env, work, work.code, work.message);
+  } else if (work.result) {
+    Napi::Value value;
+    try {
+      value = work.result(env);
+    } catch (const Napi::Error& e) {
+      work.deferred.Reject(e.Value());
+      return;
+    }
+    work.deferred.Resolve(value);
+  } else {
+    work.deferred.Resolve(env.Undefined());
+  }
+}
+
+void WorkQueue::abort(Napi::Env env, const std::string& reason) {
+  if (aborted_ || closed_) return;
+  aborted_ = true;
+  std::deque<Work*> queued;
+  std::vector<Work*> inFlight;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued.swap(queue_);
+    if (running_) inFlight.push_back(running_);
+    for (Work* w : transfers_) inFlight.push_back(w);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  waitCv_.notify_all();
+  for (Work* w : queued) {
+    std::unique_ptr<Work> work(w);
+    work->owner.reset();
+    work->fail(codes::kAborted, std::string(work->operation) + ": " + reason);
+    settle(env, *work);
+  }
+  // Work still held by a thread is settled now; the thread hands it back
+  // later and only then are its buffers unpinned.
+  for (Work* w : inFlight) {
+    w->settled = true;
+    if (pending_ > 0) --pending_;
+    Napi::HandleScope scope(env);
+    rejectWork(env, *w, codes::kAborted, std::string(w->operation) + ": " + reason);
+  }
+  tsfn_.Unref(env);
+  if (runner_.joinable()) runner_.detach();
+  if (waiter_.joinable()) waiter_.detach();
+}
+
+void WorkQueue::close() {
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  waitCv_.notify_all();
+  if (!aborted_) {
+    if (runner_.joinable()) runner_.join();
+    if (waiter_.joinable()) waiter_.join();
+  }
+}
+
+void WorkQueue::teardown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  waitCv_.notify_all();
+  closed_ = true;
+  // A thread may be inside Gloo until its timeout; it must not be joined here.
+  if (runner_.joinable()) runner_.detach();
+  if (waiter_.joinable()) waiter_.detach();
+}
+
+}  // namespace collectives

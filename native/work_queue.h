@@ -1,0 +1,68 @@
+// The per-communicator queue: a thread that runs operations one at a time in
+// issue order, a second thread that awaits posted point-to-point transfers,
+// and a thread-safe function that hands finished work back to the JS thread.
+// The JS thread owns `pending_` and the thread-safe function's ref count, so
+// an idle communicator never keeps the process alive.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <napi.h>
+
+#include "work.h"
+
+namespace collectives {
+
+class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
+ public:
+  static std::shared_ptr<WorkQueue> create(Napi::Env env,
+                                           std::shared_ptr<Backend> backend);
+  ~WorkQueue();
+
+  // JS thread. Takes ownership; returns the work's promise.
+  Napi::Promise push(Napi::Env env, std::unique_ptr<Work> work);
+  // JS thread. Fails queued and running work with ABORTED at once and lets
+  // the threads finish on their own.
+  void abort(Napi::Env env, const std::string& reason);
+  // JS thread. Stops idle threads and releases the backend. Requires no
+  // pending work (the caller waits for it first).
+  void close();
+  // Environment teardown: no JS may run any more.
+  void teardown();
+
+  size_t pending() const { return pending_; }
+  bool closed() const { return closed_; }
+
+ private:
+  WorkQueue() = default;
+  void start(Napi::Env env, std::shared_ptr<Backend> backend);
+  void runLoop();
+  void waitLoop();
+  void handOff(Work* work);
+  static void finish(Napi::Env env, Napi::Function, Work* work);
+  void settle(Napi::Env env, Work& work);
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable waitCv_;
+  std::deque<Work*> queue_;
+  std::deque<Work*> transfers_;
+  Work* running_ = nullptr;
+  bool stopping_ = false;
+
+  std::shared_ptr<Backend> backend_;  // queue thread only while it runs
+  std::thread runner_;
+  std::thread waiter_;
+  Napi::ThreadSafeFunction tsfn_;
+
+  // JS thread only.
+  size_t pending_ = 0;
+  bool closed_ = false;
+  bool aborted_ = false;
+};
+
+}  // namespace collectives
