@@ -5,6 +5,11 @@
 #include "communicator.h"
 #include "dtype.h"
 
+// CMake passes the version from Gloo's package config; node-gyp has none.
+#ifndef COLLECTIVES_GLOO_VERSION
+#define COLLECTIVES_GLOO_VERSION "unknown"
+#endif
+
 namespace collectives {
 namespace {
 

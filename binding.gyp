@@ -1,0 +1,29 @@
+{
+  "targets": [
+    {
+      "target_name": "collectives",
+      "sources": [
+        "native/addon.cc",
+        "native/args.cc",
+        "native/communicator.cc",
+        "native/reduce_ops.cc",
+        "native/work_queue.cc",
+        "native/gloo/gloo_backend.cc",
+        "native/store/tcp_store.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lgloo", "-lpthread"]
+    }
+  ]
+}
