@@ -125,7 +125,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     if (masterPort === 0 && info.worldSize > 1) {
       throw argTypeError('options.masterPort', 'a fixed port when more than one rank must find the store', 0);
     }
-    const server = await StoreServer.start({ host: masterAddr, port: masterPort, token });
+    const server = (await StoreServer.start({ host: masterAddr, port: masterPort, token })).unref();
     masterPort = server.port;
     cleanups.push(() => server.close());
   } else if (!storePath && masterPort === 0) {

@@ -86,6 +86,11 @@ void WorkQueue::runLoop() {
       waitCv_.notify_one();
     }
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (envGone_) {
+    new std::shared_ptr<Backend>(std::move(backend_));  // see envGone_
+    return;
+  }
   // The backend may be the last reference to Gloo's context: drop it here so
   // that an aborted queue does not tear Gloo down on the JS thread.
   backend_.reset();
@@ -101,6 +106,7 @@ void WorkQueue::waitLoop() {
       if (transfers_.empty()) break;
       work = transfers_.front();
       transfers_.pop_front();
+      awaiting_ = work;
     }
     try {
       work->transfer->wait(work->transferTimeout);
@@ -110,13 +116,21 @@ void WorkQueue::waitLoop() {
       work->fail(codes::kInternal, e.what());
     }
     work->transfer.reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      awaiting_ = nullptr;
+    }
     handOff(work);
   }
-  tsfn_.Release();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!envGone_) tsfn_.Release();
 }
 
 void WorkQueue::handOff(Work* work) {
-  if (tsfn_.BlockingCall(work, &WorkQueue::finish) != napi_ok) {
+  std::unique_lock<std::mutex> lock(mu_);
+  bool gone = envGone_;
+  lock.unlock();
+  if (gone || tsfn_.BlockingCall(work, &WorkQueue::finish) != napi_ok) {
     // The environment is gone: nothing may touch its handles any more, so
     // the work's references are left for the process to reclaim.
     work->owner.reset();
@@ -200,14 +214,23 @@ void WorkQueue::close() {
 }
 
 void WorkQueue::teardown() {
+  bool joinRunner, joinWaiter;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    // Work that never started is dropped with the environment.
+    queue_.clear();
+    joinRunner = runner_.joinable() && running_ == nullptr;
+    joinWaiter = waiter_.joinable() && awaiting_ == nullptr && transfers_.empty();
+    if (!(joinRunner && joinWaiter) || aborted_) envGone_ = true;
   }
   cv_.notify_all();
   waitCv_.notify_all();
   closed_ = true;
-  // A thread may be inside Gloo until its timeout; it must not be joined here.
+  // Idle threads end at once; one inside Gloo may stay there until its
+  // timeout and is left to the exiting process.
+  if (joinRunner && !envGone_) runner_.join();
+  if (joinWaiter && !envGone_) waiter_.join();
   if (runner_.joinable()) runner_.detach();
   if (waiter_.joinable()) waiter_.detach();
 }

@@ -52,7 +52,13 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
   std::deque<Work*> queue_;
   std::deque<Work*> transfers_;
   Work* running_ = nullptr;
+  Work* awaiting_ = nullptr;
   bool stopping_ = false;
+  // Set at environment teardown for threads that could not be joined: from
+  // then on they must not touch the thread-safe function, and they leave
+  // Gloo's objects for the exiting process instead of tearing them down
+  // while it unloads.
+  bool envGone_ = false;
 
   std::shared_ptr<Backend> backend_;  // queue thread only while it runs
   std::thread runner_;

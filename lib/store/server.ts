@@ -61,6 +61,7 @@ export class StoreServer {
   private readonly tokenDigest: Buffer;
   private readonly tokenLength: number;
   private closePromise: Promise<void> | null = null;
+  private unreferenced = false;
 
   private constructor(
     private readonly server: net.Server,
@@ -113,6 +114,18 @@ export class StoreServer {
     return addr;
   }
 
+  /**
+   * Lets the process exit while the server still listens. A rank that hosts
+   * the store uses this, so that a script that never calls destroy() still
+   * ends; a launcher keeps its server referenced.
+   */
+  unref(): this {
+    this.unreferenced = true;
+    this.server.unref();
+    for (const conn of this.connections) conn.socket.unref();
+    return this;
+  }
+
   /** Stops listening and drops every connection and pending waiter. */
   close(): Promise<void> {
     if (this.closePromise === null) {
@@ -142,6 +155,7 @@ export class StoreServer {
       linger: null,
     };
     this.connections.add(conn);
+    if (this.unreferenced) socket.unref();
     socket.on('data', (chunk: Buffer) => {
       if (conn.closing) return;
       conn.decoder.push(chunk);
