@@ -139,6 +139,14 @@ std::unique_ptr<Work> Communicator::newWork(const Napi::CallbackInfo& info,
   return work;
 }
 
+void Communicator::checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
+                               const char* what) {
+  if (got != expected) {
+    throwRangeError(env, std::string(name) + ": expected " + std::to_string(expected) +
+                             " elements (" + what + "), got " + std::to_string(got));
+  }
+}
+
 int Communicator::checkRoot(Napi::Env env, const Napi::Value& v, const char* name) {
   return int(intArg(env, v, name, 0, size_ - 1));
 }
@@ -152,11 +160,7 @@ Napi::Value Communicator::AllReduce(const Napi::CallbackInfo& info) {
   ArrayView out = arrayArg(env, info[1], "output", dtype);
   RedOp op = redOpArg(env, info[3], dtype);
   Millis timeout = timeoutArg(env, info[4]);
-  if (in.length != out.length) {
-    throwRangeError(env, "output: expected " + std::to_string(in.length) +
-                             " elements (the input's length), got " +
-                             std::to_string(out.length));
-  }
+  checkLength(env, "output", out.length, in.length, "the input's length");
   if (overlaps(in, out) && in.data != out.data) {
     throwRangeError(env, "output: overlaps the input without being the same memory");
   }
@@ -181,11 +185,8 @@ Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
   ArrayView out = arrayArg(env, info[1], "output", dtype);
   RedOp op = redOpArg(env, info[3], dtype);
   Millis timeout = timeoutArg(env, info[4]);
-  if (in.length != out.length * size_t(size_)) {
-    throwRangeError(env, "input: expected " + std::to_string(out.length * size_) +
-                             " elements (output length x world size), got " +
-                             std::to_string(in.length));
-  }
+  checkLength(env, "input", in.length, out.length * size_t(size_),
+              "output length x world size");
   auto work = newWork(info, "reduceScatter");
   work->pin(in.value);
   work->pin(out.value);
@@ -206,11 +207,8 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
   ArrayView in = arrayArg(env, info[0], "input", dtype);
   ArrayView out = arrayArg(env, info[1], "output", dtype);
   Millis timeout = timeoutArg(env, info[3]);
-  if (out.length != in.length * size_t(size_)) {
-    throwRangeError(env, "output: expected " + std::to_string(in.length * size_) +
-                             " elements (input length x world size), got " +
-                             std::to_string(out.length));
-  }
+  checkLength(env, "output", out.length, in.length * size_t(size_),
+              "input length x world size");
   auto work = newWork(info, "allGather");
   work->pin(in.value);
   work->pin(out.value);
@@ -266,11 +264,7 @@ Napi::Value Communicator::Reduce(const Napi::CallbackInfo& info) {
   bool haveOut = !(info[1].IsNull() || info[1].IsUndefined());
   if (haveOut) {
     out = arrayArg(env, info[1], "output", dtype);
-    if (out.length != in.length) {
-      throwRangeError(env, "output: expected " + std::to_string(in.length) +
-                               " elements (the input's length), got " +
-                               std::to_string(out.length));
-    }
+    checkLength(env, "output", out.length, in.length, "the input's length");
   } else if (rank_ == root) {
     throwTypeError(env, "output: the root needs an output buffer");
   }
@@ -304,11 +298,7 @@ Napi::Value Communicator::AllToAll(const Napi::CallbackInfo& info) {
   ArrayView in = arrayArg(env, info[0], "input", dtype);
   ArrayView out = arrayArg(env, info[1], "output", dtype);
   Millis timeout = timeoutArg(env, info[3]);
-  if (in.length != out.length) {
-    throwRangeError(env, "output: expected " + std::to_string(in.length) +
-                             " elements (the input's length), got " +
-                             std::to_string(out.length));
-  }
+  checkLength(env, "output", out.length, in.length, "the input's length");
   if (in.length % size_t(size_) != 0) {
     throwRangeError(env, "input: expected a length divisible by the world size (" +
                              std::to_string(size_) + "), got " + std::to_string(in.length));
@@ -376,44 +366,35 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
 
 // send(buffer, dtype, peer, tag, timeoutMs)
 Napi::Value Communicator::Send(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  checkOpen(env, "send");
-  DType dtype = dtypeArg(env, info[1]);
-  ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
-  int peer = int(intArg(env, info[2], "peer", 0, size_ - 1));
-  if (peer == rank_) throwRangeError(env, "peer: expected another rank, got this rank");
-  uint32_t tag = uint32_t(intArg(env, info[3], "tag", 0, 0xffffffffLL));
-  Millis timeout = timeoutArg(env, info[4]);
-  auto work = newWork(info, "send");
-  work->pin(buf.value);
-  void* data = buf.data;
-  size_t bytes = buf.bytes;
-  Work* raw = work.get();
-  work->transferTimeout = timeout;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    raw->transfer = b->postSend(data, bytes, peer, tag);
-  };
-  return queue_->push(env, std::move(work));
+  return PointToPoint(info, true);
 }
 
 // recv(buffer, dtype, peer, tag, timeoutMs)
 Napi::Value Communicator::Recv(const Napi::CallbackInfo& info) {
+  return PointToPoint(info, false);
+}
+
+// The transfer is posted in issue order on the queue thread and awaited on
+// the waiter thread, so a send never blocks the receive it is waiting for.
+Napi::Value Communicator::PointToPoint(const Napi::CallbackInfo& info, bool isSend) {
   Napi::Env env = info.Env();
-  checkOpen(env, "recv");
+  const char* operation = isSend ? "send" : "recv";
+  checkOpen(env, operation);
   DType dtype = dtypeArg(env, info[1]);
   ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
   int peer = int(intArg(env, info[2], "peer", 0, size_ - 1));
   if (peer == rank_) throwRangeError(env, "peer: expected another rank, got this rank");
   uint32_t tag = uint32_t(intArg(env, info[3], "tag", 0, 0xffffffffLL));
   Millis timeout = timeoutArg(env, info[4]);
-  auto work = newWork(info, "recv");
+  auto work = newWork(info, operation);
   work->pin(buf.value);
   void* data = buf.data;
   size_t bytes = buf.bytes;
   Work* raw = work.get();
   work->transferTimeout = timeout;
   work->run = [=](std::shared_ptr<Backend>& b) {
-    raw->transfer = b->postRecv(data, bytes, peer, tag);
+    raw->transfer = isSend ? b->postSend(data, bytes, peer, tag)
+                           : b->postRecv(data, bytes, peer, tag);
   };
   return queue_->push(env, std::move(work));
 }

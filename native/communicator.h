@@ -47,6 +47,9 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation);
   void checkOpen(Napi::Env env, const char* operation);
   int checkRoot(Napi::Env env, const Napi::Value& v, const char* name);
+  void checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
+                   const char* what);
+  Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend);
 
   std::shared_ptr<WorkQueue> queue_;
   int rank_ = 0;
