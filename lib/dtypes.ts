@@ -72,6 +72,11 @@ export function checkArray(name: string, a: unknown): HostArray {
   if (kind === 'Uint32Array' || kind === 'Int16Array' || kind === 'BigUint64Array' || kind === 'Float16Array') {
     throw argTypeError(name, 'a typed array of a supported dtype', a);
   }
+  const buf = a.buffer as ArrayBufferLike & { resizable?: boolean; growable?: boolean };
+  if (buf.resizable === true || buf.growable === true) {
+    // Such memory can move or shrink while the operation runs off-thread.
+    throw argTypeError(name, 'a typed array over a fixed-length buffer, not a resizable one', a);
+  }
   return a as HostArray;
 }
 
