@@ -8,7 +8,7 @@ import { fromNative } from './errors';
 import { loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
-import { argTypeError } from './errors';
+import { argRangeError, argTypeError } from './errors';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -85,7 +85,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   const env = process.env;
   const info = resolveRank(o);
   if (info.rank >= info.worldSize) {
-    throw argTypeError('rank', `a rank below the world size (${info.worldSize})`, info.rank);
+    throw argRangeError('options.rank', `a rank below the world size (${info.worldSize})`, info.rank);
   }
   const timeoutMs = checkTimeout(
     'options.timeoutMs',

@@ -107,7 +107,7 @@ describe('10 init', function () {
     }
 
     for (const [name, rest] of variables) {
-      it(`refuses a ${name} that is not a non-negative integer, naming it`, function () {
+      it(`refuses ${name} values that are not non-negative integers, naming the variable`, function () {
         assert.deepEqual(wronglyHandled(name, rest, notIntegers), []);
       });
     }

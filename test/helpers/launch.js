@@ -3,6 +3,7 @@
 
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
 const path = require('node:path');
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'launch', 'cli.js');
@@ -65,4 +66,65 @@ function assertSucceeded(res, what) {
   assert.fail(`${what}: the launcher ${why}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`);
 }
 
-module.exports = { launchWorker, assertSucceeded, CLI, FOREIGN };
+/**
+ * Starts `worker` on `nproc` ranks without the launcher, which would stop
+ * every rank as soon as one dies: for tests that kill a rank on purpose. The
+ * store is hosted here, as collectives-run would host it. Resolves with one
+ * { rank, code, signal, stdout, stderr } per rank; ranks still running after
+ * `killAfterMs` are killed (and marked `killed`).
+ */
+async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {}) {
+  const { StoreServer } = require('../../dist/store/server.js');
+  const token = randomBytes(16).toString('hex');
+  const server = await StoreServer.start({ host: '127.0.0.1', port: 0, token });
+  const base = { ...process.env };
+  for (const k of FOREIGN) delete base[k];
+  Object.assign(base, {
+    WORLD_SIZE: String(nproc),
+    LOCAL_WORLD_SIZE: String(nproc),
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: String(server.port),
+    COLLECTIVES_TOKEN: token,
+    COLLECTIVES_STORE_HOSTED: '1',
+    COLLECTIVES_RUN_ID: `test-${token.slice(0, 8)}`,
+    COLLECTIVES_TIMEOUT_MS: String(Math.max(1000, Math.floor(killAfterMs / 2))),
+    ...env,
+  });
+  const ranks = [];
+  for (let rank = 0; rank < nproc; rank++) {
+    const child = spawn(process.execPath, [path.join(WORKERS, worker)], {
+      env: { ...base, RANK: String(rank), LOCAL_RANK: String(rank) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = { rank, code: null, signal: null, stdout: '', stderr: '', killed: false };
+    child.stdout.setEncoding('utf8').on('data', (s) => (out.stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s) => (out.stderr += s));
+    const timer = setTimeout(() => {
+      out.killed = true;
+      child.kill('SIGKILL');
+    }, killAfterMs);
+    ranks.push(
+      new Promise((resolve) => {
+        child.on('close', (code, signal) => {
+          clearTimeout(timer);
+          Object.assign(out, { code, signal });
+          resolve(out);
+        });
+      }),
+    );
+  }
+  try {
+    return await Promise.all(ranks);
+  } finally {
+    await server.close();
+  }
+}
+
+/** Everything the ranks of spawnRanks printed, for failure messages. */
+function describeRanks(results) {
+  return results
+    .map((r) => `--- rank ${r.rank}: code ${r.code}, signal ${r.signal}${r.killed ? ' (killed: hung)' : ''}\n${r.stderr}${r.stdout}`)
+    .join('\n');
+}
+
+module.exports = { launchWorker, assertSucceeded, spawnRanks, describeRanks, CLI, FOREIGN };

@@ -167,6 +167,12 @@ async function main() {
     const r = await rejection(forTimeout.allReduce(new Float32Array(1024), { timeoutMs: 1000 }).wait());
     check.ok('per-call timeout rejects with TIMEOUT', r.err instanceof CollectiveError && r.err.code === 'TIMEOUT', r.err ? `${r.err.name} (${r.err.code}): ${r.err.message}` : 'resolved');
     check.ok('per-call timeout of 1 s fires within 1-5 s', r.ms >= 900 && r.ms <= 5000, `after ${r.ms} ms`);
+    if (r.err) {
+      check.equal('TIMEOUT error: operation', r.err.operation, 'allReduce');
+      check.equal('TIMEOUT error: rank', r.err.rank, 1);
+      // The stack is the caller's, captured when the call was made.
+      check.ok('TIMEOUT error: stack shows the call site', /workers[\\/]async\.js/.test(r.err.stack), r.err.stack);
+    }
   }
 
   // Rank 0 stays until rank 1 is done, so that rank 1 sees an absent peer,

@@ -1,0 +1,47 @@
+'use strict';
+// One rank (of 2) of the kill-one-rank case in test/30.async.test.js: rank 1
+// is SIGKILLed while rank 0 waits for it inside an all-reduce. Rank 0 must
+// learn of it with PEER_LOST long before its timeout, and still shut down.
+
+const { init, CollectiveError } = require('../../dist');
+const { Checker, run, settle, sleep } = require('../helpers/worker');
+
+async function outcome(work) {
+  const t0 = Date.now();
+  try {
+    await work;
+    return { ms: Date.now() - t0 };
+  } catch (err) {
+    return { err, ms: Date.now() - t0 };
+  }
+}
+
+const show = (r) => (r.err ? `${r.err.name} (${r.err.code}) after ${r.ms} ms: ${r.err.message}` : `resolved after ${r.ms} ms`);
+
+async function main() {
+  const world = await init();
+  const { rank } = world;
+  const check = new Checker(rank);
+  await settle('barrier', world.barrier());
+
+  if (rank === 1) {
+    await sleep(300);
+    process.kill(process.pid, 'SIGKILL');
+    return;
+  }
+
+  const r = await outcome(world.allReduce(new Float32Array(1 << 16), { timeoutMs: 20000 }));
+  check.ok('allReduce with a killed peer rejects with PEER_LOST', r.err instanceof CollectiveError && r.err.code === 'PEER_LOST', show(r));
+  check.ok('the loss is reported well before the 20 s timeout', r.ms < 10000, show(r));
+
+  const next = await outcome(world.barrier({ timeoutMs: 20000 }));
+  check.ok('the next call on the broken communicator fails too', next.err instanceof CollectiveError, show(next));
+  check.ok('the next call fails fast', next.ms < 5000, show(next));
+
+  const t0 = Date.now();
+  await settle('destroy after a lost peer', world.destroy());
+  check.ok('destroy after a lost peer returns promptly', Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  check.report();
+}
+
+run(main);
