@@ -8,7 +8,7 @@ import { fromNative } from './errors';
 import { loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
-import { argRangeError, argTypeError } from './errors';
+import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -125,7 +125,17 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     if (masterPort === 0 && info.worldSize > 1) {
       throw argTypeError('options.masterPort', 'a fixed port when more than one rank must find the store', 0);
     }
-    const server = (await StoreServer.start({ host: masterAddr, port: masterPort, token })).unref();
+    let server: StoreServer;
+    try {
+      server = (await StoreServer.start({ host: masterAddr, port: masterPort, token })).unref();
+    } catch (err) {
+      throw new CollectiveError(
+        ErrorCode.STORE_ERROR,
+        `init on rank 0: could not host the rendezvous store at ${masterAddr}:${masterPort}: ${(err as Error).message}`,
+        0,
+        'init',
+      );
+    }
     masterPort = server.port;
     cleanups.push(() => server.close());
   } else if (!storePath && masterPort === 0) {

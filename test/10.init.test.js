@@ -279,5 +279,22 @@ describe('10 init', function () {
       process.env.WORLD_SIZE = '2';
       await assert.rejects(init(), (err) => err.code === 'INVALID_ARGUMENT' && /rank/i.test(err.message));
     });
+
+    it('rejects with STORE_ERROR naming the address when rank 0 cannot host the store', async function () {
+      const squatter = net.createServer();
+      await new Promise((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+      const { port } = squatter.address();
+      try {
+        await assert.rejects(
+          init({ rank: 0, worldSize: 2, masterPort: port, token: 't', timeoutMs: 2000 }),
+          (err) =>
+            err instanceof CollectiveError &&
+            err.code === 'STORE_ERROR' &&
+            err.message.includes(`127.0.0.1:${port}`),
+        );
+      } finally {
+        await new Promise((resolve) => squatter.close(resolve));
+      }
+    });
   });
 });
