@@ -133,9 +133,11 @@ void Communicator::checkOpen(Napi::Env env, const char* operation) {
 }
 
 std::unique_ptr<Work> Communicator::newWork(const Napi::CallbackInfo& info,
-                                            const char* operation) {
+                                            const char* operation,
+                                            std::initializer_list<Napi::Value> buffers) {
   auto work = std::make_unique<Work>(info.Env(), operation);
   work->pin(info.This());
+  for (const Napi::Value& b : buffers) work->pin(b);
   return work;
 }
 
@@ -164,9 +166,7 @@ Napi::Value Communicator::AllReduce(const Napi::CallbackInfo& info) {
   if (overlaps(in, out) && in.data != out.data) {
     throwRangeError(env, "output: overlaps the input without being the same memory");
   }
-  auto work = newWork(info, "allReduce");
-  work->pin(in.value);
-  work->pin(out.value);
+  auto work = newWork(info, "allReduce", {in.value, out.value});
   size_t count = in.length;
   void* inData = in.data;
   void* outData = out.data;
@@ -187,9 +187,7 @@ Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[4]);
   checkLength(env, "input", in.length, out.length * size_t(size_),
               "output length x world size");
-  auto work = newWork(info, "reduceScatter");
-  work->pin(in.value);
-  work->pin(out.value);
+  auto work = newWork(info, "reduceScatter", {in.value, out.value});
   size_t count = out.length;
   void* inData = in.data;
   void* outData = out.data;
@@ -209,9 +207,7 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[3]);
   checkLength(env, "output", out.length, in.length * size_t(size_),
               "input length x world size");
-  auto work = newWork(info, "allGather");
-  work->pin(in.value);
-  work->pin(out.value);
+  auto work = newWork(info, "allGather", {in.value, out.value});
   size_t count = in.length;
   size_t chunkBytes = in.bytes;
   void* inData = in.data;
@@ -241,8 +237,7 @@ Napi::Value Communicator::Broadcast(const Napi::CallbackInfo& info) {
   ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
   int root = checkRoot(env, info[2], "root");
   Millis timeout = timeoutArg(env, info[3]);
-  auto work = newWork(info, "broadcast");
-  work->pin(buf.value);
+  auto work = newWork(info, "broadcast", {buf.value});
   void* data = buf.data;
   size_t count = buf.length;
   work->run = [=](std::shared_ptr<Backend>& b) {
@@ -268,8 +263,7 @@ Napi::Value Communicator::Reduce(const Napi::CallbackInfo& info) {
   } else if (rank_ == root) {
     throwTypeError(env, "output: the root needs an output buffer");
   }
-  auto work = newWork(info, "reduce");
-  work->pin(in.value);
+  auto work = newWork(info, "reduce", {in.value});
   if (haveOut) work->pin(out.value);
   void* inData = in.data;
   void* outData = haveOut ? out.data : nullptr;
@@ -303,9 +297,7 @@ Napi::Value Communicator::AllToAll(const Napi::CallbackInfo& info) {
     throwRangeError(env, "input: expected a length divisible by the world size (" +
                              std::to_string(size_) + "), got " + std::to_string(in.length));
   }
-  auto work = newWork(info, "allToAll");
-  work->pin(in.value);
-  work->pin(out.value);
+  auto work = newWork(info, "allToAll", {in.value, out.value});
   void* inData = in.data;
   void* outData = out.data;
   size_t countPerRank = in.length / size_t(size_);
@@ -345,9 +337,7 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
                              std::to_string(out.length) + "), got " +
                              std::to_string(outTotal));
   }
-  auto work = newWork(info, "allToAllV");
-  work->pin(in.value);
-  work->pin(out.value);
+  auto work = newWork(info, "allToAllV", {in.value, out.value});
   void* inData = in.data;
   void* outData = out.data;
   size_t bytes = in.bytes;
@@ -386,8 +376,7 @@ Napi::Value Communicator::PointToPoint(const Napi::CallbackInfo& info, bool isSe
   if (peer == rank_) throwRangeError(env, "peer: expected another rank, got this rank");
   uint32_t tag = uint32_t(intArg(env, info[3], "tag", 0, 0xffffffffLL));
   Millis timeout = timeoutArg(env, info[4]);
-  auto work = newWork(info, operation);
-  work->pin(buf.value);
+  auto work = newWork(info, operation, {buf.value});
   void* data = buf.data;
   size_t bytes = buf.bytes;
   Work* raw = work.get();

@@ -43,8 +43,9 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value GetPending(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info);
 
-  // A work that pins this communicator and the given values.
-  std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation);
+  // A work that pins this communicator and the buffers it reads or writes.
+  std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation,
+                                std::initializer_list<Napi::Value> buffers = {});
   void checkOpen(Napi::Env env, const char* operation);
   int checkRoot(Napi::Env env, const Napi::Value& v, const char* name);
   void checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
