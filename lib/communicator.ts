@@ -207,32 +207,20 @@ export class Communicator {
     const out = checkArray('output', output);
     const dtype = resolveDType('input', inp, o.dtype);
     resolveDType('output', out, dtype);
-    const ins = this.#splits_('inputSplits', inputSplits, inp.length, "the input's length");
-    const outs = this.#splits_('outputSplits', outputSplits, out.length, "the output's length");
+    const ins = this.#checkSplits('inputSplits', inputSplits, inp.length, "the input's length");
+    const outs = this.#checkSplits('outputSplits', outputSplits, out.length, "the output's length");
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     return this.#issue('allToAllV', output, (n) => n.allToAllV(inp, ins, out, outs, DTYPE_CODE[dtype], timeout));
   }
 
   /** Sends `buffer` to `peer`; completes when the peer has received it. */
   send<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
-    const buf = checkArray('buffer', buffer);
-    const dtype = resolveDType('buffer', buf, o.dtype);
-    const to = this.#peer(peer);
-    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('send', buffer, (n) => n.send(buf, DTYPE_CODE[dtype], to, tag, timeout));
+    return this.#pointToPoint('send', buffer, peer, options);
   }
 
   /** Receives into `buffer` from `peer` a message sent with the same tag. */
   recv<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
-    const buf = checkArray('buffer', buffer);
-    const dtype = resolveDType('buffer', buf, o.dtype);
-    const from = this.#peer(peer);
-    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('recv', buffer, (n) => n.recv(buf, DTYPE_CODE[dtype], from, tag, timeout));
+    return this.#pointToPoint('recv', buffer, peer, options);
   }
 
   /**
@@ -325,13 +313,28 @@ export class Communicator {
     return new Work<T>(operation, p);
   }
 
+  #pointToPoint<T extends HostArray>(
+    operation: 'send' | 'recv',
+    buffer: T,
+    peer: unknown,
+    options: P2POptions | undefined,
+  ): Work<T> {
+    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
+    const buf = checkArray('buffer', buffer);
+    const dtype = resolveDType('buffer', buf, o.dtype);
+    const other = this.#peer(peer);
+    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue(operation, buffer, (n) => n[operation](buf, DTYPE_CODE[dtype], other, tag, timeout));
+  }
+
   #peer(peer: unknown): number {
     const p = checkInt('peer', peer, 0, this.size - 1);
     if (p === this.rank) throw argRangeError('peer', `a rank other than this one (${this.rank})`, p);
     return p;
   }
 
-  #splits_(name: string, splits: unknown, total: number, what: string): number[] {
+  #checkSplits(name: string, splits: unknown, total: number, what: string): number[] {
     if (!Array.isArray(splits) || splits.length !== this.size) {
       throw argTypeError(name, `an array of ${this.size} counts (one per rank)`, splits);
     }

@@ -58,9 +58,8 @@ const ARRAY_FOR: Record<DType, string[]> = {
   int64: ['BigInt64Array'],
 };
 
-function arrayKind(a: ArrayBufferView): string | undefined {
-  const tag = Object.prototype.toString.call(a).slice(8, -1);
-  return tag;
+function arrayKind(a: ArrayBufferView): string {
+  return Object.prototype.toString.call(a).slice(8, -1);
 }
 
 /** A typed array that this library can carry, or a TypeError naming `name`. */
@@ -82,7 +81,7 @@ export function checkArray(name: string, a: unknown): HostArray {
 
 /** The dtype an array carries: given explicitly, or inferred from its type. */
 export function resolveDType(name: string, a: HostArray, dtype: unknown): DType {
-  const kind = arrayKind(a) ?? '';
+  const kind = arrayKind(a);
   if (dtype !== undefined) {
     if (typeof dtype !== 'string' || !(dtype in DTYPE_CODE)) {
       throw argTypeError('dtype', `one of ${DTYPES.join(', ')}`, dtype);

@@ -39,50 +39,41 @@ function checked(info: RankInfo, rankVar: string, sizeVar: string): RankInfo {
   return info;
 }
 
+// Each launcher's names for rank, world size, local rank and local size, in
+// order of precedence.
+const LAUNCHERS: readonly {
+  source: RankInfo['source'];
+  rank: string;
+  size: string;
+  localRank: string;
+  localSize: string;
+}[] = [
+  { source: 'torchrun', rank: 'RANK', size: 'WORLD_SIZE', localRank: 'LOCAL_RANK', localSize: 'LOCAL_WORLD_SIZE' },
+  {
+    source: 'openmpi',
+    rank: 'OMPI_COMM_WORLD_RANK',
+    size: 'OMPI_COMM_WORLD_SIZE',
+    localRank: 'OMPI_COMM_WORLD_LOCAL_RANK',
+    localSize: 'OMPI_COMM_WORLD_LOCAL_SIZE',
+  },
+  { source: 'slurm', rank: 'SLURM_PROCID', size: 'SLURM_NTASKS', localRank: 'SLURM_LOCALID', localSize: 'SLURM_NTASKS_PER_NODE' },
+];
+
 export function rankFromEnvironment(env: Env = process.env): RankInfo {
-  const torchRank = intVar(env, 'RANK');
-  const torchSize = intVar(env, 'WORLD_SIZE');
-  if (torchRank !== undefined && torchSize !== undefined) {
+  for (const l of LAUNCHERS) {
+    const rank = intVar(env, l.rank);
+    const worldSize = intVar(env, l.size);
+    if (rank === undefined || worldSize === undefined) continue;
     return checked(
       {
-        rank: torchRank,
-        worldSize: torchSize,
-        localRank: intVar(env, 'LOCAL_RANK') ?? torchRank,
-        localWorldSize: intVar(env, 'LOCAL_WORLD_SIZE') ?? torchSize,
-        source: 'torchrun',
+        rank,
+        worldSize,
+        localRank: intVar(env, l.localRank) ?? rank,
+        localWorldSize: intVar(env, l.localSize) ?? worldSize,
+        source: l.source,
       },
-      'RANK',
-      'WORLD_SIZE',
-    );
-  }
-  const ompiRank = intVar(env, 'OMPI_COMM_WORLD_RANK');
-  const ompiSize = intVar(env, 'OMPI_COMM_WORLD_SIZE');
-  if (ompiRank !== undefined && ompiSize !== undefined) {
-    return checked(
-      {
-        rank: ompiRank,
-        worldSize: ompiSize,
-        localRank: intVar(env, 'OMPI_COMM_WORLD_LOCAL_RANK') ?? ompiRank,
-        localWorldSize: intVar(env, 'OMPI_COMM_WORLD_LOCAL_SIZE') ?? ompiSize,
-        source: 'openmpi',
-      },
-      'OMPI_COMM_WORLD_RANK',
-      'OMPI_COMM_WORLD_SIZE',
-    );
-  }
-  const slurmRank = intVar(env, 'SLURM_PROCID');
-  const slurmSize = intVar(env, 'SLURM_NTASKS');
-  if (slurmRank !== undefined && slurmSize !== undefined) {
-    return checked(
-      {
-        rank: slurmRank,
-        worldSize: slurmSize,
-        localRank: intVar(env, 'SLURM_LOCALID') ?? slurmRank,
-        localWorldSize: intVar(env, 'SLURM_NTASKS_PER_NODE') ?? slurmSize,
-        source: 'slurm',
-      },
-      'SLURM_PROCID',
-      'SLURM_NTASKS',
+      l.rank,
+      l.size,
     );
   }
   return { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, source: 'default' };

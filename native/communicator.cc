@@ -1,6 +1,5 @@
 #include "communicator.h"
 
-#include <cstring>
 
 #include <gloo/rendezvous/file_store.h>
 
@@ -49,6 +48,19 @@ std::string optString(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return "";
   return stringArg(o.Env(), v, key);
+}
+
+// Runs `fn` on `data`, or on a private copy of it when the operation's output
+// overlaps the input and would overwrite it before it has been sent.
+template <typename F>
+void withStableInput(bool copy, const void* data, size_t bytes, F&& fn) {
+  if (!copy) {
+    fn(data);
+    return;
+  }
+  const char* first = static_cast<const char*>(data);
+  std::vector<char> staged(first, first + bytes);
+  fn(staged.data());
 }
 
 }  // namespace
@@ -106,7 +118,6 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
   auto queue = WorkQueue::create(env, nullptr);
   Napi::Object self = Wrap(env, queue, options.rank, options.size);
   auto work = std::make_unique<Work>(env, "init");
-  work->pin(self);
   work->run = [options, storePath, storeHost, storePort, token](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {
@@ -118,6 +129,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
     }
     backend = GlooBackend::connect(options);
   };
+  // Holding the new communicator here also keeps it alive until init settles.
   auto shared = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
   work->result = [shared](Napi::Env) -> Napi::Value { return shared->Value(); };
   return queue->push(env, std::move(work));
@@ -218,13 +230,9 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
   bool copyInput = overlaps(in, out) &&
                    inData != static_cast<char*>(outData) + size_t(rank) * chunkBytes;
   work->run = [=](std::shared_ptr<Backend>& b) {
-    if (copyInput) {
-      std::vector<char> copy(chunkBytes);
-      std::memcpy(copy.data(), inData, chunkBytes);
-      b->allGather(copy.data(), outData, count, dtype, timeout);
-    } else {
-      b->allGather(inData, outData, count, dtype, timeout);
-    }
+    withStableInput(copyInput, inData, chunkBytes, [&](const void* input) {
+      b->allGather(input, outData, count, dtype, timeout);
+    });
   };
   return queue_->push(env, std::move(work));
 }
@@ -304,13 +312,9 @@ Napi::Value Communicator::AllToAll(const Napi::CallbackInfo& info) {
   size_t bytes = in.bytes;
   bool copyInput = overlaps(in, out);
   work->run = [=](std::shared_ptr<Backend>& b) {
-    if (copyInput) {
-      std::vector<char> copy(bytes);
-      std::memcpy(copy.data(), inData, bytes);
-      b->allToAll(copy.data(), outData, countPerRank, dtype, timeout);
-    } else {
-      b->allToAll(inData, outData, countPerRank, dtype, timeout);
-    }
+    withStableInput(copyInput, inData, bytes, [&](const void* input) {
+      b->allToAll(input, outData, countPerRank, dtype, timeout);
+    });
   };
   return queue_->push(env, std::move(work));
 }
@@ -343,13 +347,9 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
   size_t bytes = in.bytes;
   bool copyInput = overlaps(in, out);
   work->run = [=](std::shared_ptr<Backend>& b) {
-    if (copyInput) {
-      std::vector<char> copy(bytes);
-      std::memcpy(copy.data(), inData, bytes);
-      b->allToAllV(copy.data(), inCounts, outData, outCounts, dtype, timeout);
-    } else {
-      b->allToAllV(inData, inCounts, outData, outCounts, dtype, timeout);
-    }
+    withStableInput(copyInput, inData, bytes, [&](const void* input) {
+      b->allToAllV(input, inCounts, outData, outCounts, dtype, timeout);
+    });
   };
   return queue_->push(env, std::move(work));
 }

@@ -22,19 +22,25 @@ struct Wrap<T, true> {
 
 // NaN wins in min/max, as torch.minimum/maximum and NCCL do.
 template <typename T>
-inline T minOf(T a, T b) {
+inline bool eitherNaN(T a, T b, T* out) {
   if constexpr (std::is_floating_point<T>::value) {
-    if (a != a) return a;
-    if (b != b) return b;
+    if (a != a || b != b) {
+      *out = a != a ? a : b;
+      return true;
+    }
   }
+  return false;
+}
+template <typename T>
+inline T minOf(T a, T b) {
+  T nan;
+  if (eitherNaN(a, b, &nan)) return nan;
   return b < a ? b : a;
 }
 template <typename T>
 inline T maxOf(T a, T b) {
-  if constexpr (std::is_floating_point<T>::value) {
-    if (a != a) return a;
-    if (b != b) return b;
-  }
+  T nan;
+  if (eitherNaN(a, b, &nan)) return nan;
   return a < b ? b : a;
 }
 

@@ -12,6 +12,22 @@ void rejectWork(Napi::Env env, Work& work, const std::string& code,
   work.deferred.Reject(error.Value());
 }
 
+namespace {
+
+// Worker threads never let an exception escape: it becomes the work's outcome.
+template <typename F>
+void runCaptured(Work& work, F&& fn) {
+  try {
+    fn();
+  } catch (const CollectiveFailure& e) {
+    work.fail(e.code(), e.what());
+  } catch (const std::exception& e) {
+    work.fail(codes::kInternal, e.what());
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<WorkQueue> WorkQueue::create(Napi::Env env,
                                              std::shared_ptr<Backend> backend) {
   std::shared_ptr<WorkQueue> queue(new WorkQueue());
@@ -65,13 +81,9 @@ void WorkQueue::runLoop() {
       queue_.pop_front();
       running_ = work;
     }
-    try {
+    runCaptured(*work, [&] {
       if (work->run) work->run(backend_);
-    } catch (const CollectiveFailure& e) {
-      work->fail(e.code(), e.what());
-    } catch (const std::exception& e) {
-      work->fail(codes::kInternal, e.what());
-    }
+    });
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = nullptr;
@@ -108,13 +120,7 @@ void WorkQueue::waitLoop() {
       transfers_.pop_front();
       awaiting_ = work;
     }
-    try {
-      work->transfer->wait(work->transferTimeout);
-    } catch (const CollectiveFailure& e) {
-      work->fail(e.code(), e.what());
-    } catch (const std::exception& e) {
-      work->fail(codes::kInternal, e.what());
-    }
+    runCaptured(*work, [&] { work->transfer->wait(work->transferTimeout); });
     work->transfer.reset();
     {
       std::lock_guard<std::mutex> lock(mu_);
