@@ -67,6 +67,15 @@ async function localAddressToward(host: string): Promise<string> {
   });
 }
 
+/** A numeric environment variable; a value that is not a number is reported under its own name. */
+function envNumber(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw argTypeError(name, 'a number', v);
+  return n;
+}
+
 function resolveRank(o: InitOptions): RankInfo {
   const fromEnv = rankFromEnvironment();
   if (o.rank === undefined && o.worldSize === undefined) return fromEnv;
@@ -87,15 +96,15 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   if (info.rank >= info.worldSize) {
     throw argRangeError('options.rank', `a rank below the world size (${info.worldSize})`, info.rank);
   }
-  const timeoutMs = checkTimeout(
-    'options.timeoutMs',
-    o.timeoutMs ?? (env.COLLECTIVES_TIMEOUT_MS ? Number(env.COLLECTIVES_TIMEOUT_MS) : undefined),
-    DEFAULT_TIMEOUT_MS,
-  );
+  const timeoutMs =
+    o.timeoutMs !== undefined
+      ? checkTimeout('options.timeoutMs', o.timeoutMs, DEFAULT_TIMEOUT_MS)
+      : checkTimeout('COLLECTIVES_TIMEOUT_MS', envNumber('COLLECTIVES_TIMEOUT_MS'), DEFAULT_TIMEOUT_MS);
   const masterAddr = o.masterAddr ?? env.MASTER_ADDR ?? '127.0.0.1';
   if (typeof masterAddr !== 'string' || masterAddr === '') throw argTypeError('options.masterAddr', 'a host name or address', masterAddr);
-  const portGiven = o.masterPort ?? (env.MASTER_PORT ? Number(env.MASTER_PORT) : undefined);
-  let masterPort = portGiven === undefined ? 29500 : checkInt('options.masterPort', portGiven, 0, 65535);
+  const portGiven = o.masterPort ?? envNumber('MASTER_PORT');
+  const portName = o.masterPort !== undefined ? 'options.masterPort' : 'MASTER_PORT';
+  let masterPort = portGiven === undefined ? 29500 : checkInt(portName, portGiven, 0, 65535);
   let token = o.token ?? env.COLLECTIVES_TOKEN ?? '';
   if (typeof token !== 'string') throw argTypeError('options.token', 'a string', token);
   const storePath = o.storePath;
@@ -123,7 +132,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   if (!storePath && info.rank === 0 && env.COLLECTIVES_STORE_HOSTED !== '1') {
     if (portGiven === undefined && info.worldSize === 1) masterPort = 0;
     if (masterPort === 0 && info.worldSize > 1) {
-      throw argTypeError('options.masterPort', 'a fixed port when more than one rank must find the store', 0);
+      throw argRangeError(portName, 'a fixed port when more than one rank must find the store', 0);
     }
     let server: StoreServer;
     try {
@@ -139,7 +148,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     masterPort = server.port;
     cleanups.push(() => server.close());
   } else if (!storePath && masterPort === 0) {
-    throw argTypeError('options.masterPort', 'the port of the running store', 0);
+    throw argRangeError(portName, 'the port of the running store', 0);
   }
 
   const addon = loadAddon();

@@ -280,6 +280,15 @@ describe('10 init', function () {
       await assert.rejects(init(), (err) => err.code === 'INVALID_ARGUMENT' && /rank/i.test(err.message));
     });
 
+    it('names the environment variable when MASTER_PORT or COLLECTIVES_TIMEOUT_MS is bad', async function () {
+      process.env.MASTER_PORT = 'abc';
+      await assert.rejects(init({ worldSize: 1 }), isInvalidArgument(TypeError, /^MASTER_PORT: expected a number, got "abc"/));
+      delete process.env.MASTER_PORT;
+      process.env.COLLECTIVES_TIMEOUT_MS = '0';
+      await assert.rejects(init({ worldSize: 1 }), isInvalidArgument(RangeError, /^COLLECTIVES_TIMEOUT_MS:/));
+      delete process.env.COLLECTIVES_TIMEOUT_MS;
+    });
+
     it('rejects with STORE_ERROR naming the address when rank 0 cannot host the store', async function () {
       const squatter = net.createServer();
       await new Promise((resolve) => squatter.listen(0, '127.0.0.1', resolve));
