@@ -9,6 +9,7 @@
         "native/reduce_ops.cc",
         "native/work_queue.cc",
         "native/gloo/gloo_backend.cc",
+        "native/gloo/sync_collectives.cc",
         "native/store/tcp_store.cc"
       ],
       "include_dirs": [

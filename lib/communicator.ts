@@ -77,6 +77,20 @@ export class Communicator {
   get size(): number {
     return this.#native.size;
   }
+  /**
+   * What runs `op` (nccl-tests' name: 'all_reduce', 'reduce_scatter', 'all_gather',
+   * 'broadcast', 'reduce', 'alltoall', 'barrier') on `bytes` bytes at the default
+   * timeout, e.g. 'sync halving-doubling'. Benchmarks print it beside their numbers.
+   */
+  algorithm(op: string, bytes: number): string {
+    if (typeof op !== 'string') throw argTypeError('op', 'an operation name', op);
+    checkInt('bytes', bytes, 0, Number.MAX_SAFE_INTEGER);
+    try {
+      return this.#native.algorithm(op, bytes);
+    } catch (err) {
+      throw fromNative(err, this.rank, 'algorithm');
+    }
+  }
   /** The default timeout of every call, in milliseconds. */
   get timeoutMs(): number {
     return this.#timeoutMs;

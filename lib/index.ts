@@ -13,3 +13,4 @@ export { CollectiveError, ErrorCode } from './errors';
 export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './dtypes';
 export { rankFromEnvironment, type RankInfo } from './env';
 export type { CallOptions } from './options';
+export type { GlooTuning } from './tuning';

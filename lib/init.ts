@@ -8,6 +8,7 @@ import { fromNative } from './errors';
 import { loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
+import { type GlooTuning, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
@@ -30,6 +31,8 @@ export interface InitOptions {
   hostname?: string;
   /** Network interface for Gloo's pairs (COLLECTIVES_SOCKET_IFNAME), instead of hostname. */
   iface?: string;
+  /** How Gloo drives its pairs (see GlooTuning); the defaults are measured ones. */
+  gloo?: GlooTuning;
 }
 
 const INIT_KEYS = [
@@ -42,6 +45,7 @@ const INIT_KEYS = [
   'timeoutMs',
   'hostname',
   'iface',
+  'gloo',
 ] as const;
 
 function isLoopback(addr: string): boolean {
@@ -151,6 +155,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     throw argRangeError(portName, 'the port of the running store', 0);
   }
 
+  const tuning = resolveTuning(o.gloo, env, info.localWorldSize);
   const addon = loadAddon();
   let native;
   try {
@@ -165,6 +170,9 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       storePort: storePath ? undefined : masterPort,
       storePath,
       token,
+      glooMode: tuning.mode,
+      allReduceAlgorithm: tuning.allReduceAlgorithm,
+      busyPoll: tuning.busyPoll,
     });
   } catch (err) {
     for (const c of cleanups) await c();

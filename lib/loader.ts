@@ -18,6 +18,9 @@ export interface NativeConnectOptions {
   storePort?: number;
   storePath?: string;
   token?: string;
+  glooMode?: string;
+  allReduceAlgorithm?: string;
+  busyPoll?: boolean;
 }
 
 type Arr = ArrayBufferView;
@@ -26,6 +29,7 @@ export interface NativeCommunicator {
   readonly size: number;
   readonly pending: number;
   readonly closed: boolean;
+  algorithm(op: string, bytes: number): string;
   allReduce(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   reduceScatter(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   allGather(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;

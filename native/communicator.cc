@@ -28,6 +28,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::Split>("split"),
           InstanceMethod<&Communicator::Close>("close"),
           InstanceMethod<&Communicator::Abort>("abort"),
+          InstanceMethod<&Communicator::Algorithm>("algorithm"),
           InstanceAccessor<&Communicator::GetRank>("rank"),
           InstanceAccessor<&Communicator::GetSize>("size"),
           InstanceAccessor<&Communicator::GetPending>("pending"),
@@ -42,6 +43,7 @@ struct Birth {
   std::shared_ptr<WorkQueue> queue;
   int rank;
   int size;
+  GlooTuning tuning;
 };
 
 std::string optString(const Napi::Object& o, const char* key) {
@@ -65,11 +67,40 @@ void withStableInput(bool copy, const void* data, size_t bytes, F&& fn) {
 
 }  // namespace
 
+static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
+  GlooTuning t;
+  static const size_t limit = syncMessageLimit();
+  t.syncMessageLimit = limit;
+  const std::string mode = optString(o, "glooMode");
+  if (mode == "async") {
+    t.mode = GlooTuning::Mode::kAsync;
+  } else if (mode == "sync") {
+    t.mode = GlooTuning::Mode::kSync;
+  } else if (!mode.empty() && mode != "auto") {
+    throwRangeError(env, "glooMode: expected 'auto', 'async' or 'sync', got '" + mode + "'");
+  }
+  const std::string algo = optString(o, "allReduceAlgorithm");
+  if (algo == "ring") {
+    t.allReduce = GlooTuning::AllReduce::kRing;
+  } else if (algo == "halving-doubling") {
+    t.allReduce = GlooTuning::AllReduce::kHalvingDoubling;
+  } else if (!algo.empty() && algo != "auto") {
+    throwRangeError(env, "allReduceAlgorithm: expected 'auto', 'ring' or 'halving-doubling', got '" +
+                             algo + "'");
+  }
+  Napi::Value busy = o.Get("busyPoll");
+  if (!busy.IsUndefined()) {
+    if (!busy.IsBoolean()) throwTypeError(env, "busyPoll: expected a boolean");
+    t.busyPoll = busy.As<Napi::Boolean>().Value();
+  }
+  return t;
+}
+
 Napi::Object Communicator::Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
-                                int size) {
+                                int size, const GlooTuning& tuning) {
   AddonData* data = env.GetInstanceData<AddonData>();
   data->track(queue);
-  Birth birth{std::move(queue), rank, size};
+  Birth birth{std::move(queue), rank, size, tuning};
   return data->communicatorConstructor.New({Napi::External<Birth>::New(env, &birth)});
 }
 
@@ -82,6 +113,7 @@ Communicator::Communicator(const Napi::CallbackInfo& info)
   queue_ = birth->queue;
   rank_ = birth->rank;
   size_ = birth->size;
+  tuning_ = birth->tuning;
 }
 
 Communicator::~Communicator() {
@@ -102,6 +134,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
                              std::to_string(options.rank));
   }
   options.timeout = timeoutArg(env, o.Get("timeoutMs"));
+  options.tuning = tuningArg(env, o);
   options.prefix = optString(o, "prefix");
   options.hostname = optString(o, "hostname");
   options.iface = optString(o, "iface");
@@ -116,7 +149,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
   }
 
   auto queue = WorkQueue::create(env, nullptr);
-  Napi::Object self = Wrap(env, queue, options.rank, options.size);
+  Napi::Object self = Wrap(env, queue, options.rank, options.size, options.tuning);
   auto work = std::make_unique<Work>(env, "init");
   work->run = [options, storePath, storeHost, storePort, token](
                   std::shared_ptr<Backend>& backend) mutable {
@@ -401,12 +434,23 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   work->run = [=](std::shared_ptr<Backend>& b) {
     *child = b->split(newRank, newSize, key, timeout);
   };
-  work->result = [child, newRank, newSize](Napi::Env env) -> Napi::Value {
+  GlooTuning tuning = tuning_;
+  work->result = [child, newRank, newSize, tuning](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);
     child->reset();
-    return Communicator::Wrap(env, queue, newRank, newSize);
+    return Communicator::Wrap(env, queue, newRank, newSize, tuning);
   };
   return queue_->push(env, std::move(work));
+}
+
+// algorithm(op, bytes) -> string: what runs `op` (nccl-tests' name) on `bytes` bytes.
+Napi::Value Communicator::Algorithm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string op = stringArg(env, info[0], "op");
+  size_t bytes = size_t(intArg(env, info[1], "bytes", 0, int64_t(1) << 53));
+  std::string name = GlooBackend::describe(tuning_, size_, op, bytes);
+  if (name.empty()) throwRangeError(env, "op: expected an nccl-tests operation name, got '" + op + "'");
+  return Napi::String::New(env, name);
 }
 
 // close(): stops the idle queue. The TypeScript layer waits for pending work.

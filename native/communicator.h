@@ -8,6 +8,7 @@
 
 #include <napi.h>
 
+#include "gloo/algorithm_policy.h"
 #include "work_queue.h"
 
 namespace collectives {
@@ -17,7 +18,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   static Napi::Function Define(Napi::Env env);
   // A new JS Communicator over `queue` (constructed only from native code).
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
-                           int size);
+                           int size, const GlooTuning& tuning);
   // connect(options) -> Promise<Communicator>
   static Napi::Value Connect(const Napi::CallbackInfo& info);
 
@@ -38,6 +39,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Split(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value Algorithm(const Napi::CallbackInfo& info);
   Napi::Value GetRank(const Napi::CallbackInfo& info);
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPending(const Napi::CallbackInfo& info);
@@ -55,6 +57,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   std::shared_ptr<WorkQueue> queue_;
   int rank_ = 0;
   int size_ = 1;
+  GlooTuning tuning_;
 };
 
 // Called at environment teardown: stops every live queue without waiting.

@@ -1,6 +1,7 @@
 #include "gloo_backend.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -140,28 +141,86 @@ std::shared_ptr<GlooBackend> GlooBackend::connect(const GlooConnectOptions& opti
     } else {
       attr.hostname = options.hostname;
     }
-    auto device = gloo::transport::tcp::CreateDevice(attr);
-    auto context = connectContext(options.rank, options.size, *options.store,
-                                  options.prefix, device, options.timeout);
-    backend.reset(new GlooBackend(options, device, context));
+    backend = create(options, gloo::transport::tcp::CreateDevice(attr));
   });
   return backend;
 }
 
+std::shared_ptr<GlooBackend> GlooBackend::create(
+    const GlooConnectOptions& options, std::shared_ptr<gloo::transport::Device> device) {
+  auto context = connectContext(options.rank, options.size, *options.store, options.prefix,
+                                device, options.timeout);
+  std::shared_ptr<gloo::Context> syncContext;
+  if (options.size > 1 && options.tuning.mode != GlooTuning::Mode::kAsync) {
+    syncContext = connectContext(options.rank, options.size, *options.store,
+                                 options.prefix + "/sync", device, options.timeout);
+    for (int r = 0; r < options.size; r++) {
+      if (r != options.rank) syncContext->getPair(r)->setSync(true, options.tuning.busyPoll);
+    }
+  }
+  return std::shared_ptr<GlooBackend>(
+      new GlooBackend(options, std::move(device), std::move(context), std::move(syncContext)));
+}
+
 GlooBackend::GlooBackend(GlooConnectOptions options,
                          std::shared_ptr<gloo::transport::Device> device,
-                         std::shared_ptr<gloo::Context> context)
+                         std::shared_ptr<gloo::Context> context,
+                         std::shared_ptr<gloo::Context> syncContext)
     : options_(std::move(options)),
       device_(std::move(device)),
       context_(std::move(context)),
+      syncContext_(std::move(syncContext)),
       rank_(context_->rank),
-      size_(context_->size) {}
+      size_(context_->size) {
+  if (syncContext_) sync_ = std::make_unique<SyncCollectives>(syncContext_);
+}
+
+GlooAlgo GlooBackend::pickFor(const GlooTuning& tuning, int size, bool haveSync, GlooOp op,
+                              size_t bytes, size_t count, bool defaultTimeout) {
+  GlooAlgo algo = chooseAlgorithm(op, bytes, size, tuning);
+  if (!isSync(algo)) return algo;
+  if (haveSync && count <= size_t(INT_MAX) && defaultTimeout) return algo;
+  switch (op) {
+    case GlooOp::kAllReduce: return GlooAlgo::kAsyncRing;
+    case GlooOp::kReduceScatter: return GlooAlgo::kAsyncAllToAllReduce;
+    default: return GlooAlgo::kAsync;
+  }
+}
+
+GlooAlgo GlooBackend::pick(GlooOp op, size_t bytes, size_t count, Millis timeout) const {
+  return pickFor(options_.tuning, size_, sync_ != nullptr, op, bytes, count,
+                 timeout == options_.timeout);
+}
+
+std::string GlooBackend::describe(const GlooTuning& tuning, int size, const std::string& op,
+                                  size_t bytes) {
+  static const std::pair<const char*, GlooOp> kOps[] = {
+      {"all_reduce", GlooOp::kAllReduce}, {"reduce_scatter", GlooOp::kReduceScatter},
+      {"all_gather", GlooOp::kAllGather}, {"broadcast", GlooOp::kBroadcast},
+      {"barrier", GlooOp::kBarrier},      {"reduce", GlooOp::kReduce},
+      {"alltoall", GlooOp::kAllToAll}};
+  for (const auto& entry : kOps) {
+    if (op != entry.first) continue;
+    if (size == 1) return "local";
+    const bool haveSync = tuning.mode != GlooTuning::Mode::kAsync;
+    GlooAlgo algo = pickFor(tuning, size, haveSync, entry.second, bytes, bytes, true);
+    std::string name = algorithmName(algo);
+    if (isSync(algo) && tuning.busyPoll) name += " busy-poll";
+    return name;
+  }
+  return "";
+}
 
 void GlooBackend::allReduceSameType(const void* in, void* out, size_t count,
                                     DType dtype, RedOp op, Millis timeout) {
-  ReduceFn fn = reduceFunction(dtype, op);
-  uint32_t tag = nextTag();
-  COLLECTIVES_DISPATCH(dtype, runAllreduce, context_, in, out, count, fn, tag, timeout);
+  GlooAlgo algo = pick(GlooOp::kAllReduce, count * dtypeSize(dtype), count, timeout);
+  if (isSync(algo)) {
+    sync_->allReduce(algo, in, out, count, dtype, op);
+  } else {
+    ReduceFn fn = reduceFunction(dtype, op);
+    uint32_t tag = nextTag();
+    COLLECTIVES_DISPATCH(dtype, runAllreduce, context_, in, out, count, fn, tag, timeout);
+  }
   if (op == RedOp::kAvg) divideInPlace(dtype, out, count, size_);
 }
 
@@ -180,12 +239,31 @@ void GlooBackend::allReduce(const void* in, void* out, size_t count, DType dtype
   });
 }
 
+void GlooBackend::reduceScatterSync(const void* in, void* out, size_t countPerRank,
+                                    DType dtype, RedOp op) {
+  if (isHalf(dtype)) {
+    std::vector<float> wide(countPerRank * size_), result(countPerRank);
+    widenHalf(dtype, static_cast<const uint16_t*>(in), wide.data(), wide.size());
+    sync_->reduceScatter(wide.data(), result.data(), countPerRank, DType::kFloat32, op);
+    if (op == RedOp::kAvg) divideInPlace(DType::kFloat32, result.data(), countPerRank, size_);
+    narrowHalf(dtype, result.data(), static_cast<uint16_t*>(out), countPerRank);
+    return;
+  }
+  sync_->reduceScatter(in, out, countPerRank, dtype, op);
+  if (op == RedOp::kAvg) divideInPlace(dtype, out, countPerRank, size_);
+}
+
 void GlooBackend::reduceScatter(const void* in, void* out, size_t countPerRank,
                                 DType dtype, RedOp op, Millis timeout) {
   if (countPerRank == 0) return;
   translateGlooErrors("reduceScatter", [&] {
     const size_t esize = dtypeSize(dtype);
     const size_t chunkBytes = countPerRank * esize;
+    if (size_ > 1 && isSync(pick(GlooOp::kReduceScatter, chunkBytes * size_,
+                                 countPerRank * size_, timeout))) {
+      reduceScatterSync(in, out, countPerRank, dtype, op);
+      return;
+    }
     std::vector<char> gathered(chunkBytes * size_);
     allToAll(in, gathered.data(), countPerRank, dtype, timeout);
     if (isHalf(dtype)) {
@@ -217,6 +295,10 @@ void GlooBackend::allGather(const void* in, void* out, size_t countPerRank,
   translateGlooErrors("allGather", [&] {
     const size_t chunkBytes = countPerRank * dtypeSize(dtype);
     char* outBytes = static_cast<char*>(out);
+    if (isSync(pick(GlooOp::kAllGather, chunkBytes * size_, chunkBytes, timeout))) {
+      sync_->allGather(in, out, chunkBytes);
+      return;
+    }
     gloo::AllgatherOptions opts(context_);
     if (in != outBytes + size_t(rank_) * chunkBytes) {
       opts.setInput<char>(static_cast<char*>(const_cast<void*>(in)), chunkBytes);
@@ -232,6 +314,11 @@ void GlooBackend::broadcast(void* data, size_t count, DType dtype, int root,
                             Millis timeout) {
   if (count == 0) return;
   translateGlooErrors("broadcast", [&] {
+    const size_t bytes = count * dtypeSize(dtype);
+    if (isSync(pick(GlooOp::kBroadcast, bytes, bytes, timeout))) {
+      sync_->broadcast(data, bytes, root);
+      return;
+    }
     gloo::BroadcastOptions opts(context_);
     opts.setOutput<char>(static_cast<char*>(data), count * dtypeSize(dtype));
     opts.setRoot(root);
@@ -273,6 +360,10 @@ void GlooBackend::reduce(const void* in, void* out, size_t count, DType dtype,
 
 void GlooBackend::barrier(Millis timeout) {
   translateGlooErrors("barrier", [&] {
+    if (isSync(pick(GlooOp::kBarrier, 0, 0, timeout))) {
+      sync_->barrier();
+      return;
+    }
     gloo::BarrierOptions opts(context_);
     opts.setTag(nextTag());
     opts.setTimeout(timeout);
@@ -342,9 +433,7 @@ std::shared_ptr<Backend> GlooBackend::split(int newRank, int newSize,
     options.size = newSize;
     options.prefix = options_.prefix + "/" + key;
     options.timeout = timeout;
-    auto context = connectContext(newRank, newSize, *options.store, options.prefix,
-                                  device_, timeout);
-    child.reset(new GlooBackend(options, device_, context));
+    child = create(options, device_);
   });
   return child;
 }

@@ -1,7 +1,11 @@
-// Backend over Gloo's TCP transport for host memory. Collectives use Gloo's
-// unbound-buffer functions; reduce-scatter is Gloo's all-to-all plus a local
-// reduce, which moves (n-1)/n of the data per rank like a ring (an all-reduce
-// followed by a copy would move twice that).
+// Backend over Gloo's TCP transport for host memory. Two contexts share one
+// TCP device: one with synchronous pairs, driven by the queue thread itself
+// through Gloo's algorithm classes (SyncCollectives), and one in Gloo's
+// default asynchronous mode for the unbound-buffer functions (all-to-all,
+// reduce, point-to-point), which refuse synchronous pairs. algorithm_policy.h
+// picks per operation and size. Reduce-scatter moves (n-1)/n of the data per
+// rank either way (halving-doubling, or all-to-all plus a local reduce); an
+// all-reduce followed by a copy would move twice that.
 #pragma once
 
 #include <memory>
@@ -12,6 +16,8 @@
 #include <gloo/transport/device.h>
 
 #include "../backend.h"
+#include "algorithm_policy.h"
+#include "sync_collectives.h"
 
 namespace collectives {
 
@@ -23,6 +29,7 @@ struct GlooConnectOptions {
   std::string hostname;  // address this rank listens on (empty: use iface)
   std::string iface;     // network interface name, used when set
   Millis timeout{600000};
+  GlooTuning tuning;
 };
 
 class GlooBackend : public Backend {
@@ -56,22 +63,41 @@ class GlooBackend : public Backend {
                                             uint32_t tag) override;
   std::shared_ptr<Backend> split(int newRank, int newSize, const std::string& key,
                                  Millis timeout) override;
+  // The algorithm a backend with `tuning` over `size` ranks uses for `op`
+  // (nccl-tests' name, e.g. "all_reduce") on `bytes` bytes at the default
+  // timeout, as benchmarks report it; empty for an unknown op.
+  static std::string describe(const GlooTuning& tuning, int size, const std::string& op,
+                              size_t bytes);
 
  private:
   GlooBackend(GlooConnectOptions options,
               std::shared_ptr<gloo::transport::Device> device,
-              std::shared_ptr<gloo::Context> context);
+              std::shared_ptr<gloo::Context> context,
+              std::shared_ptr<gloo::Context> syncContext);
+  static std::shared_ptr<GlooBackend> create(const GlooConnectOptions& options,
+                                             std::shared_ptr<gloo::transport::Device> device);
+
+  // The algorithm for this call: the policy's choice, unless the synchronous
+  // context cannot serve it (no such context, a count beyond Gloo's int, or a
+  // per-call timeout other than the one the synchronous pairs were built with).
+  GlooAlgo pick(GlooOp op, size_t bytes, size_t count, Millis timeout) const;
+  static GlooAlgo pickFor(const GlooTuning& tuning, int size, bool haveSync, GlooOp op,
+                          size_t bytes, size_t count, bool defaultTimeout);
 
   // Gloo's tags must be unique among concurrent operations; this backend
   // runs one at a time, so a counter is enough.
   uint32_t nextTag() { return tag_++; }
 
+  void reduceScatterSync(const void* in, void* out, size_t countPerRank, DType dtype,
+                         RedOp op);
   void allReduceSameType(const void* in, void* out, size_t count, DType dtype,
                          RedOp op, Millis timeout);
 
   GlooConnectOptions options_;
   std::shared_ptr<gloo::transport::Device> device_;
   std::shared_ptr<gloo::Context> context_;
+  std::shared_ptr<gloo::Context> syncContext_;
+  std::unique_ptr<SyncCollectives> sync_;
   int rank_;
   int size_;
   uint32_t tag_ = 0;

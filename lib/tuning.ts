@@ -1,0 +1,66 @@
+/**
+ * How the Gloo backend drives its TCP pairs. The measured defaults are in
+ * bench/RESULTS.md; these knobs exist to reproduce those measurements and to
+ * fall back to Gloo's default mode if a machine behaves differently.
+ */
+
+import os from 'node:os';
+import { argRangeError, argTypeError } from './errors';
+
+export interface GlooTuning {
+  /**
+   * 'auto' (default): synchronous pairs where Gloo has an algorithm for them,
+   * Gloo's default asynchronous mode elsewhere. 'async': Gloo's default mode
+   * everywhere. 'sync': as 'auto' (kept distinct so a future policy can differ).
+   */
+  mode?: 'auto' | 'async' | 'sync';
+  /** All-reduce on synchronous pairs: chosen by size ('auto'), or forced. */
+  allReduceAlgorithm?: 'auto' | 'ring' | 'halving-doubling';
+  /**
+   * Spin on the socket instead of sleeping in recv(2). Default: only when every
+   * local rank has at least two cores (one for JavaScript, one for the queue
+   * thread); spinning on a shared core starves the rank that must send.
+   */
+  busyPoll?: boolean;
+}
+
+const MODES = ['auto', 'async', 'sync'] as const;
+const ALLREDUCE = ['auto', 'ring', 'halving-doubling'] as const;
+
+function oneOf<T extends string>(name: string, allowed: readonly T[], value: unknown): T | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw argRangeError(name, allowed.map((a) => `'${a}'`).join(', '), value);
+  }
+  return value as T;
+}
+
+function busyPollFrom(name: string, value: unknown): boolean | undefined {
+  if (value === undefined || value === '' || value === 'auto') return undefined;
+  if (typeof value === 'boolean') return value;
+  if (value === '1') return true;
+  if (value === '0') return false;
+  throw argTypeError(name, typeof value === 'string' ? "'0', '1' or 'auto'" : 'a boolean', value);
+}
+
+/** Options win over COLLECTIVES_GLOO_MODE, COLLECTIVES_ALLREDUCE_ALGORITHM, COLLECTIVES_BUSY_POLL. */
+export function resolveTuning(
+  given: GlooTuning | undefined,
+  env: NodeJS.ProcessEnv,
+  localWorldSize: number,
+): Required<GlooTuning> {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) {
+    throw argTypeError('options.gloo', 'an object', given);
+  }
+  const g = given ?? {};
+  const mode =
+    oneOf('options.gloo.mode', MODES, g.mode) ?? oneOf('COLLECTIVES_GLOO_MODE', MODES, env.COLLECTIVES_GLOO_MODE);
+  const allReduceAlgorithm =
+    oneOf('options.gloo.allReduceAlgorithm', ALLREDUCE, g.allReduceAlgorithm) ??
+    oneOf('COLLECTIVES_ALLREDUCE_ALGORITHM', ALLREDUCE, env.COLLECTIVES_ALLREDUCE_ALGORITHM);
+  const busyPoll =
+    busyPollFrom('options.gloo.busyPoll', g.busyPoll) ??
+    busyPollFrom('COLLECTIVES_BUSY_POLL', env.COLLECTIVES_BUSY_POLL) ??
+    localWorldSize * 2 <= os.availableParallelism();
+  return { mode: mode ?? 'auto', allReduceAlgorithm: allReduceAlgorithm ?? 'auto', busyPoll };
+}

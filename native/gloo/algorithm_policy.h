@@ -1,0 +1,127 @@
+// Which Gloo engine and algorithm runs an operation of a given size.
+//
+// Gloo offers two ways to drive its TCP pairs. In the default (asynchronous)
+// mode a device loop thread moves every message and the caller waits on a
+// condition variable: two thread hand-offs per message. In synchronous mode
+// the calling thread (here, the communicator's queue thread) sends and
+// receives itself. Gloo's unbound-buffer functions refuse synchronous pairs;
+// its older algorithm classes need them to be fast. The backend therefore
+// keeps one context of each kind and picks per call. bench/RESULTS.md holds
+// the measurements behind the defaults below.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace collectives {
+
+enum class GlooOp { kAllReduce, kReduceScatter, kAllGather, kBroadcast, kBarrier, kReduce, kAllToAll };
+
+enum class GlooAlgo {
+  kAsyncRing,              // gloo::allreduce, ring (unbound buffers)
+  kAsyncAllToAllReduce,    // gloo::alltoall, then a local reduce
+  kAsync,                  // the op's unbound-buffer function
+  kSyncRing,               // AllreduceRing / AllgatherRing
+  kSyncHalvingDoubling,    // AllreduceHalvingDoubling / ReduceScatterHalvingDoubling
+  kSyncOneToAll,           // BroadcastOneToAll
+  kSyncAllToOne,           // BarrierAllToOne
+};
+
+struct GlooTuning {
+  // "auto": the measured choice below; "async": Gloo's default mode for
+  // everything (the baseline); "sync": synchronous pairs wherever Gloo has
+  // an algorithm for them.
+  enum class Mode { kAuto, kAsync, kSync } mode = Mode::kAuto;
+  // All-reduce algorithm on synchronous pairs: 0 = by size, else forced.
+  enum class AllReduce { kAuto, kRing, kHalvingDoubling } allReduce = AllReduce::kAuto;
+  // Spin on the socket instead of sleeping in recv(2). Only pays when every
+  // rank has a core to itself; the caller decides (see lib/init.ts).
+  bool busyPoll = false;
+  // Largest message one pair may write in a single step on synchronous pairs.
+  // There, both ends of a pair can be inside a blocking write at once (a ring
+  // step, a halving-doubling exchange), and nobody reads until the writes
+  // finish: a message larger than the socket buffers can hold deadlocks.
+  // Larger operations run in the asynchronous mode, whose loop thread always
+  // reads. See syncMessageLimit().
+  size_t syncMessageLimit = 0;
+};
+
+// Half of what the kernel lets one direction of a loopback or LAN pair buffer
+// before the reader drains it: the send buffer (Gloo asks for up to 32 MiB,
+// the kernel grants up to twice net.core.wmem_max) plus the receive buffer's
+// starting size (the middle of net.ipv4.tcp_rmem). Half, because autotuning
+// and other traffic can shrink what is actually free.
+size_t syncMessageLimit();
+
+// Sizes at and below which a two-rank all-reduce uses the ring: with two
+// ranks it is one exchange each way, and halving-doubling adds a handshake.
+constexpr size_t kTwoRankRingMaxBytes = 1024;
+
+inline bool isPowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// The largest message one rank writes to one peer in a single step.
+inline size_t largestStep(GlooAlgo algo, size_t bytes, int worldSize) {
+  switch (algo) {
+    case GlooAlgo::kSyncRing:
+      return (bytes + worldSize - 1) / worldSize;
+    case GlooAlgo::kSyncHalvingDoubling:
+      // The first exchange moves half; with a world size that is not a power
+      // of two, ranks outside the largest binary block hand over everything.
+      return isPowerOfTwo(worldSize) ? (bytes + 1) / 2 : bytes;
+    default:
+      return 0;
+  }
+}
+
+inline GlooAlgo chooseAlgorithm(GlooOp op, size_t bytes, int worldSize, const GlooTuning& t) {
+  const bool async = t.mode == GlooTuning::Mode::kAsync;
+  auto fits = [&](GlooAlgo a) { return largestStep(a, bytes, worldSize) <= t.syncMessageLimit; };
+  switch (op) {
+    case GlooOp::kAllReduce: {
+      if (async) return GlooAlgo::kAsyncRing;
+      GlooAlgo a = GlooAlgo::kSyncHalvingDoubling;
+      if (t.allReduce == GlooTuning::AllReduce::kRing ||
+          (t.allReduce == GlooTuning::AllReduce::kAuto && worldSize == 2 &&
+           bytes <= kTwoRankRingMaxBytes)) {
+        a = GlooAlgo::kSyncRing;
+      }
+      return fits(a) ? a : GlooAlgo::kAsyncRing;
+    }
+    case GlooOp::kReduceScatter:
+      // `bytes` is the whole input here.
+      return !async && fits(GlooAlgo::kSyncHalvingDoubling) ? GlooAlgo::kSyncHalvingDoubling
+                                                             : GlooAlgo::kAsyncAllToAllReduce;
+    case GlooOp::kAllGather:
+      // `bytes` is the whole output; the ring writes one rank's chunk a step.
+      return !async && fits(GlooAlgo::kSyncRing) ? GlooAlgo::kSyncRing : GlooAlgo::kAsync;
+    case GlooOp::kBroadcast:
+      // Only the root writes and every other rank reads: safe at any size.
+      return async ? GlooAlgo::kAsync : GlooAlgo::kSyncOneToAll;
+    case GlooOp::kBarrier:
+      return async ? GlooAlgo::kAsync : GlooAlgo::kSyncAllToOne;
+    case GlooOp::kReduce:
+    case GlooOp::kAllToAll:
+      return GlooAlgo::kAsync;
+  }
+  return GlooAlgo::kAsync;
+}
+
+inline const char* algorithmName(GlooAlgo a) {
+  switch (a) {
+    case GlooAlgo::kAsyncRing: return "async ring";
+    case GlooAlgo::kAsyncAllToAllReduce: return "async alltoall+reduce";
+    case GlooAlgo::kAsync: return "async";
+    case GlooAlgo::kSyncRing: return "sync ring";
+    case GlooAlgo::kSyncHalvingDoubling: return "sync halving-doubling";
+    case GlooAlgo::kSyncOneToAll: return "sync one-to-all";
+    case GlooAlgo::kSyncAllToOne: return "sync all-to-one";
+  }
+  return "unknown";
+}
+
+inline bool isSync(GlooAlgo a) {
+  return a == GlooAlgo::kSyncRing || a == GlooAlgo::kSyncHalvingDoubling ||
+         a == GlooAlgo::kSyncOneToAll || a == GlooAlgo::kSyncAllToOne;
+}
+
+}  // namespace collectives
