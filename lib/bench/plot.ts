@@ -36,7 +36,7 @@ export function plotPoints(rows: readonly Row[]): Point[] {
 export function plotSpec(rows: readonly Row[], h: Header): Record<string, unknown> {
   const x = { field: 'bytes', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'size (B)' };
   const lines = {
-    color: { field: 'series', type: 'nominal', title: 'op dtype redop' },
+    color: { field: 'series', type: 'nominal', title: 'op dtype redop', legend: { labelLimit: 400 } },
     strokeDash: { field: 'placement', type: 'nominal', title: 'placement' },
   };
   const tooltip = [{ field: 'series' }, { field: 'placement' }, { field: 'bytes' }, { field: 'timeUs' }, { field: 'busbw' }];
