@@ -14,7 +14,8 @@ const elements = require('./helpers/elements');
 const DIST = path.join(__dirname, '..', 'dist', 'bench');
 const CLI = path.join(DIST, 'cli.js');
 const { findOp, opNames } = require(path.join(DIST, 'ops.js'));
-const { bandwidths } = require(path.join(DIST, 'measure.js'));
+const { bandwidths, combineAcrossRanks } = require(path.join(DIST, 'measure.js'));
+const { algorithmOf } = require(path.join(DIST, 'sweep.js'));
 const { DEFAULTS, parseSize, sizeList, validateOptions, withoutNp } = require(path.join(DIST, 'options.js'));
 const check = require(path.join(DIST, 'check.js'));
 const { formatRow, formatFooter } = require(path.join(DIST, 'table.js'));
@@ -95,6 +96,32 @@ describe('65 collectives-bench', function () {
       ];
       assert.deepEqual(summarize(rows), { avgBusBw: 3, wrongTotal: 0 });
       assert.deepEqual(formatFooter(summarize(rows)), ['# Out of bounds values : 0 OK', '# Avg bus bandwidth : 3']);
+    });
+
+    it('-a combines the ranks\' times: rank 0\'s, the average, the minimum or the maximum', async function () {
+      // Rank 1 of 2 holds [4, 8]; the fake peer (rank 0) holds [2, 16].
+      const peer = [2, 16];
+      const fake = {
+        rank: 1,
+        size: 2,
+        async allReduce(buf, { op }) {
+          for (let i = 0; i < buf.length; i++) {
+            const p = peer[i];
+            buf[i] = op === 'min' ? Math.min(buf[i], p) : op === 'max' ? Math.max(buf[i], p) : buf[i] + p;
+          }
+          return buf;
+        },
+      };
+      assert.deepEqual(await combineAcrossRanks(fake, [4, 8], 'rank0'), [2, 16]);
+      assert.deepEqual(await combineAcrossRanks(fake, [4, 8], 'avg'), [3, 12]);
+      assert.deepEqual(await combineAcrossRanks(fake, [4, 8], 'min'), [2, 8]);
+      assert.deepEqual(await combineAcrossRanks(fake, [4, 8], 'max'), [4, 16]);
+    });
+
+    it('asks Communicator.algorithm(method, bytes) for the algo column where it exists', function () {
+      assert.equal(algorithmOf({}), null);
+      const comm = { prefix: 'ring', algorithm(op, bytes) { return `${this.prefix}:${op}:${bytes}`; } };
+      assert.equal(algorithmOf(comm)('allReduce', 4096), 'ring:allReduce:4096');
     });
 
     it('prints N/A for a placement the API cannot express', function () {
@@ -298,8 +325,8 @@ describe('65 collectives-bench', function () {
     const others = [
       ['reduce_scatter', ['-o', 'max', '-d', 'bfloat16'], ['0', '0']],
       ['all_gather', ['-d', 'int64'], ['0', '0']],
-      ['alltoall', ['-d', 'int8'], ['0', '0']],
-      ['broadcast', ['-r', '1', '-d', 'float16'], ['N/A', '0']],
+      ['alltoall', ['-d', 'int8', '-z', '1'], ['0', '0']],
+      ['broadcast', ['-r', '1', '-d', 'float16', '-a', '3'], ['N/A', '0']],
       ['reduce', ['-r', '1', '-o', 'avg', '-d', 'float64'], ['0', '0']],
     ];
     for (const [op, extra, wrong] of others) {

@@ -65,6 +65,11 @@ export interface BenchOp {
   result(b: Buffers, rank: number, root: number): HostArray | null;
   /** Where element k of result() on `rank` comes from. */
   source(k: number, rank: number, l: Layout, root: number): Source;
+  /**
+   * Wrong elements of `actual` against the exact `expected`. Absent: bit for bit. A lossy
+   * operation (a quantized one) gives its own tolerance here.
+   */
+  compare?(actual: HostArray, expected: HostArray, dtype: DType): number;
 }
 
 const REGISTRY = new Map<string, BenchOp>();

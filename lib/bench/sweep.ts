@@ -39,7 +39,8 @@ async function checkOnce(
   await op.call(comm, b, p, args);
   const result = op.result(b, comm.rank, root);
   if (result === null) return 0;
-  return countWrong(result, expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root));
+  const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
+  return op.compare ? op.compare(result, expected, dtype) : countWrong(result, expected);
 }
 
 export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents): Promise<Row[]> {
