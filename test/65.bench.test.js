@@ -200,6 +200,9 @@ describe('65 collectives-bench', function () {
       const unknown = await bench(['all_reduce', '--frobnicate']);
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /unknown option '--frobnicate'/);
+      const unwritable = await bench(['all_reduce', '--np', '2', '--json', path.join(os.tmpdir(), 'no-such-folder-here', 'x.json')]);
+      assert.equal(unwritable.code, 2);
+      assert.match(unwritable.stderr, /--json: expected a file in a writable folder, got ".*x\.json"/);
     });
   });
 

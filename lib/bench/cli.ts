@@ -6,6 +6,8 @@
  */
 
 import { Command, CommanderError } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 import { rankFromEnvironment } from '../env';
 import { init, versions } from '../init';
@@ -84,6 +86,10 @@ function out(lines: string[]): void {
 }
 
 async function runRank(o: BenchOptions, args: string[]): Promise<number> {
+  // A reader that went away (`collectives-bench … | head`) ends the run quietly, as SIGPIPE would.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(141);
+  });
   const comm = await init();
   try {
     const rank0 = comm.rank === 0;
@@ -128,6 +134,16 @@ async function runRank(o: BenchOptions, args: string[]): Promise<number> {
   }
 }
 
+/** A file rank 0 will write must be creatable before the sweep starts, not after it. */
+function checkWritable(flag: string, file: string | undefined): void {
+  if (file === undefined) return;
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+  } catch {
+    throw new UsageError(`${flag}: expected a file in a writable folder, got ${JSON.stringify(file)}`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
     const o = parse(argv);
@@ -135,6 +151,10 @@ async function main(argv: string[]): Promise<number> {
     const info = rankFromEnvironment();
     // A launcher's world of one (e.g. a Slurm step of one task) does not stop --np.
     const launched = info.source !== 'default' && (o.np === undefined || info.worldSize > 1);
+    if (!launched || info.rank === 0) {
+      checkWritable('--json', o.json);
+      checkWritable('--plot', o.plot);
+    }
     if (o.np !== undefined && !launched) return await launchRanks(o.np, args);
     if (o.np !== undefined && o.np !== info.worldSize) {
       throw new UsageError(
@@ -149,7 +169,9 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${NAME}: ${(err as Error).message}\n(see ${NAME} --help)\n`);
       return 2;
     }
-    process.stderr.write(`${NAME}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // A system error (a file that could not be written) says enough in its message.
+    const e = err as { stack?: string; message?: string; syscall?: unknown };
+    process.stderr.write(`${NAME}: ${typeof e.syscall === 'string' ? e.message : (e.stack ?? String(err))}\n`);
     return 1;
   }
 }
