@@ -100,7 +100,11 @@ export function parseSize(flag: string, value: string): number {
 
 function dtypeList(value: string): DType[] {
   if (value === 'all') return [...DTYPES];
-  const d = (DTYPES as string[]).includes(value) ? (value as DType) : DTYPE_ALIASES[value];
+  const d = (DTYPES as string[]).includes(value)
+    ? (value as DType)
+    : Object.hasOwn(DTYPE_ALIASES, value)
+      ? DTYPE_ALIASES[value]
+      : undefined;
   if (d === undefined) {
     fail('-d', `one of ${DTYPES.join(', ')} or all (nccl-tests' float, double, half, int, char are accepted too)`, value);
   }
