@@ -1,0 +1,100 @@
+/** One rank's part of a run: every (dtype, redop) series over every size, both placements. */
+
+import type { Communicator } from '../communicator';
+import { DTYPE_BYTES, type DType } from '../dtypes';
+import { allocArray, countWrong, expectedResult, fillInput, inputValues, poison } from './check';
+import { bandwidths, combineAcrossRanks, sumAcrossRanks, timeCalls } from './measure';
+import { type BenchOp, type Buffers, type CallArgs, type Layout, PLACEMENTS, type Placement } from './ops';
+import { type BenchOptions, seriesList, sizeList } from './options';
+import type { Cell, Row } from './report';
+
+export interface SweepEvents {
+  /** A finished row (the same on every rank). */
+  row(r: Row): void;
+  /** A size that rounds down to no element for this dtype and world size. */
+  skipped(bytes: number, dtype: DType): void;
+}
+
+type AlgorithmFn = (method: string, bytes: number) => string;
+
+/** Communicator.algorithm(), where this build has it. */
+export function algorithmOf(comm: Communicator): AlgorithmFn | null {
+  const f = (comm as unknown as { algorithm?: unknown }).algorithm;
+  if (typeof f !== 'function') return null;
+  return (method, bytes) => String((f as AlgorithmFn).call(comm, method, bytes));
+}
+
+/** Runs the check call and counts this rank's wrong elements. */
+async function checkOnce(
+  comm: Communicator,
+  op: BenchOp,
+  layout: Layout,
+  b: Buffers,
+  p: Placement,
+  args: CallArgs,
+): Promise<number> {
+  const { dtype, redop, root } = args;
+  poison(b.output);
+  fillInput(b.input, dtype, inputValues(redop, dtype, comm.size), comm.rank);
+  await op.call(comm, b, p, args);
+  const result = op.result(b, comm.rank, root);
+  if (result === null) return 0;
+  const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
+  return op.compare ? op.compare(result, expected, dtype) : countWrong(result, expected);
+}
+
+export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents): Promise<Row[]> {
+  const { op } = o;
+  const n = comm.size;
+  const algorithm = algorithmOf(comm);
+  const rows: Row[] = [];
+  for (const { dtype, redop } of seriesList(o)) {
+    const seen = new Set<number>();
+    for (const bytes of op.sized ? sizeList(o) : [0]) {
+      const layout = op.layout(bytes, DTYPE_BYTES[dtype], n);
+      if (op.sized && layout.count === 0) {
+        on.skipped(bytes, dtype);
+        continue;
+      }
+      // Sizes that round to the same element count would repeat a row.
+      if (seen.has(layout.bytes)) continue;
+      seen.add(layout.bytes);
+      const args: CallArgs = { dtype, redop, root: o.root };
+      const measured: ({ seconds: number; wrong: number | null } | null)[] = [];
+      for (const p of PLACEMENTS) {
+        const b = op.buffers(p, layout, (length) => allocArray(dtype, length), comm.rank);
+        if (b === null) {
+          measured.push(null);
+          continue;
+        }
+        const seconds = await timeCalls(comm, () => op.call(comm, b, p, args), o.iters, o.warmup, o.blocking);
+        const wrong = o.check && op.sized ? await checkOnce(comm, op, layout, b, p, args) : null;
+        measured.push({ seconds, wrong });
+      }
+      const times = await combineAcrossRanks(comm, measured.map((m) => m?.seconds ?? 0), o.combine);
+      const wrongs = await sumAcrossRanks(comm, measured.map((m) => m?.wrong ?? 0));
+      const cells = measured.map((m, i): Cell | null => {
+        if (m === null) return null;
+        return {
+          timeUs: times[i] * 1e6,
+          ...bandwidths(layout.bytes, times[i], op.busBwFactor(n)),
+          wrong: m.wrong === null ? null : wrongs[i],
+        };
+      });
+      const row: Row = {
+        op: op.name,
+        bytes: layout.bytes,
+        count: layout.count,
+        dtype: op.sized ? dtype : 'none',
+        redop,
+        root: op.rooted ? o.root : -1,
+        outOfPlace: cells[0],
+        inPlace: cells[1],
+        algo: algorithm === null ? 'default' : algorithm(op.method, layout.bytes),
+      };
+      rows.push(row);
+      on.row(row);
+    }
+  }
+  return rows;
+}
