@@ -48,7 +48,7 @@ export type Source =
 export interface BenchOp {
   /** The name on the command line (nccl-tests' binary names without _perf). */
   readonly name: string;
-  /** The Communicator method, as Communicator.algorithm() is asked about it. */
+  /** The Communicator method that runs it. */
   readonly method: string;
   readonly reduces: boolean;
   readonly rooted: boolean;

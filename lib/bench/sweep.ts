@@ -15,13 +15,11 @@ export interface SweepEvents {
   skipped(bytes: number, dtype: DType): void;
 }
 
-type AlgorithmFn = (method: string, bytes: number) => string;
+type AlgorithmFn = (op: string, bytes: number) => string;
 
-/** Communicator.algorithm(), where this build has it. */
+/** Communicator.algorithm(), asked with nccl-tests' operation names. */
 export function algorithmOf(comm: Communicator): AlgorithmFn | null {
-  const f = (comm as unknown as { algorithm?: unknown }).algorithm;
-  if (typeof f !== 'function') return null;
-  return (method, bytes) => String((f as AlgorithmFn).call(comm, method, bytes));
+  return (op, bytes) => comm.algorithm(op, bytes);
 }
 
 /** Runs the check call and counts this rank's wrong elements. */
@@ -90,7 +88,7 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
         root: op.rooted ? o.root : -1,
         outOfPlace: cells[0],
         inPlace: cells[1],
-        algo: algorithm === null ? 'default' : algorithm(op.method, layout.bytes),
+        algo: algorithm === null ? 'default' : algorithm(op.name, layout.bytes),
       };
       rows.push(row);
       on.row(row);
