@@ -5,8 +5,10 @@
 //
 //   RANK=r WORLD_SIZE=n gloo-reference --store DIR --op all_reduce
 //       --mode sync-hd --sizes 8,4096 --iters 1000,1000 [--busy-poll 1]
+//       [--chunk-bytes N]
 //
 // Rank 0 prints one line per size: "<bytes> <microseconds per call>".
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +44,7 @@ struct Args {
   std::vector<int> iters;
   int warmup = 5;
   bool busyPoll = false;
+  size_t chunkBytes = 0;  // all-reduce on synchronous pairs: instances of at most this size
 };
 
 template <typename T>
@@ -64,6 +67,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--iters") a.iters = splitList<int>(v);
     else if (k == "--warmup") a.warmup = std::stoi(v);
     else if (k == "--busy-poll") a.busyPoll = v == "1";
+    else if (k == "--chunk-bytes") a.chunkBytes = size_t(std::stoll(v));
     else {
       std::fprintf(stderr, "gloo-reference: unknown flag %s\n", k.c_str());
       std::exit(2);
@@ -127,11 +131,16 @@ class Op {
       perRank_ = count_ / n;
       in_.assign(perRank_ * n, 1.0f);
       out_.assign(perRank_ * n, 0.0f);
-    } else if (a.op == "all_reduce") {
-      if (a.mode == "sync-hd") {
-        arHd_.reset(new gloo::AllreduceHalvingDoubling<float>(sync_, {out_.data()}, int(count_)));
-      } else if (a.mode == "sync-ring") {
-        arRing_.reset(new gloo::AllreduceRing<float>(sync_, {out_.data()}, int(count_)));
+    } else if (a.op == "all_reduce" && a.mode.rfind("sync", 0) == 0) {
+      const size_t chunk = a.chunkBytes ? a.chunkBytes / sizeof(float) : count_;
+      for (size_t first = 0; first < count_; first += chunk) {
+        std::vector<float*> ptrs{out_.data() + first};
+        const int n = int(std::min(chunk, count_ - first));
+        if (a.mode == "sync-hd") {
+          arSync_.emplace_back(new gloo::AllreduceHalvingDoubling<float>(sync_, ptrs, n));
+        } else {
+          arSync_.emplace_back(new gloo::AllreduceRing<float>(sync_, ptrs, n));
+        }
       }
     } else if (a.op == "broadcast") {
       if (a.mode == "sync") {
@@ -146,10 +155,8 @@ class Op {
     const std::string& op = a_.op;
     const std::string& mode = a_.mode;
     if (op == "all_reduce") {
-      if (arHd_) {
-        arHd_->run();
-      } else if (arRing_) {
-        arRing_->run();
+      if (!arSync_.empty()) {
+        for (auto& instance : arSync_) instance->run();
       } else {
         gloo::AllreduceOptions o(async_);
         o.setInput(in_.data(), count_);
@@ -230,8 +237,7 @@ class Op {
   size_t count_ = 0, perRank_ = 0;
   std::vector<float> in_, out_;
   uint32_t tag_ = 0;
-  std::unique_ptr<gloo::AllreduceHalvingDoubling<float>> arHd_;
-  std::unique_ptr<gloo::AllreduceRing<float>> arRing_;
+  std::vector<std::unique_ptr<gloo::Algorithm>> arSync_;
   std::unique_ptr<gloo::ReduceScatterHalvingDoubling<float>> rsHd_;
   std::unique_ptr<gloo::AllgatherRing<float>> agRing_;
   std::unique_ptr<gloo::BroadcastOneToAll<float>> bcast_;

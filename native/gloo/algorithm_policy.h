@@ -73,20 +73,30 @@ inline size_t largestStep(GlooAlgo algo, size_t bytes, int worldSize) {
   }
 }
 
+// The largest all-reduce one synchronous instance may take; larger ones run
+// as consecutive chunks of this size (a multiple of `elementBytes`).
+inline size_t allReduceChunkBytes(GlooAlgo algo, int worldSize, size_t limit,
+                                  size_t elementBytes) {
+  size_t chunk = limit;
+  if (algo == GlooAlgo::kSyncRing) chunk = limit * size_t(worldSize);
+  if (algo == GlooAlgo::kSyncHalvingDoubling && isPowerOfTwo(worldSize)) chunk = 2 * limit;
+  chunk -= chunk % elementBytes;
+  return chunk < elementBytes ? elementBytes : chunk;
+}
+
 inline GlooAlgo chooseAlgorithm(GlooOp op, size_t bytes, int worldSize, const GlooTuning& t) {
   const bool async = t.mode == GlooTuning::Mode::kAsync;
   auto fits = [&](GlooAlgo a) { return largestStep(a, bytes, worldSize) <= t.syncMessageLimit; };
   switch (op) {
-    case GlooOp::kAllReduce: {
+    case GlooOp::kAllReduce:
+      // Any size: beyond allReduceChunkBytes() it runs in chunks.
       if (async) return GlooAlgo::kAsyncRing;
-      GlooAlgo a = GlooAlgo::kSyncHalvingDoubling;
       if (t.allReduce == GlooTuning::AllReduce::kRing ||
           (t.allReduce == GlooTuning::AllReduce::kAuto && worldSize == 2 &&
            bytes <= kTwoRankRingMaxBytes)) {
-        a = GlooAlgo::kSyncRing;
+        return GlooAlgo::kSyncRing;
       }
-      return fits(a) ? a : GlooAlgo::kAsyncRing;
-    }
+      return GlooAlgo::kSyncHalvingDoubling;
     case GlooOp::kReduceScatter:
       // `bytes` is the whole input here.
       return !async && fits(GlooAlgo::kSyncHalvingDoubling) ? GlooAlgo::kSyncHalvingDoubling

@@ -206,6 +206,11 @@ std::string GlooBackend::describe(const GlooTuning& tuning, int size, const std:
     GlooAlgo algo = pickFor(tuning, size, haveSync, entry.second, bytes, bytes, true);
     std::string name = algorithmName(algo);
     if (isSync(algo) && tuning.busyPoll) name += " busy-poll";
+    if (entry.second == GlooOp::kAllReduce && isSync(algo)) {
+      // Benchmarks count float32 elements.
+      const size_t chunk = allReduceChunkBytes(algo, size, tuning.syncMessageLimit, 4);
+      if (bytes > chunk) name += ", " + std::to_string(chunk) + "-byte chunks";
+    }
     return name;
   }
   return "";
@@ -215,7 +220,9 @@ void GlooBackend::allReduceSameType(const void* in, void* out, size_t count,
                                     DType dtype, RedOp op, Millis timeout) {
   GlooAlgo algo = pick(GlooOp::kAllReduce, count * dtypeSize(dtype), count, timeout);
   if (isSync(algo)) {
-    sync_->allReduce(algo, in, out, count, dtype, op);
+    sync_->allReduce(algo, in, out, count, dtype, op,
+                     allReduceChunkBytes(algo, size_, options_.tuning.syncMessageLimit,
+                                         dtypeSize(dtype)));
   } else {
     ReduceFn fn = reduceFunction(dtype, op);
     uint32_t tag = nextTag();

@@ -129,9 +129,10 @@ SyncCollectives::Entry& SyncCollectives::cached(const Key& key, size_t inBytes,
 }
 
 void SyncCollectives::allReduce(GlooAlgo algo, const void* in, void* out, size_t count,
-                                DType dtype, RedOp op) {
-  const size_t bytes = count * dtypeSize(dtype);
-  if (bytes <= kSyncCacheMaxBytes) {
+                                DType dtype, RedOp op, size_t chunkBytes) {
+  const size_t esize = dtypeSize(dtype);
+  const size_t bytes = count * esize;
+  if (bytes <= kSyncCacheMaxBytes && bytes <= chunkBytes) {
     Key key{kOpAllReduce, int(algo), int(dtype), int(op), 0, count};
     Entry& e = cached(key, bytes, 0, [&](Entry& entry) {
       return COLLECTIVES_SYNC_DISPATCH(dtype, makeAllReduce, context_, algo, entry.in.data(),
@@ -143,9 +144,12 @@ void SyncCollectives::allReduce(GlooAlgo algo, const void* in, void* out, size_t
     return;
   }
   if (in != out) std::memcpy(out, in, bytes);
-  auto algorithm =
-      COLLECTIVES_SYNC_DISPATCH(dtype, makeAllReduce, context_, algo, out, count, op);
-  algorithm->run();
+  const size_t chunkCount = chunkBytes / esize;
+  for (size_t first = 0; first < count; first += chunkCount) {
+    const size_t n = std::min(chunkCount, count - first);
+    void* data = static_cast<char*>(out) + first * esize;
+    COLLECTIVES_SYNC_DISPATCH(dtype, makeAllReduce, context_, algo, data, n, op)->run();
+  }
 }
 
 void SyncCollectives::reduceScatter(const void* in, void* out, size_t countPerRank,

@@ -22,9 +22,10 @@ class SyncCollectives {
  public:
   explicit SyncCollectives(std::shared_ptr<gloo::Context> context);
 
-  // No half dtypes and no AVG: the backend widens and divides. `in` may equal `out`.
+  // No half dtypes and no AVG: the backend widens and divides. `in` may equal
+  // `out`. Runs as consecutive instances of at most `chunkBytes` bytes.
   void allReduce(GlooAlgo algo, const void* in, void* out, size_t count, DType dtype,
-                 RedOp op);
+                 RedOp op, size_t chunkBytes);
   // in: size * countPerRank elements (left unchanged); out: countPerRank.
   void reduceScatter(const void* in, void* out, size_t countPerRank, DType dtype, RedOp op);
   // in: chunkBytes; out: size * chunkBytes. `in` may be this rank's chunk of `out`.

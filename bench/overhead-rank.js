@@ -1,0 +1,70 @@
+// One rank of `npm run bench:overhead` (started by bench/overhead.js through
+// collectives-run): times one operation at each size through the addon, the
+// way the raw-Gloo reference times it (warm-up, barrier, a timed run), and
+// prints JSON on rank 0. Two timings per size:
+//   queued:  all iterations issued at once, then awaited (nccl-tests' way;
+//            the queue thread runs them back to back, like the C++ loop);
+//   awaited: each call awaited before the next is issued (what one caller
+//            waiting on each result sees).
+'use strict';
+
+const { init } = require('..');
+
+const [op, sizesArg, itersArg] = process.argv.slice(2);
+const sizes = sizesArg.split(',').map(Number);
+const iters = itersArg.split(',').map(Number);
+const WARMUP = 5;
+
+function buffers(comm, bytes) {
+  const n = comm.size;
+  const count = bytes / 4;
+  switch (op) {
+    case 'all_reduce':
+      return { call: (b) => comm.allReduce(b.in, { output: b.out }), in: new Float32Array(count).fill(1), out: new Float32Array(count) };
+    case 'reduce_scatter':
+      return { call: (b) => comm.reduceScatter(b.in, b.out), in: new Float32Array(count).fill(1), out: new Float32Array(count / n) };
+    case 'all_gather':
+      return { call: (b) => comm.allGather(b.in, b.out), in: new Float32Array(count / n).fill(1), out: new Float32Array(count) };
+    case 'alltoall':
+      return { call: (b) => comm.allToAll(b.in, b.out), in: new Float32Array(count).fill(1), out: new Float32Array(count) };
+    case 'broadcast':
+      return { call: (b) => comm.broadcast(b.out, { root: 0 }), out: new Float32Array(count).fill(1) };
+    default:
+      throw new Error(`bench/overhead-rank.js: unknown op ${op}`);
+  }
+}
+
+async function timeQueued(comm, b, n) {
+  await comm.barrier();
+  const start = process.hrtime.bigint();
+  const works = [];
+  for (let i = 0; i < n; i++) works.push(b.call(b));
+  await Promise.all(works);
+  return Number(process.hrtime.bigint() - start) / 1000 / n;
+}
+
+async function timeAwaited(comm, b, n) {
+  await comm.barrier();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await b.call(b);
+  return Number(process.hrtime.bigint() - start) / 1000 / n;
+}
+
+async function main() {
+  const comm = await init();
+  const rows = [];
+  for (let s = 0; s < sizes.length; s++) {
+    const b = buffers(comm, sizes[s]);
+    for (let i = 0; i < WARMUP; i++) await b.call(b);
+    const queued = await timeQueued(comm, b, iters[s]);
+    const awaited = await timeAwaited(comm, b, iters[s]);
+    rows.push({ bytes: sizes[s], algorithm: comm.algorithm(op, sizes[s]), queued, awaited });
+  }
+  if (comm.rank === 0) process.stdout.write(`${JSON.stringify(rows)}\n`);
+  await comm.destroy();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
