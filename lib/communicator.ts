@@ -11,6 +11,7 @@ import {
 } from './dtypes';
 import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
+import type { GlooTuning } from './tuning';
 import { Work } from './work';
 
 export interface ReduceOptions extends CallOptions {
@@ -58,6 +59,7 @@ const REDUCE_KEYS = ['op', 'dtype', 'timeoutMs'] as const;
 export class Communicator {
   readonly #native: NativeCommunicator;
   readonly #timeoutMs: number;
+  readonly #tuning: Readonly<Required<GlooTuning>>;
   readonly #pending = new Set<Promise<unknown>>();
   #cleanups: Cleanup[] = [];
   #splits = 0;
@@ -65,10 +67,16 @@ export class Communicator {
   #aborted = false;
 
   /** @internal Use init(). */
-  constructor(native: NativeCommunicator, timeoutMs: number, cleanups: Cleanup[] = []) {
+  constructor(native: NativeCommunicator, timeoutMs: number, tuning: Required<GlooTuning>, cleanups: Cleanup[] = []) {
     this.#native = native;
     this.#timeoutMs = timeoutMs;
+    this.#tuning = Object.freeze({ ...tuning });
     this.#cleanups = cleanups;
+  }
+
+  /** How this communicator drives Gloo (resolved from init's options and the environment). */
+  get tuning(): Readonly<Required<GlooTuning>> {
+    return this.#tuning;
   }
 
   get rank(): number {
@@ -261,7 +269,7 @@ export class Communicator {
     const native = await this.#issue('split', undefined, (n) =>
       n.split(newRank, members.length, `s${seq}c${c}`, timeout),
     ).wait();
-    return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs);
+    return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs, this.#tuning);
   }
 
   /**

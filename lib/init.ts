@@ -178,7 +178,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     for (const c of cleanups) await c();
     throw fromNative(err, info.rank, 'init');
   }
-  return new Communicator(native, timeoutMs, cleanups);
+  return new Communicator(native, timeoutMs, tuning, cleanups);
 }
 
 /** Versions of the engines this build uses. */

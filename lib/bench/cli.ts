@@ -15,7 +15,7 @@ import { run } from '../launch/supervisor';
 import { opNames } from './ops';
 import { DEFAULTS, type BenchOptions, type RawBenchOptions, UsageError, checkRoot, validateOptions, withoutNp } from './options';
 import { buildHeader, summarize, writeJson } from './report';
-import { algorithmOf, sweep } from './sweep';
+import { sweep } from './sweep';
 import { formatFooter, formatHeader, formatRow, formatTableHead } from './table';
 
 const NAME = 'collectives-bench';
@@ -99,7 +99,7 @@ async function runRank(o: BenchOptions, args: string[]): Promise<number> {
       if (rank0) throw err;
       return 2;
     }
-    const header = buildHeader(o, args, comm.size, versions(), algorithmOf(comm) !== null);
+    const header = buildHeader(o, args, comm.size, versions(), comm.tuning);
     if (rank0) out([...formatHeader(header), ...formatTableHead()]);
 
     const started = Date.now();

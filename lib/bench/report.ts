@@ -55,8 +55,8 @@ export interface Header {
   check: boolean;
   combine: Combine;
   blocking: boolean;
-  /** Whether Communicator.algorithm() answered the algo column. */
-  algorithmReported: boolean;
+  /** How the communicator drives Gloo (Communicator.tuning). */
+  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean };
 }
 
 export interface Summary {
@@ -80,7 +80,7 @@ export function buildHeader(
   argv: readonly string[],
   worldSize: number,
   v: { gloo: string; napi: number; node: string },
-  algorithmReported: boolean,
+  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean },
 ): Header {
   const cpus = os.cpus();
   return {
@@ -102,7 +102,7 @@ export function buildHeader(
     check: o.check,
     combine: o.combine,
     blocking: o.blocking,
-    algorithmReported,
+    tuning: { ...tuning },
   };
 }
 

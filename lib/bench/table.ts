@@ -19,7 +19,8 @@ export function formatHeader(h: Header): string[] {
     h.check
       ? '# check: one more call per cell after the timed ones, inputs exact in any order; #wrong = elements that differ bit for bit, summed over ranks'
       : '# check: off (-c 0)',
-    `# algo: ${h.algorithmReported ? "Communicator.algorithm(method, bytes)'s answer" : 'default (this build does not report its algorithm)'}`,
+    `# gloo: mode ${h.tuning.mode}, all-reduce algorithm ${h.tuning.allReduceAlgorithm}, busy polling ${h.tuning.busyPoll ? 'on' : 'off'}; ` +
+      'algo: what ran each row (Communicator.algorithm)',
     '#',
   ];
 }
