@@ -13,3 +13,21 @@ export { CollectiveError, ErrorCode } from './errors';
 export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './dtypes';
 export { rankFromEnvironment, type RankInfo } from './env';
 export type { CallOptions } from './options';
+export {
+  quantize,
+  dequantize,
+  quantizedSize,
+  errorFeedbackLength,
+  DEFAULT_BLOCK_SIZE,
+  QUANT_FORMATS,
+  type QuantFormat,
+  type Quantized,
+  type QuantizedLike,
+  type QuantOptions,
+  type QuantizeOptions,
+  type DequantizeOptions,
+  type StochasticRounding,
+  type QuantizedCallOptions,
+  type QuantizedReduceOptions,
+  type QuantizedAllReduceOptions,
+} from './quantized';
