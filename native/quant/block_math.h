@@ -144,41 +144,39 @@ constexpr uint32_t kE5M2MaxCode = 0x7b;
 
 // Round-to-nearest-even encoding of y (|y| <= max; larger saturates).
 // `random` (24 low bits used) switches to stochastic rounding: the bits below
-// the kept mantissa are added before truncation.
+// the kept mantissa are added before truncation. Both the normal and the
+// subnormal encodings are computed and one is selected, so that loops over
+// these functions have no branches and vectorize.
 QUANT_HD inline uint32_t encodeE4M3(float y, bool stochastic, uint32_t random) {
   const uint32_t u = toBits(y);
   const uint32_t sign = (u >> 24) & 0x80u;
-  const uint32_t a = u & 0x7fffffffu;
-  uint32_t code;
-  if (a >= 0x43E00000u) {  // >= 448
-    code = kE4M3MaxCode;
-  } else if (a < 0x3C800000u) {  // below 2^-6: subnormal, multiples of 2^-9
-    const float z = fromBits(a) * 512.0f;
-    code = uint32_t(stochastic ? floorInt(z + uniform01(random)) : roundEven(z));
-  } else {
-    const uint32_t r = stochastic ? a + (random & 0xFFFFFu) : a + 0x7FFFFu + ((a >> 20) & 1u);
-    code = (r >> 20) - (120u << 3);
-    if (code > kE4M3MaxCode) code = kE4M3MaxCode;
-  }
-  return sign | code;
+  uint32_t a = u & 0x7fffffffu;
+  a = a < 0x43E00000u ? a : 0x43E00000u;  // saturate at 448
+  // Normal: round the float32 mantissa to 3 bits, rebias the exponent (127 -> 7).
+  const uint32_t r = stochastic ? a + (random & 0xFFFFFu) : a + 0x7FFFFu + ((a >> 20) & 1u);
+  uint32_t normal = (r >> 20) - (120u << 3);
+  normal = normal < kE4M3MaxCode ? normal : kE4M3MaxCode;
+  // Subnormal (below 2^-6): multiples of 2^-9; code 8 is the smallest normal.
+  const float z = fromBits(a < 0x3C800000u ? a : 0x3C800000u) * 512.0f;
+  const uint32_t sub = uint32_t(stochastic ? floorInt(z + uniform01(random)) : roundEven(z));
+  const uint32_t isSub = 0u - uint32_t(a < 0x3C800000u);  // all ones when subnormal
+  return sign | (sub & isSub) | (normal & ~isSub);
 }
 
 QUANT_HD inline uint32_t encodeE5M2(float y, bool stochastic, uint32_t random) {
   const uint32_t u = toBits(y);
   const uint32_t sign = (u >> 24) & 0x80u;
-  const uint32_t a = u & 0x7fffffffu;
-  uint32_t code;
-  if (a >= 0x47600000u) {  // >= 57344
-    code = kE5M2MaxCode;
-  } else if (a < 0x38800000u) {  // below 2^-14: subnormal, multiples of 2^-16
-    const float z = fromBits(a) * 65536.0f;
-    code = uint32_t(stochastic ? floorInt(z + uniform01(random)) : roundEven(z));
-  } else {
-    const uint32_t r = stochastic ? a + (random & 0x1FFFFFu) : a + 0xFFFFFu + ((a >> 21) & 1u);
-    code = (r >> 21) - (112u << 2);
-    if (code > kE5M2MaxCode) code = kE5M2MaxCode;
-  }
-  return sign | code;
+  uint32_t a = u & 0x7fffffffu;
+  a = a < 0x47600000u ? a : 0x47600000u;  // saturate at 57344
+  // Normal: round the mantissa to 2 bits, rebias the exponent (127 -> 15).
+  const uint32_t r = stochastic ? a + (random & 0x1FFFFFu) : a + 0xFFFFFu + ((a >> 21) & 1u);
+  uint32_t normal = (r >> 21) - (112u << 2);
+  normal = normal < kE5M2MaxCode ? normal : kE5M2MaxCode;
+  // Subnormal (below 2^-14): multiples of 2^-16; code 4 is the smallest normal.
+  const float z = fromBits(a < 0x38800000u ? a : 0x38800000u) * 65536.0f;
+  const uint32_t sub = uint32_t(stochastic ? floorInt(z + uniform01(random)) : roundEven(z));
+  const uint32_t isSub = 0u - uint32_t(a < 0x38800000u);
+  return sign | (sub & isSub) | (normal & ~isSub);
 }
 
 QUANT_HD inline float decodeE4M3(uint32_t c) {

@@ -14,9 +14,32 @@ namespace {
 constexpr uint64_t kStageExchange = 0;
 constexpr uint64_t kStageReduced = 1;
 
-// Uninitialized scratch: every byte is written by the codec before it is sent.
-std::unique_ptr<uint8_t[]> scratch(size_t bytes) {
-  return std::unique_ptr<uint8_t[]>(new uint8_t[bytes]);
+// Scratch memory kept by the calling thread between calls. The queue thread
+// belongs to one communicator, so this is a per-communicator cache: a fresh
+// allocation of tens of MiB costs a page fault per 4 KiB on every call (as
+// much time as the codec itself). It holds the largest call's buffers until
+// the communicator is destroyed. Uninitialized: every byte sent is written
+// by the codec first.
+class Scratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (bytes > size_) {
+      data_.reset();
+      data_.reset(new uint8_t[bytes]);
+      size_ = bytes;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+};
+
+thread_local Scratch sendScratch, recvScratch, accScratch;
+
+float* accumulator(size_t count) {
+  return reinterpret_cast<float*>(accScratch.get(std::max<size_t>(count, 1) * 4));
 }
 
 Rounding roundingFor(const QuantSpec& spec, int rank, uint64_t stage) {
@@ -74,18 +97,18 @@ void allToAllQuantized(Backend& b, const void* in, void* out, size_t countPerRan
   if (countPerRank == 0) return;
   const int size = b.size();
   const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
-  auto send = scratch(slot * size_t(size));
-  auto recv = scratch(slot * size_t(size));
+  uint8_t* send = sendScratch.get(slot * size_t(size));
+  uint8_t* recv = recvScratch.get(slot * size_t(size));
   const Rounding rounding = roundingFor(spec, b.rank(), kStageExchange);
   for (int r = 0; r < size; r++) {
     const size_t first = size_t(r) * countPerRank;
     quantizeChunk(at(in, first, dtype), dtype, countPerRank, spec.format, spec.blockSize,
                   rounding, first, residual ? residual + first : nullptr,
-                  send.get() + size_t(r) * slot);
+                  send + size_t(r) * slot);
   }
-  b.allToAll(send.get(), recv.get(), slot, DType::kUint8, timeout);
+  b.allToAll(send, recv, slot, DType::kUint8, timeout);
   for (int r = 0; r < size; r++) {
-    dequantizeChunk(recv.get() + size_t(r) * slot, countPerRank, spec.format, spec.blockSize,
+    dequantizeChunk(recv + size_t(r) * slot, countPerRank, spec.format, spec.blockSize,
                     dtype, at(out, size_t(r) * countPerRank, dtype));
   }
 }
@@ -96,19 +119,19 @@ void reduceScatterQuantized(Backend& b, const void* in, void* out, size_t countP
   if (countPerRank == 0) return;
   const int size = b.size();
   const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
-  auto send = scratch(slot * size_t(size));
-  auto recv = scratch(slot * size_t(size));
+  uint8_t* send = sendScratch.get(slot * size_t(size));
+  uint8_t* recv = recvScratch.get(slot * size_t(size));
   const Rounding rounding = roundingFor(spec, b.rank(), kStageExchange);
   for (int r = 0; r < size; r++) {
     const size_t first = size_t(r) * countPerRank;
     quantizeChunk(at(in, first, dtype), dtype, countPerRank, spec.format, spec.blockSize,
                   rounding, first, residual ? residual + first : nullptr,
-                  send.get() + size_t(r) * slot);
+                  send + size_t(r) * slot);
   }
-  b.allToAll(send.get(), recv.get(), slot, DType::kUint8, timeout);
-  std::unique_ptr<float[]> acc(new float[countPerRank]);
-  reduceChunks(recv.get(), slot, size, countPerRank, spec, op, acc.get());
-  store(acc.get(), countPerRank, dtype, out);
+  b.allToAll(send, recv, slot, DType::kUint8, timeout);
+  float* acc = accumulator(countPerRank);
+  reduceChunks(recv, slot, size, countPerRank, spec, op, acc);
+  store(acc, countPerRank, dtype, out);
 }
 
 void allGatherQuantized(Backend& b, const void* in, void* out, size_t countPerRank,
@@ -116,15 +139,15 @@ void allGatherQuantized(Backend& b, const void* in, void* out, size_t countPerRa
   if (countPerRank == 0) return;
   const int size = b.size();
   const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
-  auto send = scratch(slot);
-  auto recv = scratch(slot * size_t(size));
+  uint8_t* send = sendScratch.get(slot);
+  uint8_t* recv = recvScratch.get(slot * size_t(size));
   quantizeChunk(in, dtype, countPerRank, spec.format, spec.blockSize,
-                roundingFor(spec, b.rank(), kStageExchange), 0, residual, send.get());
-  b.allGather(send.get(), recv.get(), slot, DType::kUint8, timeout);
+                roundingFor(spec, b.rank(), kStageExchange), 0, residual, send);
+  b.allGather(send, recv, slot, DType::kUint8, timeout);
   // This rank's own chunk is dequantized from the bytes it sent too, so every
   // rank holds the same output.
   for (int r = 0; r < size; r++) {
-    dequantizeChunk(recv.get() + size_t(r) * slot, countPerRank, spec.format, spec.blockSize,
+    dequantizeChunk(recv + size_t(r) * slot, countPerRank, spec.format, spec.blockSize,
                     dtype, at(out, size_t(r) * countPerRank, dtype));
   }
 }
@@ -142,30 +165,30 @@ void allReduceQuantized(Backend& b, const void* in, void* out, size_t count, DTy
   const size_t slot = chunkBytes(shard, spec.format, spec.blockSize);
 
   // Stage 1: quantized reduce-scatter of the shards (one quantization).
-  auto send = scratch(slot * size_t(size));
-  auto recv = scratch(slot * size_t(size));
+  uint8_t* send = sendScratch.get(slot * size_t(size));
+  uint8_t* recv = recvScratch.get(slot * size_t(size));
   const Rounding first = roundingFor(spec, rank, kStageExchange);
   for (int r = 0; r < size; r++) {
     const size_t start = std::min(count, size_t(r) * shard);
     quantizeIntoSlot(at(in, start, dtype), dtype, countOf(r), spec, first, start,
-                     residual ? residual + start : nullptr, send.get() + size_t(r) * slot, slot);
+                     residual ? residual + start : nullptr, send + size_t(r) * slot, slot);
   }
-  b.allToAll(send.get(), recv.get(), slot, DType::kUint8, timeout);
+  b.allToAll(send, recv, slot, DType::kUint8, timeout);
   const size_t mine = countOf(rank);
-  std::unique_ptr<float[]> acc(new float[std::max<size_t>(mine, 1)]);
-  if (mine > 0) reduceChunks(recv.get(), slot, size, mine, spec, op, acc.get());
+  float* acc = accumulator(mine);
+  if (mine > 0) reduceChunks(recv, slot, size, mine, spec, op, acc);
 
   // Stage 2: quantized all-gather of the reduced shards (the second one).
   // Every rank, this one included, dequantizes the same bytes: the outputs
   // agree bit for bit.
-  quantizeIntoSlot(acc.get(), DType::kFloat32, mine, spec,
+  quantizeIntoSlot(acc, DType::kFloat32, mine, spec,
                    roundingFor(spec, rank, kStageReduced), size_t(rank) * shard,
-                   residual ? residual + count : nullptr, send.get(), slot);
-  b.allGather(send.get(), recv.get(), slot, DType::kUint8, timeout);
+                   residual ? residual + count : nullptr, send, slot);
+  b.allGather(send, recv, slot, DType::kUint8, timeout);
   for (int r = 0; r < size; r++) {
     const size_t n = countOf(r);
     if (n == 0) continue;
-    dequantizeChunk(recv.get() + size_t(r) * slot, n, spec.format, spec.blockSize, dtype,
+    dequantizeChunk(recv + size_t(r) * slot, n, spec.format, spec.blockSize, dtype,
                     at(out, size_t(r) * shard, dtype));
   }
 }
