@@ -231,6 +231,78 @@ describe('35 quantized', function () {
     });
   });
 
+  describe('argument checks of the quantized collectives', function () {
+    const { init } = require('../dist');
+    const os = require('node:os');
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const { FOREIGN } = require('./helpers/launch');
+    let comm;
+    let native;
+    let dir;
+    let savedEnv;
+
+    before(async function () {
+      savedEnv = { ...process.env };
+      for (const k of FOREIGN) delete process.env[k];
+      comm = await init({ worldSize: 1 });
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-'));
+      const addon = require('../build/Release/collectives.node');
+      native = await addon.connect({ rank: 0, size: 1, timeoutMs: 10000, prefix: 'q', storePath: dir });
+    });
+
+    after(async function () {
+      if (comm) await comm.destroy();
+      if (native) native.close();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      for (const k of FOREIGN) delete process.env[k];
+      Object.assign(process.env, savedEnv);
+    });
+
+    function refuses(call, Kind, name) {
+      assert.throws(call, (e) => e instanceof Kind && e.code === 'INVALID_ARGUMENT' && e.message.startsWith(`${name}:`), `${Kind.name} naming ${name}`);
+      assert.equal(comm.pending, 0);
+    }
+
+    it('refuses bad calls synchronously, naming the argument', function () {
+      const x = new Float32Array(8);
+      refuses(() => comm.allReduceQuantized(new Int32Array(8)), TypeError, 'buffer');
+      refuses(() => comm.allReduceQuantized(x, { format: 'int3' }), TypeError, 'options.format');
+      refuses(() => comm.allReduceQuantized(x, { op: 'max' }), TypeError, 'options.op');
+      refuses(() => comm.allReduceQuantized(x, { blockSize: 100 }), RangeError, 'options.blockSize');
+      refuses(() => comm.allReduceQuantized(x, { errorFeedback: new Float32Array(8) }), RangeError, 'options.errorFeedback');
+      refuses(() => comm.allReduceQuantized(x, { errorFeedback: new Float64Array(16) }), TypeError, 'options.errorFeedback');
+      refuses(() => comm.allReduceQuantized(x, { output: new Float32Array(7) }), RangeError, 'options.output');
+      refuses(() => comm.allReduceQuantized(x, { stochastic: { seed: 1.5 } }), TypeError, 'options.stochastic.seed');
+      refuses(() => comm.reduceScatterQuantized(x, new Float32Array(7)), RangeError, 'input');
+      refuses(() => comm.allGatherQuantized(x, new Float32Array(7)), RangeError, 'output');
+      refuses(() => comm.allToAllQuantized(x, new Float32Array(8), { output: x }), TypeError, 'options.output');
+      refuses(() => comm.allGatherQuantized(x, new Float32Array(8), { errorFeedback: x }), RangeError, 'options.errorFeedback');
+    });
+
+    it('the native backstop refuses what the TypeScript layer would have', function () {
+      const x = new Float32Array(8);
+      const y = new Float32Array(8);
+      const ok = [0, 0, 256, 0, null, null, 1000];
+      const call = (input, output, ...args) => native.allReduceQuantized(input, output, ...args);
+      const cases = [
+        [() => call(x, y, 4, 0, 256, 0, null, null, 1000), TypeError, 'dtype'],
+        [() => call(x, y, 0, 9, 256, 0, null, null, 1000), RangeError, 'format'],
+        [() => call(x, y, 0, 0, 12, 0, null, null, 1000), RangeError, 'blockSize'],
+        [() => call(x, y, 0, 0, 256, 3, null, null, 1000), RangeError, 'op'],
+        [() => call(x, y, 0, 0, 256, 0, new Float32Array(3), null, 1000), RangeError, 'errorFeedback'],
+        [() => call(x, y, 0, 0, 256, 0, x, null, 1000), RangeError, 'errorFeedback'],
+        [() => call(x, y, 0, 0, 256, 0, null, -1, 1000), RangeError, 'seed'],
+        [() => call(x, new Float32Array(7), ...ok), RangeError, 'output'],
+        [() => native.reduceScatterQuantized(x, new Float32Array(7), ...ok), RangeError, 'input'],
+        [() => require('../build/Release/collectives.node').quant.quantize(x, 0, 0, 256, new Uint8Array(3), null, null), RangeError, 'output'],
+      ];
+      for (const [f, Kind, name] of cases) {
+        assert.throws(f, (e) => e instanceof Kind && e.code === 'INVALID_ARGUMENT' && e.message.startsWith(`${name}:`), `${Kind.name} naming ${name}: ${f}`);
+      }
+    });
+  });
+
   for (const worldSize of [1, 2, 3, 4]) {
     it(`the quantized collectives match a float64 reference and agree bit for bit on ${worldSize} rank${worldSize > 1 ? 's' : ''}`, async function () {
       this.timeout(60000);
