@@ -83,6 +83,9 @@ QUANT_HD inline float blockScale(uint32_t absmaxBits, Format f) {
   // Rounded down (or underflowed): step up one ulp, so |x / s| <= m for every
   // element. Exact in double: s and m have at most 24 + 16 significant bits.
   if (double(s) * double(m) < double(absmax)) s = fromBits(toBits(s) + 1u);
+  // Near FLT_MAX, m * s must not overflow on the way back: step down instead,
+  // and the largest element saturates, by less than one ulp.
+  while (double(s) * double(m) > 3.4028234663852886e38) s = fromBits(toBits(s) - 1u);
   return s;
 }
 

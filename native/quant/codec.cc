@@ -59,17 +59,20 @@ uint64_t streamKey(uint64_t seed, uint64_t rank, uint64_t stage) {
 void quantizeChunk(const void* in, DType dtype, size_t count, Format f, size_t blockSize,
                    const Rounding& rounding, uint64_t indexBase, float* residual,
                    uint8_t* out) {
+  if (count == 0) return;
   QUANT_DISPATCH(quantizeChunkImpl, in, dtype, count, f, blockSize, rounding, indexBase,
                  residual, out);
 }
 
 void dequantizeChunk(const uint8_t* in, size_t count, Format f, size_t blockSize,
                      DType dtype, void* out) {
+  if (count == 0) return;
   QUANT_DISPATCH(dequantizeChunkImpl, in, count, f, blockSize, dtype, out);
 }
 
 void accumulateChunk(const uint8_t* in, size_t count, Format f, size_t blockSize,
                      float* acc) {
+  if (count == 0) return;
   QUANT_DISPATCH(accumulateChunkImpl, in, count, f, blockSize, acc);
 }
 

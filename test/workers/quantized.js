@@ -112,6 +112,15 @@ run(async () => {
     }
   }
 
+  // Fewer elements than ranks: the last shards are empty.
+  {
+    const x = Float32Array.of(rank + 0.5, -rank);
+    await settle('allReduce tiny', comm.allReduceQuantized(x, { format: 'int8' }));
+    const want = [size * size / 2, -(size * (size - 1)) / 2];
+    within('allReduce of 2 elements', x, want, want.map((v) => Math.abs(v) / 100 + 1e-6));
+    console.log(`HASH allReduce-tiny ${hash(x)}`);
+  }
+
   // bfloat16 in, bfloat16 out: the same bits on every rank.
   {
     const x = new Uint16Array(200).map((_, i) => 0x3f80 + ((i * 7 + rank * 3) % 120));
