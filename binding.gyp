@@ -10,7 +10,12 @@
         "native/work_queue.cc",
         "native/gloo/gloo_backend.cc",
         "native/gloo/sync_collectives.cc",
-        "native/store/tcp_store.cc"
+        "native/store/tcp_store.cc",
+        "native/quant/codec.cc",
+        "native/quant/communicator_quantized.cc",
+        "native/quant/quant_args.cc",
+        "native/quant/quant_exports.cc",
+        "native/quant/quantized_ops.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

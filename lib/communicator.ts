@@ -13,6 +13,13 @@ import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
 import { Work } from './work';
+import {
+  type QuantizedAllReduceOptions,
+  type QuantizedCallOptions,
+  type QuantizedKind,
+  type QuantizedReduceOptions,
+  quantizedCallArgs,
+} from './quantized';
 
 export interface ReduceOptions extends CallOptions {
   op?: ReduceOp;
@@ -235,6 +242,36 @@ export class Communicator {
     return this.#issue('allToAllV', output, (n) => n.allToAllV(inp, ins, out, outs, DTYPE_CODE[dtype], timeout));
   }
 
+  /**
+   * All-to-all whose chunks travel quantized (scales and payload) and arrive
+   * dequantized in the input's dtype. errorFeedback: input.length elements.
+   */
+  allToAllQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T> {
+    return this.#quantized('allToAll', input, output, options);
+  }
+
+  /**
+   * Reduce-scatter with one quantization per element: quantize, all-to-all,
+   * dequantize and reduce in float32. errorFeedback: input.length elements.
+   */
+  reduceScatterQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedReduceOptions): Work<T> {
+    return this.#quantized('reduceScatter', input, output, options);
+  }
+
+  /** All-gather of quantized shards, dequantized on every rank. errorFeedback: input.length elements. */
+  allGatherQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T> {
+    return this.#quantized('allGather', input, output, options);
+  }
+
+  /**
+   * Quantized reduce-scatter then quantized all-gather (two quantizations);
+   * every rank ends with the same bits. In place unless options.output is
+   * given. errorFeedback: length + ceil(length / size) elements.
+   */
+  allReduceQuantized<T extends HostArray>(buffer: T, options?: QuantizedAllReduceOptions): Work<T> {
+    return this.#quantized('allReduce', buffer, options?.output, options) as Work<T>;
+  }
+
   /** Sends `buffer` to `peer`; completes when the peer has received it. */
   send<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
     return this.#pointToPoint('send', buffer, peer, options);
@@ -333,6 +370,12 @@ export class Communicator {
     tracked.catch(() => {});
     this.#pending.add(tracked);
     return new Work<T>(operation, p);
+  }
+
+  #quantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {
+    const c = quantizedCallArgs(kind, this.size, input, output, options, this.#timeoutMs);
+    const operation = `${kind}Quantized` as const;
+    return this.#issue(operation, c.output as T, (n) => n[operation](c.input, c.output, ...c.args));
   }
 
   #pointToPoint<T extends HostArray>(

@@ -14,3 +14,21 @@ export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostAr
 export { rankFromEnvironment, type RankInfo } from './env';
 export type { CallOptions } from './options';
 export type { GlooTuning } from './tuning';
+export {
+  quantize,
+  dequantize,
+  quantizedSize,
+  errorFeedbackLength,
+  DEFAULT_BLOCK_SIZE,
+  QUANT_FORMATS,
+  type QuantFormat,
+  type Quantized,
+  type QuantizedLike,
+  type QuantOptions,
+  type QuantizeOptions,
+  type DequantizeOptions,
+  type StochasticRounding,
+  type QuantizedCallOptions,
+  type QuantizedReduceOptions,
+  type QuantizedAllReduceOptions,
+} from './quantized';

@@ -5,7 +5,20 @@ import * as path from 'path';
 export interface NativeAddon {
   connect(options: NativeConnectOptions): Promise<NativeCommunicator>;
   versions: { gloo: string; napi: number };
+  quant: NativeQuant;
 }
+
+/** The codecs (native/quant/quant_exports.cc). */
+export interface NativeQuant {
+  quantize(input: Arr, dtype: number, format: number, blockSize: number, output: Uint8Array, residual: Float32Array | null, seed: bigint | null): void;
+  dequantize(bytes: Uint8Array, count: number, format: number, blockSize: number, output: Arr, dtype: number): void;
+  quantizedSize(count: number, format: number, blockSize: number): number;
+  readonly defaultBlockSize: number;
+  readonly instructionSet: string;
+}
+
+/** Arguments of every quantized collective, after `input` and `output`. */
+export type NativeQuantizedArgs = [dtype: number, format: number, blockSize: number, op: number, residual: Float32Array | null, seed: bigint | null, timeoutMs: number];
 
 export interface NativeConnectOptions {
   rank: number;
@@ -38,6 +51,10 @@ export interface NativeCommunicator {
   barrier(timeoutMs: number): Promise<void>;
   allToAll(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;
   allToAllV(input: Arr, inputSplits: number[], output: Arr, outputSplits: number[], dtype: number, timeoutMs: number): Promise<void>;
+  allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
+  reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
+  allGatherQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
+  allReduceQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   send(buffer: Arr, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
   recv(buffer: Arr, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
   split(rank: number, size: number, key: string, timeoutMs: number): Promise<NativeCommunicator>;

@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "communicator.h"
 #include "dtype.h"
+#include "quant/quant_exports.h"
 
 // CMake passes the version from Gloo's package config; node-gyp has none.
 #ifndef COLLECTIVES_GLOO_VERSION
@@ -24,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   versions.Set("gloo", Napi::String::New(env, COLLECTIVES_GLOO_VERSION));
   versions.Set("napi", Napi::Number::New(env, NAPI_VERSION));
   exports.Set("versions", versions);
+  quant::registerExports(env, exports);
   return exports;
 }
 

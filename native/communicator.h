@@ -34,6 +34,11 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value AllToAll(const Napi::CallbackInfo& info);
   Napi::Value AllToAllV(const Napi::CallbackInfo& info);
+  // Quantized collectives (quant/communicator_quantized.cc).
+  Napi::Value AllToAllQuantized(const Napi::CallbackInfo& info);
+  Napi::Value ReduceScatterQuantized(const Napi::CallbackInfo& info);
+  Napi::Value AllGatherQuantized(const Napi::CallbackInfo& info);
+  Napi::Value AllReduceQuantized(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Recv(const Napi::CallbackInfo& info);
   Napi::Value Split(const Napi::CallbackInfo& info);
@@ -53,6 +58,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   void checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
                    const char* what);
   Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend);
+  Napi::Value Quantized(const Napi::CallbackInfo& info, int kind);
 
   std::shared_ptr<WorkQueue> queue_;
   int rank_ = 0;

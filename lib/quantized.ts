@@ -1,0 +1,290 @@
+import { argRangeError, argTypeError } from './errors';
+import { DTYPE_CODE, REDUCE_OP_CODE, type DType, type HostArray, checkArray, resolveDType } from './dtypes';
+import { type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
+import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
+
+/**
+ * Blockwise formats. Each block of `blockSize` elements shares one float32
+ * scale = absmax / max; int8 and int4 are symmetric integers (±127, ±7), the
+ * fp8 formats are OCP e4m3 (max 448) and e5m2 (max 57344). Wire layout:
+ * native/quant/FORMAT.md.
+ */
+export type QuantFormat = 'int8' | 'int4' | 'fp8e4m3' | 'fp8e5m2';
+
+const FORMAT_CODE: Record<QuantFormat, number> = { int8: 0, int4: 1, fp8e4m3: 2, fp8e5m2: 3 };
+export const QUANT_FORMATS = Object.keys(FORMAT_CODE) as QuantFormat[];
+
+/** The default block size (elements per scale), chosen by bench/codec-throughput.js. */
+export const DEFAULT_BLOCK_SIZE = 256;
+const MAX_BLOCK_SIZE = 1 << 20;
+
+/** Stochastic rounding: unbiased, reproducible from the seed (and the rank and element index). */
+export interface StochasticRounding {
+  seed: number | bigint;
+}
+
+export interface QuantOptions {
+  /** Default 'int8'. */
+  format?: QuantFormat;
+  /** Elements per scale: a multiple of 8 from 8 to 2^20 (default 256). */
+  blockSize?: number;
+  /** Rounds stochastically instead of to nearest-even. */
+  stochastic?: StochasticRounding;
+  /**
+   * Error feedback: the caller's residual (Float32Array, zeros at first). It is
+   * added to the input, and replaced by what this quantization lost.
+   */
+  errorFeedback?: Float32Array;
+  /** Needed for Uint16Array data: 'float16' or 'bfloat16'. */
+  dtype?: DType;
+}
+
+export interface QuantizeOptions extends QuantOptions {
+  /** Where the quantized bytes go (quantizedSize() bytes); allocated when absent. */
+  output?: Uint8Array;
+}
+
+/** One quantized tensor: the wire bytes and views of their two parts. */
+export interface Quantized {
+  format: QuantFormat;
+  blockSize: number;
+  /** Elements. */
+  count: number;
+  /** The whole message: scales, then payload, padded to 4 bytes. */
+  bytes: Uint8Array;
+  /** One scale per block (a view of `bytes` when it is 4-byte aligned, else a copy). */
+  scales: Float32Array;
+  /** The packed values (int4: element 2i in the low nibble of byte i). */
+  payload: Uint8Array;
+}
+
+/** What dequantize needs: a Quantized, or the same fields around received bytes. */
+export interface QuantizedLike {
+  format: QuantFormat;
+  blockSize?: number;
+  count: number;
+  bytes: Uint8Array;
+}
+
+export interface DequantizeOptions {
+  /** Where the values go (count elements); a new array of `dtype` when absent. */
+  output?: HostArray;
+  /** Default float32 (or the output's). */
+  dtype?: DType;
+}
+
+export interface QuantizedCallOptions extends QuantOptions, CallOptions {}
+
+export interface QuantizedReduceOptions extends QuantizedCallOptions {
+  /** 'sum' (default) or 'avg'. */
+  op?: 'sum' | 'avg';
+}
+
+export interface QuantizedAllReduceOptions extends QuantizedReduceOptions {
+  /** Out-of-place: the result goes here and the input is left unchanged. */
+  output?: HostArray;
+}
+
+function quant(): NativeQuant {
+  return loadAddon().quant;
+}
+
+function checkFormat(name: string, v: unknown): QuantFormat {
+  if (v === undefined) return 'int8';
+  if (typeof v !== 'string' || !(v in FORMAT_CODE)) throw argTypeError(name, `one of ${QUANT_FORMATS.join(', ')}`, v);
+  return v as QuantFormat;
+}
+
+function checkBlockSize(name: string, v: unknown): number {
+  if (v === undefined) return DEFAULT_BLOCK_SIZE;
+  const b = checkInt(name, v, 8, MAX_BLOCK_SIZE);
+  if (b % 8 !== 0) throw argRangeError(name, 'a multiple of 8', b);
+  return b;
+}
+
+function checkSeed(name: string, v: unknown): bigint | null {
+  if (v === undefined) return null;
+  const o = checkOptions<StochasticRounding>(name, v, ['seed']);
+  const s = o.seed;
+  if (typeof s === 'bigint') {
+    if (s < 0n || s >= 1n << 64n) throw argRangeError(`${name}.seed`, 'a BigInt from 0 to 2^64 - 1', s);
+    return s;
+  }
+  return BigInt(checkInt(`${name}.seed`, s, 0, Number.MAX_SAFE_INTEGER));
+}
+
+function quantDType(name: string, a: HostArray, dtype: unknown): DType {
+  const d = resolveDType(name, a, dtype);
+  if (d !== 'float32' && d !== 'float16' && d !== 'bfloat16') {
+    throw argTypeError(name, 'float32, float16 or bfloat16 data', `${d} data`);
+  }
+  return d;
+}
+
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function checkResidual(name: string, v: unknown, length: number, others: ArrayBufferView[]): Float32Array | null {
+  if (v === undefined) return null;
+  if (!(v instanceof Float32Array)) throw argTypeError(name, `a Float32Array of ${length} elements`, v);
+  checkArray(name, v);
+  if (v.length !== length) throw argRangeError(name, `a Float32Array of ${length} elements`, v);
+  if (others.some((o) => overlaps(v, o))) throw argRangeError(name, 'memory of its own', 'one that overlaps the input or the output');
+  return v;
+}
+
+/** Bytes of one quantized message of `count` elements. */
+export function quantizedSize(count: number, options?: { format?: QuantFormat; blockSize?: number }): number {
+  const o = checkOptions<{ format?: QuantFormat; blockSize?: number }>('options', options, ['format', 'blockSize']);
+  const n = checkInt('count', count, 0, Number.MAX_SAFE_INTEGER);
+  return quant().quantizedSize(n, FORMAT_CODE[checkFormat('options.format', o.format)], checkBlockSize('options.blockSize', o.blockSize));
+}
+
+/**
+ * Quantizes float32 / float16 / bfloat16 data into one message (scales, then
+ * payload). Synchronous: pure computation on this thread.
+ */
+export function quantize(input: HostArray, options?: QuantizeOptions): Quantized {
+  const o = checkOptions<QuantizeOptions>('options', options, ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'output']);
+  const inp = checkArray('input', input);
+  const dtype = quantDType('input', inp, o.dtype);
+  const format = checkFormat('options.format', o.format);
+  const blockSize = checkBlockSize('options.blockSize', o.blockSize);
+  const seed = checkSeed('options.stochastic', o.stochastic);
+  const q = quant();
+  const size = q.quantizedSize(inp.length, FORMAT_CODE[format], blockSize);
+  let bytes: Uint8Array;
+  if (o.output === undefined) {
+    bytes = new Uint8Array(size);
+  } else {
+    if (!(o.output instanceof Uint8Array)) throw argTypeError('options.output', `a Uint8Array of ${size} bytes`, o.output);
+    checkArray('options.output', o.output);
+    if (o.output.byteLength !== size) throw argRangeError('options.output', `a Uint8Array of ${size} bytes (quantizedSize)`, o.output);
+    if (overlaps(o.output, inp)) throw argRangeError('options.output', 'memory apart from the input', 'an overlapping array');
+    bytes = o.output;
+  }
+  const residual = checkResidual('options.errorFeedback', o.errorFeedback, inp.length, [inp, bytes]);
+  q.quantize(inp, DTYPE_CODE[dtype], FORMAT_CODE[format], blockSize, bytes, residual, seed);
+  return view(format, blockSize, inp.length, bytes);
+}
+
+function view(format: QuantFormat, blockSize: number, count: number, bytes: Uint8Array): Quantized {
+  const blocks = Math.ceil(count / blockSize);
+  const payloadBytes = format === 'int4' ? Math.ceil(count / 2) : count;
+  let scales: Float32Array;
+  if (bytes.byteOffset % 4 === 0) {
+    scales = new Float32Array(bytes.buffer, bytes.byteOffset, blocks);
+  } else {
+    scales = new Float32Array(blocks);
+    new Uint8Array(scales.buffer).set(bytes.subarray(0, 4 * blocks));
+  }
+  return { format, blockSize, count, bytes, scales, payload: bytes.subarray(4 * blocks, 4 * blocks + payloadBytes) };
+}
+
+/** Turns a quantized message back into values (float32 unless told otherwise). */
+export function dequantize(q: QuantizedLike, options?: DequantizeOptions): HostArray {
+  if (q === null || typeof q !== 'object') throw argTypeError('q', 'a quantized tensor ({ format, blockSize, count, bytes })', q);
+  const o = checkOptions<DequantizeOptions>('options', options, ['output', 'dtype']);
+  const format = checkFormat('q.format', q.format);
+  const blockSize = checkBlockSize('q.blockSize', q.blockSize);
+  const count = checkInt('q.count', q.count, 0, Number.MAX_SAFE_INTEGER);
+  if (!(q.bytes instanceof Uint8Array)) throw argTypeError('q.bytes', 'a Uint8Array', q.bytes);
+  const native = quant();
+  const size = native.quantizedSize(count, FORMAT_CODE[format], blockSize);
+  if (q.bytes.byteLength !== size) throw argRangeError('q.bytes', `${size} bytes (quantizedSize of ${count} elements)`, q.bytes.byteLength);
+  let out: HostArray;
+  let dtype: DType;
+  if (o.output === undefined) {
+    dtype = o.dtype === undefined ? 'float32' : (o.dtype as DType);
+    if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') {
+      throw argTypeError('options.dtype', "'float32', 'float16' or 'bfloat16'", o.dtype);
+    }
+    out = dtype === 'float32' ? new Float32Array(count) : new Uint16Array(count);
+  } else {
+    out = checkArray('options.output', o.output);
+    dtype = quantDType('options.output', out, o.dtype);
+    if (out.length !== count) throw argRangeError('options.output', `${count} elements (q.count)`, out.length);
+    if (overlaps(out, q.bytes)) throw argRangeError('options.output', 'memory apart from q.bytes', 'an overlapping array');
+  }
+  native.dequantize(q.bytes, count, FORMAT_CODE[format], blockSize, out, DTYPE_CODE[dtype]);
+  return out;
+}
+
+export type QuantizedKind = 'allToAll' | 'reduceScatter' | 'allGather' | 'allReduce';
+
+/**
+ * Validates a quantized collective's arguments for a communicator of `size`
+ * ranks; returns the native call's arguments after input and output.
+ */
+export function quantizedCallArgs(
+  kind: QuantizedKind,
+  size: number,
+  input: unknown,
+  output: unknown,
+  options: QuantizedAllReduceOptions | undefined,
+  defaultTimeoutMs: number,
+): { input: HostArray; output: HostArray; args: NativeQuantizedArgs } {
+  const keys = ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'timeoutMs'];
+  if (kind === 'reduceScatter' || kind === 'allReduce') keys.push('op');
+  if (kind === 'allReduce') keys.push('output');
+  const o = checkOptions<QuantizedAllReduceOptions>('options', options, keys);
+  const inName = kind === 'allReduce' ? 'buffer' : 'input';
+  const inp = checkArray(inName, input);
+  const dtype = quantDType(inName, inp, o.dtype);
+  const outName = kind === 'allReduce' ? 'options.output' : 'output';
+  const out = kind === 'allReduce' && output === undefined ? inp : checkArray(outName, output);
+  if (out !== inp) resolveDType(outName, out, dtype);
+  let op: 'sum' | 'avg' = 'sum';
+  if (o.op !== undefined) {
+    if (o.op !== 'sum' && o.op !== 'avg') throw argTypeError('options.op', "'sum' or 'avg' (a quantized reduction)", o.op);
+    op = o.op;
+  }
+  let residualLength: number;
+  switch (kind) {
+    case 'allToAll':
+      if (inp.length % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inp.length);
+      sameLength('output', out, inp.length, "the input's length");
+      residualLength = inp.length;
+      break;
+    case 'reduceScatter':
+      sameLength('input', inp, out.length * size, `output.length × world size (${out.length} × ${size})`);
+      residualLength = inp.length;
+      break;
+    case 'allGather':
+      sameLength('output', out, inp.length * size, `input.length × world size (${inp.length} × ${size})`);
+      residualLength = inp.length;
+      break;
+    case 'allReduce':
+      if (out !== inp) sameLength('options.output', out, inp.length, "the buffer's length");
+      residualLength = inp.length + Math.ceil(inp.length / size);
+      break;
+  }
+  const residual = checkResidual('options.errorFeedback', o.errorFeedback, residualLength, [inp, out]);
+  const args: NativeQuantizedArgs = [
+    DTYPE_CODE[dtype],
+    FORMAT_CODE[checkFormat('options.format', o.format)],
+    checkBlockSize('options.blockSize', o.blockSize),
+    REDUCE_OP_CODE[op],
+    residual,
+    checkSeed('options.stochastic', o.stochastic),
+    checkTimeout('options.timeoutMs', o.timeoutMs, defaultTimeoutMs),
+  ];
+  return { input: inp, output: out, args };
+}
+
+/**
+ * The error-feedback residual's length for a quantized collective: the
+ * input's length, plus ceil(length / size) for all-reduce (the residual of
+ * the shard this rank reduces and quantizes a second time).
+ */
+export function errorFeedbackLength(kind: QuantizedKind, inputLength: number, worldSize: number): number {
+  const n = checkInt('inputLength', inputLength, 0, Number.MAX_SAFE_INTEGER);
+  const s = checkInt('worldSize', worldSize, 1, 1 << 20);
+  return kind === 'allReduce' ? n + Math.ceil(n / s) : n;
+}
+
+function sameLength(name: string, a: HostArray, expected: number, what: string): void {
+  if (a.length !== expected) throw argRangeError(name, `${expected} elements (${what})`, a.length);
+}
