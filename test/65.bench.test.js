@@ -14,6 +14,7 @@ const elements = require('./helpers/elements');
 const DIST = path.join(__dirname, '..', 'dist', 'bench');
 const CLI = path.join(DIST, 'cli.js');
 const { findOp, opNames } = require(path.join(DIST, 'ops.js'));
+require(path.join(DIST, 'quantized-ops.js'));
 const { bandwidths, combineAcrossRanks } = require(path.join(DIST, 'measure.js'));
 const { algorithmOf } = require(path.join(DIST, 'sweep.js'));
 const { DEFAULTS, parseSize, sizeList, validateOptions, withoutNp } = require(path.join(DIST, 'options.js'));
@@ -183,8 +184,20 @@ describe('65 collectives-bench', function () {
       for (const [over, message] of bad) {
         assert.throws(() => validateOptions('all_reduce', raw(over)), (err) => err.code === 'USAGE' && message.test(err.message));
       }
-      assert.throws(() => validateOptions('allreduce', raw({})), /<op>: expected one of all_reduce, .*barrier, got "allreduce"/);
-      assert.deepEqual(opNames().sort(), ['all_gather', 'all_reduce', 'alltoall', 'barrier', 'broadcast', 'reduce', 'reduce_scatter']);
+      assert.throws(() => validateOptions('allreduce', raw({})), /<op>: expected one of all_reduce, .*barrier, .*alltoall_quantized, got "allreduce"/);
+      assert.deepEqual(opNames().sort(), [
+        'all_gather', 'all_gather_quantized', 'all_reduce', 'all_reduce_quantized', 'alltoall', 'alltoall_quantized',
+        'barrier', 'broadcast', 'reduce', 'reduce_scatter', 'reduce_scatter_quantized',
+      ]);
+      const quantBad = [
+        [{ quant: 'int3' }, /-q: expected one of int8, int4, fp8e4m3, fp8e5m2, got "int3"/],
+        [{ blockSize: '12' }, /--block-size: expected a multiple of 8.*got "12"/],
+        [{ datatype: 'int32' }, /-d: expected a dtype all_reduce_quantized takes \(float32, float16, bfloat16\), got "int32"/],
+        [{ op: 'max' }, /-o: expected a reduction all_reduce_quantized supports \(sum, avg\), got "max"/],
+      ];
+      for (const [over, message] of quantBad) {
+        assert.throws(() => validateOptions('all_reduce_quantized', raw(over)), (err) => err.code === 'USAGE' && message.test(err.message));
+      }
     });
 
     it('gives each started rank the arguments without --np', function () {
@@ -202,6 +215,32 @@ describe('65 collectives-bench', function () {
       const unwritable = await bench(['all_reduce', '--np', '2', '--json', path.join(os.tmpdir(), 'no-such-folder-here', 'x.json')]);
       assert.equal(unwritable.code, 2);
       assert.match(unwritable.stderr, /--json: expected a file in a writable folder, got ".*x\.json"/);
+    });
+  });
+
+  describe('the quantized operations\' check', function () {
+    const args = (format) => ({ dtype: 'float32', redop: 'sum', root: 0, quant: { format, blockSize: 256 } });
+
+    it('accepts the error the format allows and counts an element beyond it', function () {
+      const op = findOp('all_reduce_quantized');
+      const expected = Float32Array.from({ length: 64 }, (_, i) => i * 2); // largest 126
+      // int8 on 2 ranks: three quantizations of at most one step (126 + 1) / 127 each.
+      const near = expected.map((v, i) => v + (i % 2 ? 2.9 : -2.9));
+      assert.equal(op.compare(near, expected, 'float32', 2, args('int8')), 0);
+      near[5] = expected[5] + 3.1;
+      near[9] = NaN;
+      assert.equal(op.compare(near, expected, 'float32', 2, args('int8')), 2);
+      // The same 3.1 is well inside int4's step.
+      assert.equal(op.compare(Float32Array.from(expected, (v) => v + 3.1), expected, 'float32', 2, args('int4')), 0);
+    });
+
+    it('reads half types as values, not bits', function () {
+      const op = findOp('all_gather_quantized');
+      const expected = Uint16Array.from([1, 2, 100, 1000], elements.float16Bits);
+      assert.equal(op.compare(expected.slice(), expected, 'float16', 2, args('int8')), 0);
+      const off = expected.slice();
+      off[2] = elements.float16Bits(120); // 20 away; one int8 step of 1000 is about 7.9
+      assert.equal(op.compare(off, expected, 'float16', 2, args('int8')), 1);
     });
   });
 
@@ -332,6 +371,10 @@ describe('65 collectives-bench', function () {
       ['alltoall', ['-d', 'int8', '-z', '1'], ['0', '0']],
       ['broadcast', ['-r', '1', '-d', 'float16', '-a', '3'], ['N/A', '0']],
       ['reduce', ['-r', '1', '-o', 'avg', '-d', 'float64'], ['0', '0']],
+      ['all_reduce_quantized', ['-q', 'int4', '-d', 'bfloat16'], ['0', '0']],
+      ['reduce_scatter_quantized', ['-o', 'avg'], ['0', 'N/A']],
+      ['all_gather_quantized', ['-q', 'fp8e4m3', '-d', 'float16'], ['0', 'N/A']],
+      ['alltoall_quantized', ['-q', 'fp8e5m2'], ['0', 'N/A']],
     ];
     for (const [op, extra, wrong] of others) {
       it(`${op} ${extra.join(' ')}: #wrong ${wrong.join(' / ')}`, async function () {

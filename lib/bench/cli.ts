@@ -13,6 +13,7 @@ import { rankFromEnvironment } from '../env';
 import { init, versions } from '../init';
 import { run } from '../launch/supervisor';
 import { opNames } from './ops';
+import './quantized-ops';
 import { DEFAULTS, type BenchOptions, type RawBenchOptions, UsageError, checkRoot, validateOptions, withoutNp } from './options';
 import { buildHeader, summarize, writeJson } from './report';
 import { sweep } from './sweep';
@@ -44,6 +45,8 @@ function program(): Command {
     .option('-r, --root <rank>', 'root of broadcast and reduce', DEFAULTS.root)
     .option('-a, --average <0-3>', 'times across ranks: 0 rank 0, 1 average, 2 minimum, 3 maximum', DEFAULTS.average)
     .option('-z, --blocking <0|1>', '1: await each call before issuing the next', DEFAULTS.blocking)
+    .option('-q, --quant <format>', 'wire format of the *_quantized operations: int8, int4, fp8e4m3, fp8e5m2', DEFAULTS.quant)
+    .option('--block-size <n>', 'elements per scale of the *_quantized operations', DEFAULTS.blockSize)
     .option('--np <n>', 'start n local ranks (not needed under collectives-run or torchrun)')
     .option('-J, --json <file>', 'write the header and every row as JSON')
     .option('--plot <file.svg>', 'draw busbw and time against size (needs vega and vega-lite)')

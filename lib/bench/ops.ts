@@ -7,6 +7,7 @@
 
 import type { Communicator } from '../communicator';
 import type { DType, HostArray, ReduceOp } from '../dtypes';
+import type { QuantFormat } from '../quantized';
 
 /** A reduction, or 'none' for an operation that only moves data. */
 export type Redop = ReduceOp | 'none';
@@ -36,6 +37,8 @@ export interface CallArgs {
   dtype: DType;
   redop: Redop;
   root: number;
+  /** The quantized operations' wire format (-q) and block size (--block-size). */
+  quant: { format: QuantFormat; blockSize: number };
 }
 
 /** Where an output element's expected value comes from. */
@@ -54,6 +57,12 @@ export interface BenchOp {
   readonly rooted: boolean;
   /** False for an operation without data (barrier): one row, no sizes. */
   readonly sized: boolean;
+  /** Input dtypes it takes, when not all (the quantized ones take floating types). */
+  readonly dtypes?: readonly DType[];
+  /** Reductions it supports, when not all. */
+  readonly redops?: readonly ReduceOp[];
+  /** Travels quantized: -q and --block-size apply. */
+  readonly quantized?: boolean;
   /** busbw = algbw × this (nccl-tests' factors). */
   busBwFactor(n: number): number;
   /** Rounds `bytes` down to whole elements (whole blocks per rank where there are blocks). */
@@ -69,7 +78,7 @@ export interface BenchOp {
    * Wrong elements of `actual` against the exact `expected`. Absent: bit for bit. A lossy
    * operation (a quantized one) gives its own tolerance here.
    */
-  compare?(actual: HostArray, expected: HostArray, dtype: DType): number;
+  compare?(actual: HostArray, expected: HostArray, dtype: DType, n: number, args: CallArgs): number;
 }
 
 const REGISTRY = new Map<string, BenchOp>();

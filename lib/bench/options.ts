@@ -3,6 +3,7 @@
 import { DTYPES, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../dtypes';
 import { UsageError } from '../launch/options';
 import { type BenchOp, type Redop, findOp, opNames } from './ops';
+import { DEFAULT_BLOCK_SIZE, QUANT_FORMATS, type QuantFormat } from '../quantized';
 
 export { UsageError };
 
@@ -24,6 +25,8 @@ export interface RawBenchOptions {
   root: string;
   average: string;
   blocking: string;
+  quant: string;
+  blockSize: string;
   np?: string;
   json?: string;
   plot?: string;
@@ -42,6 +45,8 @@ export const DEFAULTS = {
   root: '0',
   average: '1',
   blocking: '0',
+  quant: 'int8',
+  blockSize: String(DEFAULT_BLOCK_SIZE),
 } as const;
 
 export interface BenchOptions {
@@ -63,6 +68,8 @@ export interface BenchOptions {
   np: number | undefined;
   json: string | undefined;
   plot: string | undefined;
+  /** Wire format and block size of the quantized operations. */
+  quant: { format: QuantFormat; blockSize: number };
 }
 
 // nccl-tests' own names for its types, accepted beside this library's.
@@ -150,6 +157,17 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
   const combine = COMBINE[integer('-a', raw.average, 0, 3, '0 (rank 0), 1 (average), 2 (min) or 3 (max)')];
   const blocking = integer('-z', raw.blocking, 0, 1, '0 or 1') === 1;
   if (raw.json !== undefined && raw.json.length === 0) fail('--json', 'a file name', raw.json);
+  const format = raw.quant as QuantFormat;
+  if (!QUANT_FORMATS.includes(format)) fail('-q', `one of ${QUANT_FORMATS.join(', ')}`, raw.quant);
+  const blockSize = integer('--block-size', raw.blockSize, 8, 1 << 20, 'a multiple of 8 from 8 to 1048576');
+  if (blockSize % 8 !== 0) fail('--block-size', 'a multiple of 8 from 8 to 1048576', raw.blockSize);
+  const opDtypes = op.dtypes;
+  if (opDtypes && !dtypes.some((d) => opDtypes.includes(d))) {
+    fail('-d', `a dtype ${op.name} takes (${opDtypes.join(', ')})`, raw.datatype);
+  }
+  if (seriesList({ op, dtypes, redops }).length === 0) {
+    fail('-o', `a reduction ${op.name} supports (${(op.redops ?? []).join(', ')})`, raw.op);
+  }
   if (raw.plot !== undefined && !/\.svg$/i.test(raw.plot)) fail('--plot', 'a file name ending in .svg', raw.plot);
 
   return {
@@ -169,6 +187,7 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
     np,
     json: raw.json,
     plot: raw.plot,
+    quant: { format, blockSize },
   };
 }
 
@@ -196,8 +215,10 @@ export function sizeList(o: Pick<BenchOptions, 'minBytes' | 'maxBytes' | 'stepBy
 export function seriesList(o: Pick<BenchOptions, 'op' | 'dtypes' | 'redops'>): { dtype: DType; redop: Redop }[] {
   const out: { dtype: DType; redop: Redop }[] = [];
   for (const dtype of o.op.sized ? o.dtypes : [o.dtypes[0]]) {
+    if (o.op.dtypes && !o.op.dtypes.includes(dtype)) continue;
     for (const redop of o.redops) {
       if (o.op.reduces && redop === 'avg' && !isFloating(dtype)) continue;
+      if (o.op.redops && redop !== 'none' && !o.op.redops.includes(redop)) continue;
       out.push({ dtype, redop });
     }
   }

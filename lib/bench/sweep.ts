@@ -38,7 +38,7 @@ async function checkOnce(
   const result = op.result(b, comm.rank, root);
   if (result === null) return 0;
   const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
-  return op.compare ? op.compare(result, expected, dtype) : countWrong(result, expected);
+  return op.compare ? op.compare(result, expected, dtype, comm.size, args) : countWrong(result, expected);
 }
 
 export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents): Promise<Row[]> {
@@ -57,7 +57,7 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
       // Sizes that round to the same element count would repeat a row.
       if (seen.has(layout.bytes)) continue;
       seen.add(layout.bytes);
-      const args: CallArgs = { dtype, redop, root: o.root };
+      const args: CallArgs = { dtype, redop, root: o.root, quant: o.quant };
       const measured: ({ seconds: number; wrong: number | null } | null)[] = [];
       for (const p of PLACEMENTS) {
         const b = op.buffers(p, layout, (length) => allocArray(dtype, length), comm.rank);
@@ -88,7 +88,11 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
         root: op.rooted ? o.root : -1,
         outOfPlace: cells[0],
         inPlace: cells[1],
-        algo: algorithm === null ? 'default' : algorithm(op.name, layout.bytes),
+        algo: op.quantized
+          ? `${o.quant.format}, blocks of ${o.quant.blockSize}`
+          : algorithm === null
+            ? 'default'
+            : algorithm(op.name, layout.bytes),
       };
       rows.push(row);
       on.row(row);
