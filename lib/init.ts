@@ -9,6 +9,7 @@ import { loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
+import { type DebugMode, debugMode } from './debug';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -30,6 +31,11 @@ export interface InitOptions {
   hostname?: string;
   /** Network interface for Gloo's pairs (COLLECTIVES_SOCKET_IFNAME), instead of hostname. */
   iface?: string;
+  /**
+   * 'detail' (COLLECTIVES_DEBUG=detail): before each collective the ranks
+   * compare what they called and reject with MISMATCH when they differ.
+   */
+  debug?: DebugMode;
 }
 
 const INIT_KEYS = [
@@ -42,6 +48,7 @@ const INIT_KEYS = [
   'timeoutMs',
   'hostname',
   'iface',
+  'debug',
 ] as const;
 
 function isLoopback(addr: string): boolean {
@@ -114,6 +121,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
   const hostname = o.hostname ?? (iface ? undefined : await localAddressToward(masterAddr));
   const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
+  const debug = debugMode(o.debug);
 
   if (token === '' && !storePath) {
     // Ranks started by hand (mpirun, srun, a shell loop) share no secret; they
@@ -165,6 +173,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       storePort: storePath ? undefined : masterPort,
       storePath,
       token,
+      debug,
     });
   } catch (err) {
     for (const c of cleanups) await c();

@@ -18,6 +18,8 @@ export interface NativeConnectOptions {
   storePort?: number;
   storePath?: string;
   token?: string;
+  /** 'detail' compares a fingerprint of every collective across ranks first. */
+  debug?: string;
 }
 
 type Arr = ArrayBufferView;

@@ -8,6 +8,7 @@
 
 #include <napi.h>
 
+#include "diagnostics.h"
 #include "work_queue.h"
 
 namespace collectives {
@@ -17,7 +18,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   static Napi::Function Define(Napi::Env env);
   // A new JS Communicator over `queue` (constructed only from native code).
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
-                           int size);
+                           int size, std::shared_ptr<Diagnostics> diagnostics);
   // connect(options) -> Promise<Communicator>
   static Napi::Value Connect(const Napi::CallbackInfo& info);
 
@@ -53,6 +54,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value PointToPoint(const Napi::CallbackInfo& info, bool isSend);
 
   std::shared_ptr<WorkQueue> queue_;
+  std::shared_ptr<Diagnostics> diagnostics_;
   int rank_ = 0;
   int size_ = 1;
 };
