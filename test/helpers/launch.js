@@ -73,7 +73,7 @@ function assertSucceeded(res, what) {
  * { rank, code, signal, stdout, stderr } per rank; ranks still running after
  * `killAfterMs` are killed (and marked `killed`).
  */
-async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {}) {
+async function spawnRanks(worker, { nproc, args = [], env = {}, killAfterMs = 30000 } = {}) {
   const { StoreServer } = require('../../dist/store/server.js');
   const token = randomBytes(16).toString('hex');
   const server = await StoreServer.start({ host: '127.0.0.1', port: 0, token });
@@ -92,7 +92,7 @@ async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {})
   });
   const ranks = [];
   for (let rank = 0; rank < nproc; rank++) {
-    const child = spawn(process.execPath, [path.join(WORKERS, worker)], {
+    const child = spawn(process.execPath, [path.join(WORKERS, worker), ...args], {
       env: { ...base, RANK: String(rank), LOCAL_RANK: String(rank) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
