@@ -70,15 +70,19 @@ describe('80 reliability', function () {
     console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${named} of them named the lost rank`);
   });
 
-  it('the launcher exits non-zero and leaves no process when one of 4 streaming ranks is SIGKILLed', async function () {
-    this.timeout(30000);
-    const res = await launchWorker('reliability.js', { nproc: 4, args: ['stream-kill', String(SEED)], killAfterMs: 20000 });
-    const context = `seed ${SEED}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`;
-    assert.equal(res.killed, false, `the launcher hung\n${context}`);
-    assert.notEqual(res.code, 0, context);
-    const list = pids(res.stdout);
-    assert.equal(list.length, 4, context);
-    await assertNoneLeft(list, context);
+  const LAUNCHER_RUNS = FULL ? 20 : 1;
+  it(`the launcher exits non-zero and leaves no process when one of 4 streaming ranks is SIGKILLed (${LAUNCHER_RUNS} seeded runs)`, async function () {
+    this.timeout(LAUNCHER_RUNS * 25000);
+    for (let run = 0; run < LAUNCHER_RUNS; run++) {
+      const seed = SEED + run;
+      const res = await launchWorker('reliability.js', { nproc: 4, args: ['stream-kill', String(seed)], killAfterMs: 20000 });
+      const context = `seed ${seed}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`;
+      assert.equal(res.killed, false, `the launcher hung\n${context}`);
+      assert.notEqual(res.code, 0, context);
+      const list = pids(res.stdout);
+      assert.equal(list.length, 4, context);
+      await assertNoneLeft(list, context);
+    }
   });
 
   it('a rank that never calls makes the others reject with TIMEOUT at the configured timeout, not later', async function () {
