@@ -66,6 +66,7 @@ describe('80 reliability', function () {
     this.timeout(KILL_RUNS * 20000 + 10000);
     let named = 0;
     let failures = 0;
+    let peerLost = 0;
     for (let run = 0; run < KILL_RUNS; run++) {
       const seed = SEED + run;
       const results = await spawnRanks('reliability.js', {
@@ -79,14 +80,15 @@ describe('80 reliability', function () {
       assertPassed(results, context);
       await assertNoneLeft(results.flatMap((r) => pids(r.stdout)), context);
       for (const r of results) {
-        const m = /(\d+) failed, (\d+) named/.exec(r.stdout);
+        const m = /(\d+) failed \((\d+) PEER_LOST, \d+ TIMEOUT\), (\d+) named/.exec(r.stdout);
         if (m) {
           failures += Number(m[1]);
-          named += Number(m[2]);
+          peerLost += Number(m[2]);
+          named += Number(m[3]);
         }
       }
     }
-    console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${named} of them named the lost rank`);
+    console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${peerLost} PEER_LOST (${named} naming the lost rank), ${failures - peerLost} TIMEOUT`);
   });
 
   const LAUNCHER_RUNS = FULL ? 20 : 1;

@@ -88,6 +88,7 @@ async function peerKill(underLauncher) {
   const want = (size * (size + 1)) / 2;
   let failed = 0;
   let named = 0;
+  let peerLost = 0;
   for (const { index, ms, r, buf, afterFailure } of results) {
     if (r.ok) {
       check.ok(`call ${index} resolved after the first failure`, !afterFailure, show(r));
@@ -99,13 +100,18 @@ async function peerKill(underLauncher) {
     check.ok(`call ${index} rejects with a CollectiveError`, e instanceof CollectiveError, show(r));
     check.ok(`call ${index} rejects with PEER_LOST or TIMEOUT`, e.code === 'PEER_LOST' || e.code === 'TIMEOUT', show(r));
     check.ok(`call ${index} settles within the timeout + 5 s`, ms <= KILL_TIMEOUT_MS + 5000, show(r));
+    if (e.code === 'PEER_LOST') {
+      peerLost++;
+      // Addresses of peers that connected here are read from /proc/net/tcp.
+      if (process.platform === 'linux') check.ok(`call ${index}: PEER_LOST names a rank`, e.peerRank !== undefined, show(r));
+    }
     if (e.peerRank !== undefined) {
       named++;
       check.equal(`call ${index} names the lost rank`, e.peerRank, victim);
     }
   }
   check.ok('some calls failed after the kill', failed > 0, `${results.length} calls, none failed`);
-  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed, ${named} named rank ${victim}`);
+  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed (${peerLost} PEER_LOST, ${failed - peerLost} TIMEOUT), ${named} named rank ${victim}`);
   await survivorsDone(rank, size - 1);
   world.abort();
   check.report();
