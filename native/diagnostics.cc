@@ -188,11 +188,11 @@ void Diagnostics::exchange(Backend& backend, const CallSignature& sig, uint64_t 
 
 namespace {
 
-// The remote ends of this process's established IPv4 TCP connections whose
-// local port is `port`, from /proc/net/tcp (Linux). Gloo names a peer that
-// connected to this rank by that remote end, an address nobody published.
-std::vector<sockaddr_in> acceptedFrom(uint16_t port) {
-  std::vector<sockaddr_in> out;
+// The remote ends of the established IPv4 TCP connections on this host, by
+// local port, from /proc/net/tcp (Linux). Gloo names a peer that connected
+// to this rank by that remote end, an address nobody published.
+std::multimap<uint16_t, sockaddr_in> establishedByLocalPort() {
+  std::multimap<uint16_t, sockaddr_in> out;
   FILE* f = std::fopen("/proc/net/tcp", "r");
   if (!f) return out;
   char line[512];
@@ -206,13 +206,13 @@ std::vector<sockaddr_in> acceptedFrom(uint16_t port) {
                     &remotePort, &state) != 5) {
       continue;
     }
-    if (state != 1 || localPort != port) continue;  // 1: ESTABLISHED
+    if (state != 1) continue;  // ESTABLISHED
     sockaddr_in a;
     std::memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = remoteIp;  // the file prints it in host order of the raw word
     a.sin_port = htons(uint16_t(remotePort));
-    out.push_back(a);
+    out.emplace(uint16_t(localPort), a);
   }
   std::fclose(f);
   return out;
@@ -227,6 +227,8 @@ void Diagnostics::learnPeers() {
     using gloo::transport::tcp::Address;
     gloo::rendezvous::PrefixStore scoped(prefix_, *store_);
     const size_t each = Address().bytes().size();
+    std::multimap<uint16_t, sockaddr_in> established;
+    bool scanned = false;
     for (int r = 0; r < size_; r++) {
       // Each rank published one address per pair, for peers in rank order
       // without itself. A peer this rank connected to is named by the address
@@ -244,8 +246,14 @@ void Diagnostics::learnPeers() {
         const sockaddr_storage& ss = address.getSockaddr();
         if (ss.ss_family != AF_INET) continue;
         const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
-        for (const sockaddr_in& from : acceptedFrom(port)) {
-          table[Address(reinterpret_cast<const sockaddr*>(&from), sizeof(from)).str()] = peer;
+        if (!scanned) {
+          established = establishedByLocalPort();
+          scanned = true;
+        }
+        auto [first, last] = established.equal_range(port);
+        for (auto it = first; it != last; ++it) {
+          table[Address(reinterpret_cast<const sockaddr*>(&it->second), sizeof(sockaddr_in)).str()] =
+              peer;
         }
       }
     }
