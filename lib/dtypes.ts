@@ -1,3 +1,4 @@
+import { checkAttached, keepAttached } from './attach';
 import { argRangeError, argTypeError } from './errors';
 
 /** Element types. float16 and bfloat16 travel in Uint16Array. */
@@ -76,6 +77,8 @@ export function checkArray(name: string, a: unknown): HostArray {
     // Such memory can move or shrink while the operation runs off-thread.
     throw argTypeError(name, 'a typed array over a fixed-length buffer, not a resizable one', a);
   }
+  checkAttached(name, a);
+  keepAttached(a);
   return a as HostArray;
 }
 

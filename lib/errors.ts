@@ -20,13 +20,16 @@ export class CollectiveError extends Error {
   readonly rank: number;
   /** The operation that failed, e.g. `allReduce`. */
   readonly operation: string;
+  /** For PEER_LOST: the rank that was lost, when it is known. */
+  readonly peerRank?: number;
 
-  constructor(code: ErrorCode, message: string, rank: number, operation: string) {
+  constructor(code: ErrorCode, message: string, rank: number, operation: string, peerRank?: number) {
     super(message);
     this.name = 'CollectiveError';
     this.code = code;
     this.rank = rank;
     this.operation = operation;
+    if (peerRank !== undefined) this.peerRank = peerRank;
   }
 }
 
@@ -41,12 +44,14 @@ function knownCode(code: unknown): ErrorCode {
  */
 export function fromNative(err: unknown, rank: number, operation: string, site?: { stack?: string }): Error {
   if (err instanceof CollectiveError || err instanceof TypeError || err instanceof RangeError) return err;
-  const e = err as { code?: unknown; message?: string };
+  const e = err as { code?: unknown; message?: string; peerRank?: unknown };
+  const peer = typeof e?.peerRank === 'number' ? e.peerRank : undefined;
   const out = new CollectiveError(
     knownCode(e?.code),
     `${operation} on rank ${rank}: ${e?.message ?? String(err)}`,
     rank,
     operation,
+    peer,
   );
   if (site?.stack) {
     const frames = site.stack.split('\n').slice(1).join('\n');

@@ -10,6 +10,7 @@ import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
 import { type GlooTuning, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
+import { type DebugMode, debugMode } from './debug';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -33,6 +34,11 @@ export interface InitOptions {
   iface?: string;
   /** How Gloo drives its pairs (see GlooTuning); the defaults are measured ones. */
   gloo?: GlooTuning;
+  /**
+   * 'detail' (COLLECTIVES_DEBUG=detail): before each collective the ranks
+   * compare what they called and reject with MISMATCH when they differ.
+   */
+  debug?: DebugMode;
 }
 
 const INIT_KEYS = [
@@ -46,6 +52,7 @@ const INIT_KEYS = [
   'hostname',
   'iface',
   'gloo',
+  'debug',
 ] as const;
 
 function isLoopback(addr: string): boolean {
@@ -118,6 +125,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
   const hostname = o.hostname ?? (iface ? undefined : await localAddressToward(masterAddr));
   const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
+  const debug = debugMode(o.debug);
 
   if (token === '' && !storePath) {
     // Ranks started by hand (mpirun, srun, a shell loop) share no secret; they
@@ -173,6 +181,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       glooMode: tuning.mode,
       allReduceAlgorithm: tuning.allReduceAlgorithm,
       busyPoll: tuning.busyPoll,
+      debug,
     });
   } catch (err) {
     for (const c of cleanups) await c();

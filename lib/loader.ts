@@ -34,6 +34,8 @@ export interface NativeConnectOptions {
   glooMode?: string;
   allReduceAlgorithm?: string;
   busyPoll?: boolean;
+  /** 'detail' compares a fingerprint of every collective across ranks first. */
+  debug?: string;
 }
 
 type Arr = ArrayBufferView;

@@ -68,6 +68,10 @@ ArrayView arrayArg(Napi::Env env, const Napi::Value& v, const char* name, DType 
     throwTypeError(env, std::string(name) + ": the typed array's element type does not carry " +
                             dtypeName(dtype));
   }
+  if (ta.ArrayBuffer().IsDetached()) {
+    throwTypeError(env, std::string(name) +
+                            ": the typed array's buffer is detached (transferred to another thread?)");
+  }
   ArrayView view;
   view.value = v;
   view.length = ta.ElementLength();

@@ -48,6 +48,7 @@ struct Birth {
   int rank;
   int size;
   GlooTuning tuning;
+  std::shared_ptr<Diagnostics> diagnostics;
 };
 
 std::string optString(const Napi::Object& o, const char* key) {
@@ -101,10 +102,11 @@ static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
 }
 
 Napi::Object Communicator::Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
-                                int size, const GlooTuning& tuning) {
+                                int size, const GlooTuning& tuning,
+                                std::shared_ptr<Diagnostics> diagnostics) {
   AddonData* data = env.GetInstanceData<AddonData>();
   data->track(queue);
-  Birth birth{std::move(queue), rank, size, tuning};
+  Birth birth{std::move(queue), rank, size, tuning, std::move(diagnostics)};
   return data->communicatorConstructor.New({Napi::External<Birth>::New(env, &birth)});
 }
 
@@ -118,6 +120,7 @@ Communicator::Communicator(const Napi::CallbackInfo& info)
   rank_ = birth->rank;
   size_ = birth->size;
   tuning_ = birth->tuning;
+  diagnostics_ = birth->diagnostics;
 }
 
 Communicator::~Communicator() {
@@ -152,10 +155,13 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
     if (storeHost.empty()) throwTypeError(env, "storeHost: expected a host name or address");
   }
 
+  const bool detail = optString(o, "debug") == "detail";
+  auto diagnostics =
+      std::make_shared<Diagnostics>(options.rank, options.size, detail, options.prefix, nullptr);
   auto queue = WorkQueue::create(env, nullptr);
-  Napi::Object self = Wrap(env, queue, options.rank, options.size, options.tuning);
+  Napi::Object self = Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics);
   auto work = std::make_unique<Work>(env, "init");
-  work->run = [options, storePath, storeHost, storePort, token](
+  work->run = [options, storePath, storeHost, storePort, token, diagnostics](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {
       options.store = std::make_shared<TcpStore>(storeHost, storePort, token, options.timeout);
@@ -165,6 +171,8 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
       });
     }
     backend = GlooBackend::connect(options);
+    diagnostics->setStore(options.store);
+    diagnostics->learnPeers();
   };
   // Holding the new communicator here also keeps it alive until init settles.
   auto shared = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
@@ -222,6 +230,7 @@ Napi::Value Communicator::AllReduce(const Napi::CallbackInfo& info) {
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->allReduce(inData, outData, count, dtype, op, timeout);
   };
+  diagnostics_->guard(*work, {CallKind::kAllReduce, dtype, true, count, -1, int32_t(op)}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -243,6 +252,8 @@ Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->reduceScatter(inData, outData, count, dtype, op, timeout);
   };
+  diagnostics_->guard(*work, {CallKind::kReduceScatter, dtype, true, count, -1, int32_t(op)},
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -271,6 +282,7 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
       b->allGather(input, outData, count, dtype, timeout);
     });
   };
+  diagnostics_->guard(*work, {CallKind::kAllGather, dtype, true, count, -1, -1}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -288,6 +300,7 @@ Napi::Value Communicator::Broadcast(const Napi::CallbackInfo& info) {
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->broadcast(data, count, dtype, root, timeout);
   };
+  diagnostics_->guard(*work, {CallKind::kBroadcast, dtype, true, count, root, -1}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -316,6 +329,7 @@ Napi::Value Communicator::Reduce(const Napi::CallbackInfo& info) {
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->reduce(inData, outData, count, dtype, op, root, timeout);
   };
+  diagnostics_->guard(*work, {CallKind::kReduce, dtype, true, count, root, int32_t(op)}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -326,6 +340,7 @@ Napi::Value Communicator::Barrier(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[0]);
   auto work = newWork(info, "barrier");
   work->run = [=](std::shared_ptr<Backend>& b) { b->barrier(timeout); };
+  diagnostics_->guard(*work, {CallKind::kBarrier}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -353,6 +368,7 @@ Napi::Value Communicator::AllToAll(const Napi::CallbackInfo& info) {
       b->allToAll(input, outData, countPerRank, dtype, timeout);
     });
   };
+  diagnostics_->guard(*work, {CallKind::kAllToAll, dtype, true, countPerRank, -1, -1}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -388,6 +404,7 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
       b->allToAllV(input, inCounts, outData, outCounts, dtype, timeout);
     });
   };
+  diagnostics_->guard(*work, {CallKind::kAllToAllV, dtype, true, 0, -1, -1}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -422,6 +439,9 @@ Napi::Value Communicator::PointToPoint(const Napi::CallbackInfo& info, bool isSe
     raw->transfer = isSend ? b->postSend(data, bytes, peer, tag)
                            : b->postRecv(data, bytes, peer, tag);
   };
+  diagnostics_->guard(*work, {isSend ? CallKind::kSend : CallKind::kRecv, dtype, true,
+                             buf.length, peer, -1},
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -435,14 +455,17 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[3]);
   auto work = newWork(info, "split");
   auto child = std::make_shared<std::shared_ptr<Backend>>();
+  auto childDiagnostics = diagnostics_->child(newRank, newSize, key);
   work->run = [=](std::shared_ptr<Backend>& b) {
     *child = b->split(newRank, newSize, key, timeout);
+    childDiagnostics->learnPeers();
   };
+  diagnostics_->guard(*work, {CallKind::kSplit}, timeout);
   GlooTuning tuning = tuning_;
-  work->result = [child, newRank, newSize, tuning](Napi::Env env) -> Napi::Value {
+  work->result = [child, childDiagnostics, newRank, newSize, tuning](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);
     child->reset();
-    return Communicator::Wrap(env, queue, newRank, newSize, tuning);
+    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics);
   };
   return queue_->push(env, std::move(work));
 }

@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include "gloo/algorithm_policy.h"
+#include "diagnostics.h"
 #include "work_queue.h"
 
 namespace collectives {
@@ -18,7 +19,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   static Napi::Function Define(Napi::Env env);
   // A new JS Communicator over `queue` (constructed only from native code).
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
-                           int size, const GlooTuning& tuning);
+                           int size, const GlooTuning& tuning,
+                           std::shared_ptr<Diagnostics> diagnostics);
   // connect(options) -> Promise<Communicator>
   static Napi::Value Connect(const Napi::CallbackInfo& info);
 
@@ -61,6 +63,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Quantized(const Napi::CallbackInfo& info, int kind);
 
   std::shared_ptr<WorkQueue> queue_;
+  std::shared_ptr<Diagnostics> diagnostics_;
   int rank_ = 0;
   int size_ = 1;
   GlooTuning tuning_;

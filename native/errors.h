@@ -11,6 +11,7 @@ namespace collectives {
 namespace codes {
 constexpr const char* kTimeout = "TIMEOUT";
 constexpr const char* kPeerLost = "PEER_LOST";
+constexpr const char* kMismatch = "MISMATCH";
 constexpr const char* kInvalidArgument = "INVALID_ARGUMENT";
 constexpr const char* kAborted = "ABORTED";
 constexpr const char* kBackendUnavailable = "BACKEND_UNAVAILABLE";

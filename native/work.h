@@ -38,6 +38,8 @@ struct Work {
   bool failed = false;
   std::string code;
   std::string message;
+  // The rank a PEER_LOST failure lost, when known; -1 otherwise.
+  int peerRank = -1;
 
   // Keeps the queue alive until the JS thread has settled this work.
   std::shared_ptr<WorkQueue> owner;

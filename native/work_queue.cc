@@ -9,6 +9,7 @@ void rejectWork(Napi::Env env, Work& work, const std::string& code,
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("code", Napi::String::New(env, code));
   error.Set("operation", Napi::String::New(env, work.operation));
+  if (work.peerRank >= 0) error.Set("peerRank", Napi::Number::New(env, work.peerRank));
   work.deferred.Reject(error.Value());
 }
 

@@ -8,6 +8,9 @@
 const assert = require('node:assert/strict');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
 
+// COLLECTIVES_FULL=1 runs the soak's full form (100,000 calls).
+const SOAK_CALLS = process.env.COLLECTIVES_FULL === '1' ? 100000 : 20000;
+
 // The launcher starts ranks with its own node flags, and NODE_OPTIONS reaches
 // both it and the ranks, so this is how a rank gets gc().
 function nodeOptions(...flags) {
@@ -79,15 +82,15 @@ describe('50 lifecycle', function () {
     note(res, /terminate\(\) returned|terminated peer/);
   });
 
-  it('holds rss and active handles flat over 20,000 tiny all-reduces', async function () {
-    this.timeout(60000);
+  it(`holds rss and active handles flat over ${SOAK_CALLS.toLocaleString('en')} tiny all-reduces`, async function () {
+    this.timeout(SOAK_CALLS * 2 + 20000);
     const res = await launchWorker('lifecycle.js', {
       nproc: 2,
-      args: ['soak'],
+      args: ['soak', String(SOAK_CALLS)],
       // A young generation of fixed size: otherwise V8 grows it by up to
       // 32 MiB under this allocation rate, which reads as a leak but is not ours.
       env: { NODE_OPTIONS: nodeOptions('--expose-gc', '--max-semi-space-size=1') },
-      killAfterMs: 50000,
+      killAfterMs: SOAK_CALLS * 2 + 10000,
     });
     assertSucceeded(res, 'lifecycle soak on 2 ranks');
     assertRanksPassed(res, 'all \\d+ checks passed');

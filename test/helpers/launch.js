@@ -71,12 +71,13 @@ function assertSucceeded(res, what) {
  * every rank as soon as one dies: for tests that kill a rank on purpose. The
  * store is hosted here, as collectives-run would host it. Resolves with one
  * { rank, code, signal, stdout, stderr } per rank; ranks still running after
- * `killAfterMs` are killed (and marked `killed`).
+ * `killAfterMs` are killed (and marked `killed`). `store` ({ server, token })
+ * lends a store the caller hosts (and closes) instead.
  */
-async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {}) {
+async function spawnRanks(worker, { nproc, args = [], env = {}, killAfterMs = 30000, store } = {}) {
   const { StoreServer } = require('../../dist/store/server.js');
-  const token = randomBytes(16).toString('hex');
-  const server = await StoreServer.start({ host: '127.0.0.1', port: 0, token });
+  const token = store ? store.token : randomBytes(16).toString('hex');
+  const server = store ? store.server : await StoreServer.start({ host: '127.0.0.1', port: 0, token });
   const base = { ...process.env };
   for (const k of FOREIGN) delete base[k];
   Object.assign(base, {
@@ -92,7 +93,7 @@ async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {})
   });
   const ranks = [];
   for (let rank = 0; rank < nproc; rank++) {
-    const child = spawn(process.execPath, [path.join(WORKERS, worker)], {
+    const child = spawn(process.execPath, [path.join(WORKERS, worker), ...args], {
       env: { ...base, RANK: String(rank), LOCAL_RANK: String(rank) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -116,7 +117,7 @@ async function spawnRanks(worker, { nproc, env = {}, killAfterMs = 30000 } = {})
   try {
     return await Promise.all(ranks);
   } finally {
-    await server.close();
+    if (!store) await server.close();
   }
 }
 

@@ -1,0 +1,142 @@
+'use strict';
+// Failures become errors, not hangs: a rank SIGKILLed while 4 ranks stream
+// collectives, a rank that never makes a call, ranks that call different
+// collectives (with and without COLLECTIVES_DEBUG=detail), and a pending
+// buffer transferred to another thread. The checks run in
+// test/workers/reliability.js. COLLECTIVES_FULL=1 runs the kill case 20
+// times instead of 2.
+
+const assert = require('node:assert/strict');
+const { launchWorker, spawnRanks, describeRanks } = require('./helpers/launch');
+
+const FULL = process.env.COLLECTIVES_FULL === '1';
+const KILL_RUNS = FULL ? 20 : 2;
+const SEED = Number(process.env.COLLECTIVES_SEED ?? 0x5eed);
+
+/** Pids the ranks printed. */
+function pids(text) {
+  return [...text.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+/** Fails if any of `list` still runs (after a short grace for the exit to land). */
+async function assertNoneLeft(list, context) {
+  for (let i = 0; i < 20 && list.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+  const left = list.filter(alive);
+  assert.deepEqual(left, [], `processes left running: ${left.join(', ')}\n${context}`);
+}
+
+function assertPassed(results, context) {
+  for (const r of results) {
+    if (r.signal === 'SIGKILL' && !r.killed) continue; // the victim
+    assert.equal(r.code, 0, `rank ${r.rank} failed\n${context}`);
+    assert.match(r.stdout, new RegExp(`rank ${r.rank}: all \\d+ checks passed`), context);
+  }
+}
+
+describe('80 reliability', function () {
+  it('refuses an unknown debug mode, from the option or from COLLECTIVES_DEBUG', async function () {
+    const { init } = require('../dist');
+    await assert.rejects(init({ worldSize: 1, debug: 'verbose' }), (e) => e instanceof TypeError && e.code === 'INVALID_ARGUMENT' && /^options\.debug/.test(e.message));
+    const saved = process.env.COLLECTIVES_DEBUG;
+    process.env.COLLECTIVES_DEBUG = 'everything';
+    try {
+      await assert.rejects(init({ worldSize: 1 }), (e) => e instanceof TypeError && /^COLLECTIVES_DEBUG/.test(e.message));
+      process.env.COLLECTIVES_DEBUG = 'DETAIL';
+      const world = await init({ worldSize: 1 });
+      const buf = Float32Array.of(1, 2);
+      await world.allReduce(buf);
+      assert.deepEqual([...buf], [1, 2]);
+      await world.destroy();
+    } finally {
+      if (saved === undefined) delete process.env.COLLECTIVES_DEBUG;
+      else process.env.COLLECTIVES_DEBUG = saved;
+    }
+  });
+
+  it(`SIGKILL of one of 4 streaming ranks fails every other rank's work with PEER_LOST or TIMEOUT naming it (${KILL_RUNS} seeded runs)`, async function () {
+    this.timeout(KILL_RUNS * 20000 + 10000);
+    let named = 0;
+    let failures = 0;
+    let peerLost = 0;
+    for (let run = 0; run < KILL_RUNS; run++) {
+      const seed = SEED + run;
+      const results = await spawnRanks('reliability.js', {
+        nproc: 4,
+        args: ['peer-kill', String(seed)],
+        killAfterMs: 15000,
+      });
+      const context = `seed ${seed} (COLLECTIVES_SEED=${SEED}, run ${run + 1} of ${KILL_RUNS})\n${describeRanks(results)}`;
+      const victims = results.filter((r) => r.signal === 'SIGKILL' && !r.killed);
+      assert.equal(victims.length, 1, `expected exactly one rank to be killed\n${context}`);
+      assertPassed(results, context);
+      await assertNoneLeft(results.flatMap((r) => pids(r.stdout)), context);
+      for (const r of results) {
+        const m = /(\d+) failed \((\d+) PEER_LOST, \d+ TIMEOUT\), (\d+) named/.exec(r.stdout);
+        if (m) {
+          failures += Number(m[1]);
+          peerLost += Number(m[2]);
+          named += Number(m[3]);
+        }
+      }
+    }
+    console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${peerLost} PEER_LOST (${named} naming the lost rank), ${failures - peerLost} TIMEOUT`);
+  });
+
+  const LAUNCHER_RUNS = FULL ? 20 : 1;
+  it(`the launcher exits non-zero and leaves no process when one of 4 streaming ranks is SIGKILLed (${LAUNCHER_RUNS} seeded runs)`, async function () {
+    this.timeout(LAUNCHER_RUNS * 25000);
+    for (let run = 0; run < LAUNCHER_RUNS; run++) {
+      const seed = SEED + run;
+      const res = await launchWorker('reliability.js', { nproc: 4, args: ['stream-kill', String(seed)], killAfterMs: 20000 });
+      const context = `seed ${seed}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`;
+      assert.equal(res.killed, false, `the launcher hung\n${context}`);
+      // 128 + SIGKILL: the launcher reports the killed rank, not a rank it stopped.
+      assert.equal(res.code, 137, context);
+      const list = pids(res.stdout);
+      assert.equal(list.length, 4, context);
+      await assertNoneLeft(list, context);
+    }
+  });
+
+  it('a rank that never calls makes the others reject with TIMEOUT at the configured timeout, not later', async function () {
+    this.timeout(30000);
+    const results = await spawnRanks('reliability.js', { nproc: 3, args: ['missing', '2000'], killAfterMs: 20000 });
+    const context = describeRanks(results);
+    assertPassed(results.slice(0, 2), context);
+    assert.equal(results[2].code, 0, context);
+    for (const r of results.slice(0, 2)) console.log(`      ${/missing call: .*/.exec(r.stdout)?.[0]}`);
+  });
+
+  it('COLLECTIVES_DEBUG=detail: ranks that call different collectives all reject with MISMATCH naming each call, and stay usable', async function () {
+    this.timeout(30000);
+    const res = await spawnRanks('reliability.js', {
+      nproc: 3,
+      args: ['mismatch'],
+      env: { COLLECTIVES_DEBUG: 'detail' },
+      killAfterMs: 20000,
+    });
+    assertPassed(res, describeRanks(res));
+    console.log(`      ${/mismatch message: (.*)/.exec(res[0].stdout)?.[1]}`);
+  });
+
+  it('without debug mode, a mismatched call rejects on every rank instead of mixing data', async function () {
+    this.timeout(30000);
+    const res = await spawnRanks('reliability.js', { nproc: 2, args: ['no-debug-mismatch'], killAfterMs: 20000 });
+    assertPassed(res, describeRanks(res));
+  });
+
+  it("transferring a pending operation's buffer with postMessage neither detaches nor corrupts it; a detached buffer is refused", async function () {
+    this.timeout(30000);
+    const res = await spawnRanks('reliability.js', { nproc: 2, args: ['transfer'], killAfterMs: 20000 });
+    assertPassed(res, describeRanks(res));
+  });
+});
