@@ -271,7 +271,9 @@ void GlooBackend::reduceScatter(const void* in, void* out, size_t countPerRank,
       reduceScatterSync(in, out, countPerRank, dtype, op);
       return;
     }
-    std::vector<char> gathered(chunkBytes * size_);
+    // Kept between calls: fresh pages for a large buffer cost a fault each.
+    if (gathered_.size() < chunkBytes * size_) gathered_.resize(chunkBytes * size_);
+    std::vector<char>& gathered = gathered_;
     allToAll(in, gathered.data(), countPerRank, dtype, timeout);
     if (isHalf(dtype)) {
       std::vector<float> acc(countPerRank), part(countPerRank);

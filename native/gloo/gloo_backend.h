@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gloo/context.h>
 #include <gloo/rendezvous/store.h>
@@ -98,6 +99,8 @@ class GlooBackend : public Backend {
   std::shared_ptr<gloo::Context> context_;
   std::shared_ptr<gloo::Context> syncContext_;
   std::unique_ptr<SyncCollectives> sync_;
+  // The all-to-all reduce-scatter's receive buffer, as large as the largest call.
+  std::vector<char> gathered_;
   int rank_;
   int size_;
   uint32_t tag_ = 0;

@@ -106,25 +106,34 @@ SyncCollectives::SyncCollectives(std::shared_ptr<gloo::Context> context)
 
 template <typename Make>
 SyncCollectives::Entry& SyncCollectives::cached(const Key& key, size_t inBytes,
-                                                size_t outBytes, Make&& make) {
+                                                size_t outBytes, size_t instanceBytes,
+                                                Make&& make) {
   for (auto it = cache_.begin(); it != cache_.end(); ++it) {
     if (it->key == key) {
       if (it != cache_.begin()) cache_.splice(cache_.begin(), cache_, it);
       return cache_.front();
     }
   }
-  if (cache_.size() >= kSyncCacheEntries) cache_.pop_back();
+  const size_t footprint = inBytes + outBytes + instanceBytes;
+  // Evictions depend only on keys and sizes, which every rank has in common.
+  while (!cache_.empty() && (cache_.size() >= kSyncCacheEntries ||
+                             cachedBytes_ + footprint > kSyncCacheMaxFootprint)) {
+    cachedBytes_ -= cache_.back().footprint;
+    cache_.pop_back();
+  }
   cache_.emplace_front();
   Entry& e = cache_.front();
   e.key = key;
-  e.in.resize(inBytes);
-  e.out.resize(outBytes);
+  e.footprint = footprint;
   try {
+    e.in.resize(inBytes);
+    e.out.resize(outBytes);
     e.algorithm = make(e);
   } catch (...) {
     cache_.pop_front();
     throw;
   }
+  cachedBytes_ += footprint;
   return e;
 }
 
@@ -134,7 +143,7 @@ void SyncCollectives::allReduce(GlooAlgo algo, const void* in, void* out, size_t
   const size_t bytes = count * esize;
   if (bytes <= kSyncCacheMaxBytes && bytes <= chunkBytes) {
     Key key{kOpAllReduce, int(algo), int(dtype), int(op), 0, count};
-    Entry& e = cached(key, bytes, 0, [&](Entry& entry) {
+    Entry& e = cached(key, bytes, 0, bytes, [&](Entry& entry) {
       return COLLECTIVES_SYNC_DISPATCH(dtype, makeAllReduce, context_, algo, entry.in.data(),
                                        count, op);
     });
@@ -159,9 +168,9 @@ void SyncCollectives::reduceScatter(const void* in, void* out, size_t countPerRa
   // The algorithm reduces in place over the whole array (so it works on a
   // copy: the caller's input stays untouched) and leaves this rank's part at
   // the start of it.
-  if (bytes <= kSyncCacheMaxBytes) {
+  if (bytes <= kSyncReduceScatterCacheMaxBytes) {
     Key key{kOpReduceScatter, 0, int(dtype), int(op), 0, countPerRank};
-    Entry& e = cached(key, bytes, 0, [&](Entry& entry) {
+    Entry& e = cached(key, bytes, 0, 2 * bytes, [&](Entry& entry) {
       return COLLECTIVES_SYNC_DISPATCH(dtype, makeReduceScatter, context_, entry.in.data(),
                                        countPerRank, op);
     });
@@ -185,7 +194,7 @@ void SyncCollectives::allGather(const void* in, void* out, size_t chunkBytes) {
   };
   if (bytes <= kSyncCacheMaxBytes) {
     Key key{kOpAllGather, 0, 0, 0, 0, chunkBytes};
-    Entry& e = cached(key, chunkBytes, bytes,
+    Entry& e = cached(key, chunkBytes, bytes, 0,
                       [&](Entry& entry) { return make(entry.in.data(), entry.out.data()); });
     std::memcpy(e.in.data(), in, chunkBytes);
     e.algorithm->run();
@@ -211,7 +220,7 @@ void SyncCollectives::broadcast(void* data, size_t bytes, int root) {
   };
   if (bytes <= kSyncCacheMaxBytes) {
     Key key{kOpBroadcast, 0, 0, 0, root, bytes};
-    Entry& e = cached(key, bytes, 0, [&](Entry& entry) { return make(entry.in.data()); });
+    Entry& e = cached(key, bytes, 0, 0, [&](Entry& entry) { return make(entry.in.data()); });
     const bool isRoot = context_->rank == root;
     if (isRoot) std::memcpy(e.in.data(), data, bytes);
     e.algorithm->run();
@@ -223,7 +232,7 @@ void SyncCollectives::broadcast(void* data, size_t bytes, int root) {
 
 void SyncCollectives::barrier() {
   Key key{kOpBarrier, 0, 0, 0, 0, 0};
-  Entry& e = cached(key, 0, 0, [&](Entry&) -> std::unique_ptr<gloo::Algorithm> {
+  Entry& e = cached(key, 0, 0, 0, [&](Entry&) -> std::unique_ptr<gloo::Algorithm> {
     return std::make_unique<gloo::BarrierAllToOne>(context_);
   });
   e.algorithm->run();
