@@ -57,6 +57,10 @@ size_t syncMessageLimit();
 // ranks it is one exchange each way, and halving-doubling adds a handshake.
 constexpr size_t kTwoRankRingMaxBytes = 1024;
 
+// Broadcasts up to this size use synchronous pairs (bench/RESULTS.md: at
+// 2 MiB they took 0.56-0.85 of the default mode's time, at 16 MiB 1.3).
+constexpr size_t kBroadcastSyncMaxBytes = size_t(4) << 20;
+
 inline bool isPowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
 
 // The largest message one rank writes to one peer in a single step.
@@ -105,8 +109,10 @@ inline GlooAlgo chooseAlgorithm(GlooOp op, size_t bytes, int worldSize, const Gl
       // `bytes` is the whole output; the ring writes one rank's chunk a step.
       return !async && fits(GlooAlgo::kSyncRing) ? GlooAlgo::kSyncRing : GlooAlgo::kAsync;
     case GlooOp::kBroadcast:
-      // Only the root writes and every other rank reads: safe at any size.
-      return async ? GlooAlgo::kAsync : GlooAlgo::kSyncOneToAll;
+      // Safe at any size (only the root writes; every other rank reads), but
+      // above kBroadcastSyncMaxBytes the root's one thread writing to each
+      // peer in turn loses to the loop thread's overlapped writes.
+      return !async && bytes <= kBroadcastSyncMaxBytes ? GlooAlgo::kSyncOneToAll : GlooAlgo::kAsync;
     case GlooOp::kBarrier:
       return async ? GlooAlgo::kAsync : GlooAlgo::kSyncAllToOne;
     case GlooOp::kReduce:

@@ -28,6 +28,10 @@ namespace {
 // Gloo's collectives reserve slot prefixes 0x01-0x08 in the top byte; user
 // point-to-point traffic gets a prefix of its own so tags never collide.
 constexpr uint64_t kUserSlotPrefix = uint64_t(0xF0) << 56;
+// The pipelined reduce-scatter's pieces: prefix, the call's tag, the piece.
+constexpr uint64_t kReduceScatterSlotPrefix = uint64_t(0xF1) << 56;
+constexpr size_t kReduceScatterPieces = 8;
+constexpr size_t kReduceScatterPieceMinBytes = 256 * 1024;
 
 // A zero-length typed array may have no backing store; Gloo still wants a
 // pointer for its (empty) unbound buffer.
@@ -260,6 +264,66 @@ void GlooBackend::reduceScatterSync(const void* in, void* out, size_t countPerRa
   if (op == RedOp::kAvg) divideInPlace(dtype, out, countPerRank, size_);
 }
 
+void GlooBackend::reduceScatterPipelined(const void* in, void* out, size_t countPerRank,
+                                         DType dtype, RedOp op, Millis timeout) {
+  const size_t esize = dtypeSize(dtype);
+  const size_t chunkBytes = countPerRank * esize;
+  // Pieces of each rank's block travel separately, so that the reduction of
+  // one piece overlaps the transfer of the next (Gloo's loop thread receives
+  // while this thread reduces). Each piece is reduced in rank order.
+  size_t pieceBytes = std::max(kReduceScatterPieceMinBytes, chunkBytes / kReduceScatterPieces);
+  pieceBytes -= pieceBytes % esize;
+  const size_t pieces = (chunkBytes + pieceBytes - 1) / pieceBytes;
+  const uint64_t base = kReduceScatterSlotPrefix | (uint64_t(nextTag()) << 16);
+  const char* src = static_cast<const char*>(in);
+  char* gathered = gathered_.data();
+  auto sendBuffer = context_->createUnboundBuffer(const_cast<char*>(src), chunkBytes * size_);
+  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> recvBuffers;
+  for (size_t j = 0; j < pieces; j++) {
+    recvBuffers.push_back(context_->createUnboundBuffer(gathered, chunkBytes * size_));
+  }
+  for (size_t j = 0; j < pieces; j++) {
+    const size_t length = std::min(pieceBytes, chunkBytes - j * pieceBytes);
+    for (int r = 0; r < size_; r++) {
+      if (r == rank_) continue;
+      // Block r of this rank's input goes to rank r; rank r's block for this
+      // rank lands in slot r of `gathered`.
+      sendBuffer->send(r, base | j, size_t(r) * chunkBytes + j * pieceBytes, length);
+      recvBuffers[j]->recv(r, base | j, size_t(r) * chunkBytes + j * pieceBytes, length);
+    }
+  }
+  ReduceFn fn = reduceFunction(dtype, op);
+  // This rank's own block joins the others in `gathered`, so the reduction
+  // reads every block from there.
+  std::memcpy(gathered + size_t(rank_) * chunkBytes, src + size_t(rank_) * chunkBytes, chunkBytes);
+  auto block = [&](int r, size_t offset) -> const char* {
+    return gathered + size_t(r) * chunkBytes + offset;
+  };
+  // An output inside the input would overwrite data still being sent or
+  // still to be reduced: it is staged in the slot after the last block and
+  // copied out once the sends are done.
+  char* const target = static_cast<char*>(out);
+  const bool overlapsInput = target < src + chunkBytes * size_ && src < target + chunkBytes;
+  char* dst = overlapsInput ? gathered + size_t(size_) * chunkBytes : target;
+  for (size_t j = 0; j < pieces; j++) {
+    for (int k = 1; k < size_; k++) {
+      if (!recvBuffers[j]->waitRecv(timeout)) {
+        throw CollectiveFailure(codes::kAborted, "reduceScatter was aborted");
+      }
+    }
+    const size_t offset = j * pieceBytes;
+    const size_t count = std::min(pieceBytes, chunkBytes - offset) / esize;
+    fn(dst + offset, block(0, offset), block(1, offset), count);
+    for (int r = 2; r < size_; r++) reduceInto(dtype, op, dst + offset, block(r, offset), count);
+  }
+  for (size_t k = 0; k < pieces * size_t(size_ - 1); k++) {
+    if (!sendBuffer->waitSend(timeout)) {
+      throw CollectiveFailure(codes::kAborted, "reduceScatter was aborted");
+    }
+  }
+  if (dst != target) std::memcpy(target, dst, chunkBytes);
+}
+
 void GlooBackend::reduceScatter(const void* in, void* out, size_t countPerRank,
                                 DType dtype, RedOp op, Millis timeout) {
   if (countPerRank == 0) return;
@@ -272,29 +336,29 @@ void GlooBackend::reduceScatter(const void* in, void* out, size_t countPerRank,
       return;
     }
     // Kept between calls: fresh pages for a large buffer cost a fault each.
-    if (gathered_.size() < chunkBytes * size_) gathered_.resize(chunkBytes * size_);
+    // One slot per rank, and one more where the pipelined path may stage.
+    if (gathered_.size() < chunkBytes * (size_ + 1)) gathered_.resize(chunkBytes * (size_ + 1));
     std::vector<char>& gathered = gathered_;
-    allToAll(in, gathered.data(), countPerRank, dtype, timeout);
-    if (isHalf(dtype)) {
-      std::vector<float> acc(countPerRank), part(countPerRank);
-      const uint16_t* g = reinterpret_cast<const uint16_t*>(gathered.data());
-      widenHalf(dtype, g, acc.data(), countPerRank);
-      for (int r = 1; r < size_; r++) {
-        widenHalf(dtype, g + size_t(r) * countPerRank, part.data(), countPerRank);
-        reduceInto(DType::kFloat32, op, acc.data(), part.data(), countPerRank);
-      }
-      if (op == RedOp::kAvg) divideInPlace(DType::kFloat32, acc.data(), countPerRank, size_);
-      narrowHalf(dtype, acc.data(), static_cast<uint16_t*>(out), countPerRank);
+    if (size_ == 1) {
+      std::memmove(out, in, chunkBytes);
       return;
     }
-    // Reduce in rank order into the first chunk, then copy out once: `out`
-    // may alias part of `in`, which the all-to-all has already consumed.
-    for (int r = 1; r < size_; r++) {
-      reduceInto(dtype, op, gathered.data(), gathered.data() + size_t(r) * chunkBytes,
-                 countPerRank);
+    if (!isHalf(dtype)) {
+      reduceScatterPipelined(in, out, countPerRank, dtype, op, timeout);
+      if (op == RedOp::kAvg) divideInPlace(dtype, out, countPerRank, size_);
+      return;
     }
-    if (op == RedOp::kAvg) divideInPlace(dtype, gathered.data(), countPerRank, size_);
-    std::memcpy(out, gathered.data(), chunkBytes);
+    // Half types: all-to-all, then widen and reduce in float32, rounding once.
+    allToAll(in, gathered.data(), countPerRank, dtype, timeout);
+    std::vector<float> acc(countPerRank), part(countPerRank);
+    const uint16_t* g = reinterpret_cast<const uint16_t*>(gathered.data());
+    widenHalf(dtype, g, acc.data(), countPerRank);
+    for (int r = 1; r < size_; r++) {
+      widenHalf(dtype, g + size_t(r) * countPerRank, part.data(), countPerRank);
+      reduceInto(DType::kFloat32, op, acc.data(), part.data(), countPerRank);
+    }
+    if (op == RedOp::kAvg) divideInPlace(DType::kFloat32, acc.data(), countPerRank, size_);
+    narrowHalf(dtype, acc.data(), static_cast<uint16_t*>(out), countPerRank);
   });
 }
 

@@ -89,6 +89,10 @@ class GlooBackend : public Backend {
   // runs one at a time, so a counter is enough.
   uint32_t nextTag() { return tag_++; }
 
+  // Reduce-scatter on the asynchronous pairs: each rank's blocks travel in
+  // pieces and every piece is reduced as soon as it has arrived.
+  void reduceScatterPipelined(const void* in, void* out, size_t countPerRank, DType dtype,
+                              RedOp op, Millis timeout);
   void reduceScatterSync(const void* in, void* out, size_t countPerRank, DType dtype,
                          RedOp op);
   void allReduceSameType(const void* in, void* out, size_t count, DType dtype,

@@ -466,6 +466,41 @@ async function main() {
     check.ok('allReduce 64 MiB float32', bad === 0, `${bad} elements differ, the first at ${first}: ${buf[first]}, expected ${value(0, first) + value(1, first)}`);
   }
 
+  // Reduce-scatters large enough to travel in pieces (6 MiB per rank's block),
+  // with the output apart from the input, on this rank's block of it, and on
+  // another rank's block of it.
+  if (size > 1) {
+    const block = (3 << 20) / 2;
+    const value = (r, i) => ((i * 7 + r * 13) % 1001) - 500;
+    const expected = (i) => {
+      let sum = 0;
+      for (let r = 0; r < size; r++) sum += value(r, i);
+      return sum;
+    };
+    for (const where of ['separate', 'own block', 'next block']) {
+      const input = new Float32Array(block * size);
+      for (let i = 0; i < input.length; i++) input[i] = value(rank, i);
+      const other = (rank + 1) % size;
+      const output =
+        where === 'separate'
+          ? new Float32Array(block)
+          : input.subarray((where === 'own block' ? rank : other) * block, ((where === 'own block' ? rank : other) + 1) * block);
+      await settle(`reduceScatter 6 MiB blocks, output ${where}`, comm.reduceScatter(input, output));
+      let bad = 0;
+      let first = -1;
+      for (let k = 0; k < block; k++) {
+        if (output[k] !== expected(rank * block + k)) {
+          if (bad++ === 0) first = k;
+        }
+      }
+      check.ok(
+        `reduceScatter 6 MiB blocks, output ${where}`,
+        bad === 0,
+        `${bad} elements differ, the first at ${first}: ${output[first]}, expected ${expected(rank * block + first)}`,
+      );
+    }
+  }
+
   await settle('final barrier', comm.barrier());
   await comm.destroy();
   check.report();
