@@ -57,6 +57,11 @@ size_t syncMessageLimit();
 // ranks it is one exchange each way, and halving-doubling adds a handshake.
 constexpr size_t kTwoRankRingMaxBytes = 1024;
 
+// All-gathers whose ring steps are larger stay asynchronous: Gloo's
+// synchronous ring stalled for ~40 ms a step with 2 MiB steps on 4 ranks
+// (raw Gloo as much as the addon; bench/RESULTS.md), and gains little there.
+constexpr size_t kAllGatherSyncMaxStepBytes = size_t(1) << 20;
+
 // Broadcasts up to this size use synchronous pairs (bench/RESULTS.md: at
 // 2 MiB they took 0.56-0.85 of the default mode's time, at 16 MiB 1.3).
 constexpr size_t kBroadcastSyncMaxBytes = size_t(4) << 20;
@@ -107,7 +112,10 @@ inline GlooAlgo chooseAlgorithm(GlooOp op, size_t bytes, int worldSize, const Gl
                                                              : GlooAlgo::kAsyncAllToAllReduce;
     case GlooOp::kAllGather:
       // `bytes` is the whole output; the ring writes one rank's chunk a step.
-      return !async && fits(GlooAlgo::kSyncRing) ? GlooAlgo::kSyncRing : GlooAlgo::kAsync;
+      return !async && fits(GlooAlgo::kSyncRing) &&
+                     largestStep(GlooAlgo::kSyncRing, bytes, worldSize) <= kAllGatherSyncMaxStepBytes
+                 ? GlooAlgo::kSyncRing
+                 : GlooAlgo::kAsync;
     case GlooOp::kBroadcast:
       // Safe at any size (only the root writes; every other rank reads), but
       // above kBroadcastSyncMaxBytes the root's one thread writing to each
