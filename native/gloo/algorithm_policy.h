@@ -57,9 +57,10 @@ size_t syncMessageLimit();
 // ranks it is one exchange each way, and halving-doubling adds a handshake.
 constexpr size_t kTwoRankRingMaxBytes = 1024;
 
-// All-gathers whose ring steps are larger stay asynchronous: Gloo's
-// synchronous ring stalled for ~40 ms a step with 2 MiB steps on 4 ranks
-// (raw Gloo as much as the addon; bench/RESULTS.md), and gains little there.
+// All-gathers over more than 2 ranks whose ring steps are larger stay
+// asynchronous: Gloo's synchronous ring stalled for ~40 ms a step with 2 MiB
+// steps on 4 ranks (raw Gloo as much as the addon; bench/RESULTS.md), while
+// 2 ranks ran 2 and 4 MiB steps at full speed.
 constexpr size_t kAllGatherSyncMaxStepBytes = size_t(1) << 20;
 
 // Broadcasts up to this size use synchronous pairs (bench/RESULTS.md: at
@@ -113,7 +114,8 @@ inline GlooAlgo chooseAlgorithm(GlooOp op, size_t bytes, int worldSize, const Gl
     case GlooOp::kAllGather:
       // `bytes` is the whole output; the ring writes one rank's chunk a step.
       return !async && fits(GlooAlgo::kSyncRing) &&
-                     largestStep(GlooAlgo::kSyncRing, bytes, worldSize) <= kAllGatherSyncMaxStepBytes
+                     (worldSize == 2 ||
+                      largestStep(GlooAlgo::kSyncRing, bytes, worldSize) <= kAllGatherSyncMaxStepBytes)
                  ? GlooAlgo::kSyncRing
                  : GlooAlgo::kAsync;
     case GlooOp::kBroadcast:
