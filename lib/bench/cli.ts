@@ -18,6 +18,7 @@ import { DEFAULTS, type BenchOptions, type RawBenchOptions, UsageError, checkRoo
 import { buildHeader, summarize, writeJson } from './report';
 import { sweep } from './sweep';
 import { formatFooter, formatHeader, formatRow, formatTableHead } from './table';
+import { exitWhenFlushed } from '../exit';
 
 const NAME = 'collectives-bench';
 /** Set by the parent for its ranks: progress lines as if stderr were a terminal. */
@@ -179,18 +180,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Exiting before stdout and stderr drain would cut off the last lines of the table.
-function exitWhenFlushed(code: number): void {
-  process.exitCode = code;
-  let pending = 2;
-  const done = (): void => {
-    if (--pending === 0) process.exit(code);
-  };
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.destroyed) done();
-    else stream.write('', done);
-  }
-}
 
 if (require.main === module) void main(process.argv).then(exitWhenFlushed);
 

@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { DEFAULTS, RawLaunchOptions, UsageError, validateOptions } from './options';
 import { run } from './supervisor';
+import { exitWhenFlushed } from '../exit';
 
 const NAME = 'collectives-run';
 
@@ -50,17 +51,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Exiting before stdout and stderr drain would cut off the ranks' last lines.
-function exitWhenFlushed(code: number): void {
-  process.exitCode = code;
-  let pending = 2;
-  const done = (): void => {
-    if (--pending === 0) process.exit(code);
-  };
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.destroyed) done();
-    else stream.write('', done);
-  }
-}
 
 void main(process.argv).then(exitWhenFlushed);

@@ -90,11 +90,10 @@ void reduceChunks(const uint8_t* recv, size_t slotBytes, int size, size_t count,
   if (op == RedOp::kAvg) divideInPlace(DType::kFloat32, acc, count, size);
 }
 
-}  // namespace
-
-void allToAllQuantized(Backend& b, const void* in, void* out, size_t countPerRank, DType dtype,
-                       const QuantSpec& spec, float* residual, Millis timeout) {
-  if (countPerRank == 0) return;
+// Quantizes chunk r of `in` for rank r (each chunk its own blocks) and
+// exchanges the chunks; returns the received ones, one slot per rank.
+const uint8_t* exchangeQuantized(Backend& b, const void* in, size_t countPerRank, DType dtype,
+                                 const QuantSpec& spec, float* residual, Millis timeout) {
   const int size = b.size();
   const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
   uint8_t* send = sendScratch.get(slot * size_t(size));
@@ -107,6 +106,17 @@ void allToAllQuantized(Backend& b, const void* in, void* out, size_t countPerRan
                   send + size_t(r) * slot);
   }
   b.allToAll(send, recv, slot, DType::kUint8, timeout);
+  return recv;
+}
+
+}  // namespace
+
+void allToAllQuantized(Backend& b, const void* in, void* out, size_t countPerRank, DType dtype,
+                       const QuantSpec& spec, float* residual, Millis timeout) {
+  if (countPerRank == 0) return;
+  const int size = b.size();
+  const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
+  const uint8_t* recv = exchangeQuantized(b, in, countPerRank, dtype, spec, residual, timeout);
   for (int r = 0; r < size; r++) {
     dequantizeChunk(recv + size_t(r) * slot, countPerRank, spec.format, spec.blockSize,
                     dtype, at(out, size_t(r) * countPerRank, dtype));
@@ -119,16 +129,7 @@ void reduceScatterQuantized(Backend& b, const void* in, void* out, size_t countP
   if (countPerRank == 0) return;
   const int size = b.size();
   const size_t slot = chunkBytes(countPerRank, spec.format, spec.blockSize);
-  uint8_t* send = sendScratch.get(slot * size_t(size));
-  uint8_t* recv = recvScratch.get(slot * size_t(size));
-  const Rounding rounding = roundingFor(spec, b.rank(), kStageExchange);
-  for (int r = 0; r < size; r++) {
-    const size_t first = size_t(r) * countPerRank;
-    quantizeChunk(at(in, first, dtype), dtype, countPerRank, spec.format, spec.blockSize,
-                  rounding, first, residual ? residual + first : nullptr,
-                  send + size_t(r) * slot);
-  }
-  b.allToAll(send, recv, slot, DType::kUint8, timeout);
+  const uint8_t* recv = exchangeQuantized(b, in, countPerRank, dtype, spec, residual, timeout);
   float* acc = accumulator(countPerRank);
   reduceChunks(recv, slot, size, countPerRank, spec, op, acc);
   store(acc, countPerRank, dtype, out);
