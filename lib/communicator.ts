@@ -360,15 +360,19 @@ export class Communicator {
     const site: { stack?: string } = {};
     Error.captureStackTrace(site, this.#issue);
     const rank = this.rank;
-    const p = call(this.#native).then(
-      (v) => (result === undefined ? (v as T) : result),
+    const pending = this.#pending;
+    // The Work attaches its handlers to `p`, so a failure is never unhandled.
+    const p: Promise<T> = call(this.#native).then(
+      (v) => {
+        pending.delete(p);
+        return result === undefined ? (v as T) : result;
+      },
       (err: unknown) => {
+        pending.delete(p);
         throw fromNative(err, rank, operation, site);
       },
     );
-    const tracked = p.finally(() => this.#pending.delete(tracked));
-    tracked.catch(() => {});
-    this.#pending.add(tracked);
+    pending.add(p);
     return new Work<T>(operation, p);
   }
 
