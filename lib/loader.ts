@@ -110,6 +110,8 @@ export interface Attempt {
   why: string;
   kind: 'absent' | 'skipped' | 'failed';
   prebuild?: boolean;
+  /** For a prebuild: the libraries its manifest lists that are not beside it. */
+  lacks?: string[];
 }
 
 /** Compares dotted version numbers: negative when a < b. */
@@ -159,6 +161,7 @@ interface Candidate {
   file: string;
   prebuild: boolean;
   skip?: string;
+  lacks?: string[];
 }
 
 /**
@@ -180,11 +183,12 @@ function candidates(): Candidate[] {
     return out;
   }
   const manifest = readManifest(dir);
+  const lacks = (manifest?.libraries ?? []).map((l) => l.file).filter((f) => !fs.existsSync(path.join(dir, f)));
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.node'));
   files.sort((a, b) => parseTags(b).specificity - parseTags(a).specificity || a.localeCompare(b));
   for (const f of files) {
     const file = path.join(dir, f);
-    out.push({ file, prebuild: true, skip: unfit(file, manifest) });
+    out.push({ file, prebuild: true, skip: unfit(file, manifest), lacks });
   }
   if (files.length === 0) out.push({ file: dir + path.sep, prebuild: true, skip: 'no .node file in it' });
   return out;
@@ -206,8 +210,13 @@ export function advice(tried: Attempt[], libc: SystemLibc = systemLibc()): strin
       out.push(`A library the addon needs is missing: ${lib}. Install the system package that provides it.`);
     }
   }
-  if (/invalid ELF header|wrong ELF class|ELF load command|file too short|not an ELF/.test(text)) {
-    out.push(`An addon file is not a shared library for this platform (${platform}): it was built elsewhere, or is damaged.`);
+  const lacking = [...new Set(tried.flatMap((t) => (t.kind === 'failed' && t.lacks) || []))];
+  if (lacking.length) {
+    out.push(`The prebuilt addon's folder prebuilds/${platform}/ lacks ${lacking.join(', ')}, shipped with the addon (the system's copies were tried instead): reinstall the package (npm install collectives).`);
+  }
+  const bad = [...new Set([...text.matchAll(/(\S+): (?:invalid ELF header|wrong ELF class|ELF load command|file too short|not an ELF)/g)].map((m) => m[1]))];
+  if (bad.length) {
+    out.push(`Not a shared library for this platform (${platform}), or damaged: ${bad.join(', ')}.`);
   }
   const runtime = [...new Set([...text.matchAll(/version `((?:GLIBC|GLIBCXX|CXXABI)_[\d.]+)' not found/g)].map((m) => m[1]))];
   if (runtime.length) {
@@ -258,7 +267,7 @@ export function addonPath(): string | undefined {
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const tried: Attempt[] = [];
-  for (const { file, prebuild, skip } of candidates()) {
+  for (const { file, prebuild, skip, lacks } of candidates()) {
     if (skip) {
       tried.push({ file, why: skip, kind: file.endsWith(path.sep) ? 'absent' : 'skipped', prebuild });
       continue;
@@ -272,7 +281,7 @@ export function loadAddon(): NativeAddon {
       cachedFile = file;
       return cached;
     } catch (err) {
-      tried.push({ file, why: (err as Error).message.split('\n')[0], kind: 'failed', prebuild });
+      tried.push({ file, why: (err as Error).message.split('\n')[0], kind: 'failed', prebuild, lacks: lacks?.length ? lacks : undefined });
     }
   }
   const e = new Error(describeFailure(tried));

@@ -118,12 +118,14 @@ echo "check-prebuilt: hidden: ${#hide_libs[@]} system libraries, ${#hide_dirs[@]
 cd "$work/app"
 npm init -y >/dev/null
 echo "check-prebuilt: npm install $(basename "$tarball")"
-if ! npm install --foreground-scripts --no-audit --no-fund "$tarball" >install.log 2>&1; then
-  cat install.log; fail "npm install of the tarball failed"
-fi
-grep '^collectives:' install.log || true
-grep -q 'collectives: using the prebuilt addon' install.log || { cat install.log; fail "the install step did not use the prebuilt addon"; }
-grep -q 'building the addon from source' install.log && fail "the install step built the addon from source"
+set +e
+npm install --foreground-scripts --no-audit --no-fund "$tarball" >install.log 2>&1
+rc=$?
+set -e
+grep -A8 '^collectives:' install.log || true
+grep -q 'building the addon from source' install.log && fail "the install step did not use the prebuilt addon and tried to compile it (see above)"
+[ "$rc" = 0 ] || { cat install.log; fail "npm install of the tarball failed"; }
+grep -q 'collectives: using the prebuilt addon' install.log || { cat install.log; fail "the install step did not say it used the prebuilt addon"; }
 grep -Eqi 'cmake-js|hidden by check-prebuilt|gyp info' install.log && { cat install.log; fail "the install step ran a build tool"; }
 [ -e node_modules/collectives/build ] && fail "the installed package has a build/ folder: the addon was compiled during install"
 

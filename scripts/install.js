@@ -51,15 +51,13 @@ function tryPrebuild() {
     return { ok: false, why: shipped.length ? `no prebuilt addon for ${PLATFORM} (this package has ${shipped.join(', ')})` : 'this package has no prebuilt addons' };
   }
   if (!fs.existsSync(loader)) return { ok: false, why: `${loader} is missing` };
-  const code = `const l = require(${JSON.stringify(loader)}); l.loadAddon(); process.stdout.write(l.addonPath());`;
+  const code = `const l = require(${JSON.stringify(loader)});
+    try { l.loadAddon(); process.stdout.write(l.addonPath()); } catch (e) { process.stderr.write(e.message); process.exit(1); }`;
   const env = { ...process.env, COLLECTIVES_PREBUILDS_ONLY: '1' };
   delete env.COLLECTIVES_ADDON;
   const r = spawnSync(process.execPath, ['-e', code], { env, encoding: 'utf8', timeout: 60000 });
   if (r.status === 0) return { ok: true, file: r.stdout.trim() };
-  const why = (r.stderr || r.error?.message || `exit ${r.status}`).split('\n');
-  // The loader's message, without node's stack trace below it.
-  const end = why.findIndex((l) => /^\s+at /.test(l));
-  return { ok: false, why: why.slice(0, end < 0 ? why.length : end).filter((l) => l.trim() && !/^(Error|node:)/.test(l.trim())).join('\n') };
+  return { ok: false, why: (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`).trim() };
 }
 
 function buildFromSource(reason) {

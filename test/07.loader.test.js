@@ -81,7 +81,7 @@ describe('07 loader', function () {
     assert.equal(r.status, 3);
     assert.ok(r.out.message.includes(`${bogus}: `), r.out.message);
     assert.match(r.out.message, /invalid ELF header|file too short/);
-    assert.match(r.out.message, new RegExp(`not a shared library for this platform \\(${PLATFORM}\\)`));
+    assert.ok(r.out.message.includes(`Not a shared library for this platform (${PLATFORM}), or damaged: ${bogus}.`), r.out.message);
   });
 
   it('prebuilds for other platforms only: lists what the package has', function () {
@@ -116,6 +116,23 @@ describe('07 loader', function () {
     m = r.out.message;
     assert.ok(m.includes(`node.napi.glibc.node: built for Node-API 99; Node ${process.version} has Node-API ${process.versions.napi}`), m);
     assert.match(m, /Use Node\.js 20 or later/);
+  });
+
+  it('a prebuild whose shipped libraries are gone: names them and says to reinstall', function () {
+    if (process.platform !== 'linux' || !glibc()) this.skip();
+    const root = fakePackage({
+      [`${PLATFORM}/collectives.glibc.node`]: 'not an ELF file',
+      [`${PLATFORM}/libgloo.so.0`]: 'x',
+      [`${PLATFORM}/manifest.json`]: JSON.stringify({
+        addon: 'collectives.glibc.node', napi: 8, libc: 'glibc', glibc: '2.17',
+        libraries: [{ file: 'libgloo.so.0' }, { file: 'libhiredis.so.0.14' }, { file: 'libnl-3.so.200' }],
+      }),
+    });
+    made.push(root);
+    const r = load(root, { COLLECTIVES_ADDON: undefined });
+    assert.equal(r.status, 3);
+    assert.ok(r.out.message.includes(`prebuilds/${PLATFORM}/ lacks libhiredis.so.0.14, libnl-3.so.200, shipped with the addon`), r.out.message);
+    assert.match(r.out.message, /reinstall the package \(npm install collectives\)/);
   });
 
   it('COLLECTIVES_PREBUILDS_ONLY=1 skips a source build', function () {
