@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 'use strict';
-// Makes the prebuilt addon that the package ships (`npm run prebuild`), in
+// Makes the prebuilt addon that the package ships (`npm run build:prebuild`), in
 // prebuilds/<platform>-<arch>/:
 //
-//   node.napi.glibc.node   the addon, Node-API 8, stripped: prebuildify's name and layout, which
+//   collectives.glibc.node the addon, Node-API 8, stripped: prebuildify's name and layout, which
 //                          node-gyp-build reads too (prebuildify --napi --strip --tag-libc)
 //   libgloo.so.0, …        Gloo and every library it needs that is not the C or C++ runtime,
 //                          copied from the system and found through RUNPATH $ORIGIN
 //   manifest.json          what is there and what it needs (read by lib/loader.ts)
 //   licenses/              the copyright files of the shipped libraries' Debian packages
 //
-// Needs what a source build needs (libgloo-dev, cmake, g++) plus patchelf.
+// Needs what a source build needs (libgloo-dev, cmake, g++) plus patchelf. prebuildify moves the
+// addon out of build/Release, so afterwards the loader in this checkout finds the prebuild until
+// the next source build (npm run build:native).
 
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -145,7 +147,15 @@ async function main() {
   fs.mkdirSync(licenses, { recursive: true });
   for (const l of shipped) {
     const copyright = l.package && `/usr/share/doc/${l.package}/copyright`;
-    if (copyright && fs.existsSync(copyright)) fs.copyFileSync(copyright, path.join(licenses, `${l.package}.txt`));
+    if (!copyright || !fs.existsSync(copyright)) continue;
+    const text = fs.readFileSync(copyright, 'utf8');
+    fs.writeFileSync(path.join(licenses, `${l.package}.txt`), text);
+    // Debian's copyright files point at the full texts of the common licenses (LGPL-2.1, GPL-2):
+    // ship those too.
+    for (const m of text.matchAll(/\/usr\/share\/common-licenses\/([\w.+-]+)/g)) {
+      const full = `/usr/share/common-licenses/${m[1].replace(/\.$/, '')}`;
+      if (fs.existsSync(full)) fs.copyFileSync(full, path.join(licenses, path.basename(full)));
+    }
   }
 
   const files = [addon, ...shipped.map((l) => path.join(OUT, l.file))];
