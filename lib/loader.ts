@@ -97,8 +97,13 @@ let libcCache: SystemLibc | undefined;
 export function systemLibc(): SystemLibc {
   if (libcCache) return libcCache;
   if (process.platform !== 'linux') return (libcCache = { family: 'none' });
-  // Node reports the glibc it runs on; a musl build of Node reports none (sharp's detect-libc does the same).
-  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  // Node reports the glibc it runs on; a musl build of Node reports none (sharp's detect-libc does the
+  // same). Without its network section: that one can look up the names of open sockets' peers.
+  const r = process.report as (NodeJS.ProcessReport & { excludeNetwork?: boolean }) | undefined;
+  const exclude = r?.excludeNetwork;
+  if (r) r.excludeNetwork = true;
+  const report = r?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  if (r) r.excludeNetwork = exclude;
   const version = report?.header?.glibcVersionRuntime;
   return (libcCache = version ? { family: 'glibc', version } : { family: 'musl' });
 }
