@@ -4,12 +4,13 @@
 # Packs the package, then, in a mount namespace where the system's Gloo (and the libraries it
 # needs), Gloo's headers and CMake files, and every compiler and build tool are hidden, installs
 # the tarball into an empty folder (its dependencies come from the npm registry) and runs a 2-rank
-# all-reduce through `npx collectives-run`, importing the package as ESM. Fails, and says which
-# check failed, when:
+# all-reduce through `npx collectives-run`, importing the package as ESM; then installs it again
+# with --ignore-scripts and loads it. Fails, and says which check failed, when:
 #   - the tarball lacks the prebuild or holds build folders or tests;
 #   - the install step compiled anything, or left a build/ folder;
 #   - a rank mapped Gloo or one of its libraries from anywhere but the package's prebuilds folder;
-#   - the all-reduce is wrong.
+#   - the all-reduce is wrong;
+#   - without its install step, the package does not load its prebuild.
 #
 # Usage: bash scripts/check-prebuilt.sh   (as root, after `npm run build:prebuild`)
 set -euo pipefail
@@ -142,6 +143,16 @@ cat run.log
 grep -q 'CHECK FAIL' run.log && fail "$(grep -m1 -o 'CHECK FAIL.*' run.log)"
 [ "$rc" = 0 ] || fail "collectives-run exited with $rc"
 [ "$(grep -c 'CHECK OK' run.log)" = 2 ] || fail "not both ranks reported an exact all-reduce"
+
+# The README says the prebuild needs no install step: the same tarball with --ignore-scripts.
+mkdir -p "$work/app-noscripts" && cd "$work/app-noscripts"
+npm init -y >/dev/null
+npm install --ignore-scripts --no-audit --no-fund "$tarball" >install.log 2>&1 || { cat install.log; fail "npm install --ignore-scripts of the tarball failed"; }
+addon=$(node -p "require('collectives').versions().addon" 2>&1) || fail "with --ignore-scripts the addon did not load: $addon"
+case "$addon" in
+  "$work/app-noscripts/node_modules/collectives/prebuilds/"*) echo "check-prebuilt: with --ignore-scripts too: $addon" ;;
+  *) fail "with --ignore-scripts the addon came from $addon" ;;
+esac
 echo "check-prebuilt: passed"
 EOF
 
