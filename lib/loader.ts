@@ -75,7 +75,7 @@ const SOURCE_BUILD = [
 
 /** What scripts/prebuild.js records beside a prebuilt addon (prebuilds/<platform>-<arch>/manifest.json). */
 export interface PrebuildManifest {
-  /** The addon's file name, e.g. `node.napi.glibc.node`. */
+  /** The addon's file name, e.g. `collectives.glibc.node`. */
   addon: string;
   napi: number;
   libc: string;
@@ -130,11 +130,11 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** node-gyp-build's file name tags: `node.napi.glibc.node` → runtime node, Node-API, glibc. */
-function parseTags(file: string): { napi: boolean; libc?: string; specificity: number } {
+/** prebuildify's file name tags, as node-gyp-build reads them: `collectives.glibc.node` → glibc. */
+function parseTags(file: string): { libc?: string; specificity: number } {
   const tags = file.split('.').slice(0, -1);
   const libc = tags.find((t) => t === 'glibc' || t === 'musl');
-  return { napi: tags.includes('napi'), libc, specificity: tags.length };
+  return { libc, specificity: tags.length };
 }
 
 function readManifest(dir: string): PrebuildManifest | undefined {
