@@ -5,7 +5,7 @@ import * as net from 'net';
 import { Communicator } from './communicator';
 import { type RankInfo, rankFromEnvironment } from './env';
 import { fromNative } from './errors';
-import { loadAddon } from './loader';
+import { addonPath, loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
 import { type GlooTuning, resolveTuning } from './tuning';
@@ -190,8 +190,8 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   return new Communicator(native, timeoutMs, tuning, cleanups);
 }
 
-/** Versions of the engines this build uses. */
-export function versions(): { gloo: string; napi: number; node: string } {
+/** Versions of the engines this build uses, and the addon file it loaded (a prebuild or a source build). */
+export function versions(): { gloo: string; napi: number; node: string; addon: string } {
   const v = loadAddon().versions;
-  return { gloo: v.gloo, napi: v.napi, node: process.version };
+  return { gloo: v.gloo, napi: v.napi, node: process.version, addon: addonPath() ?? '' };
 }

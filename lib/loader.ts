@@ -66,63 +66,230 @@ export interface NativeCommunicator {
 
 const ROOT = path.join(__dirname, '..');
 const FILE = 'collectives.node';
+/** The Node-API version the addon is compiled for (NAPI_VERSION in CMakeLists.txt and binding.gyp). */
+export const ADDON_NAPI_VERSION = 8;
+const SOURCE_BUILD = [
+  'Build from source: apt-get install libgloo-dev cmake g++ (Debian, Ubuntu), then',
+  '    COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives',
+].join('\n');
 
-function candidates(): string[] {
-  const platform = `${process.platform}-${process.arch}`;
-  const out: string[] = [];
-  if (process.env.COLLECTIVES_ADDON) out.push(path.resolve(process.env.COLLECTIVES_ADDON));
-  const prebuilds = path.join(ROOT, 'prebuilds', platform);
-  if (fs.existsSync(prebuilds)) {
-    for (const f of fs.readdirSync(prebuilds).sort()) {
-      if (f.endsWith('.node')) out.push(path.join(prebuilds, f));
+/** What scripts/prebuild.js records beside a prebuilt addon (prebuilds/<platform>-<arch>/manifest.json). */
+export interface PrebuildManifest {
+  /** The addon's file name, e.g. `collectives.glibc.node`. */
+  addon: string;
+  napi: number;
+  libc: string;
+  /** The newest GLIBC_ / GLIBCXX_ symbol versions any shipped file needs. */
+  glibc?: string;
+  glibcxx?: string;
+  gloo?: string;
+  /** The libraries shipped beside the addon and found through its RUNPATH ($ORIGIN). */
+  libraries: { file: string; package?: string; version?: string }[];
+}
+
+/** The C library of this process: glibc with its version, musl, or none (not Linux). */
+export interface SystemLibc {
+  family: 'glibc' | 'musl' | 'none';
+  version?: string;
+}
+
+let libcCache: SystemLibc | undefined;
+export function systemLibc(): SystemLibc {
+  if (libcCache) return libcCache;
+  if (process.platform !== 'linux') return (libcCache = { family: 'none' });
+  // Node reports the glibc it runs on; a musl build of Node reports none (sharp's detect-libc does the
+  // same). Without its network section: that one can look up the names of open sockets' peers.
+  const r = process.report as (NodeJS.ProcessReport & { excludeNetwork?: boolean }) | undefined;
+  const exclude = r?.excludeNetwork;
+  if (r) r.excludeNetwork = true;
+  const report = r?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  if (r) r.excludeNetwork = exclude;
+  const version = report?.header?.glibcVersionRuntime;
+  return (libcCache = version ? { family: 'glibc', version } : { family: 'musl' });
+}
+
+/** A place the loader looked, and why it did not load from there. */
+export interface Attempt {
+  file: string;
+  /** The first line of the loader's error, or why the file was skipped. */
+  why: string;
+  kind: 'absent' | 'skipped' | 'failed';
+  prebuild?: boolean;
+  /** For a prebuild: the libraries its manifest lists that are not beside it. */
+  lacks?: string[];
+}
+
+/** Compares dotted version numbers: negative when a < b. */
+function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** prebuildify's file name tags, as node-gyp-build reads them: `collectives.glibc.node` → glibc. */
+function parseTags(file: string): { libc?: string; specificity: number } {
+  const tags = file.split('.').slice(0, -1);
+  const libc = tags.find((t) => t === 'glibc' || t === 'musl');
+  return { libc, specificity: tags.length };
+}
+
+function readManifest(dir: string): PrebuildManifest | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as PrebuildManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a prebuild cannot fit this process, before trying to load it; undefined when it may. */
+function unfit(file: string, manifest: PrebuildManifest | undefined): string | undefined {
+  const tags = parseTags(path.basename(file));
+  const napi = Number(process.versions.napi);
+  const needs = manifest?.napi ?? ADDON_NAPI_VERSION;
+  if (napi < needs) return `built for Node-API ${needs}; Node ${process.version} has Node-API ${napi}`;
+  if (tags.libc) {
+    const libc = systemLibc();
+    if (libc.family !== tags.libc) return `built for ${tags.libc}; this system's C library is ${libc.family === 'none' ? 'not Linux libc' : libc.family}`;
+    if (libc.family === 'glibc' && manifest?.glibc && libc.version && compareVersions(libc.version, manifest.glibc) < 0) {
+      return `needs glibc ${manifest.glibc} or newer; this system has glibc ${libc.version}`;
     }
   }
-  out.push(path.join(ROOT, 'build', 'Release', FILE), path.join(ROOT, 'build', 'Debug', FILE));
+  return undefined;
+}
+
+/** A place to look: a file to load, or one skipped (or a folder found empty) with the reason. */
+interface Candidate {
+  file: string;
+  prebuild: boolean;
+  skip?: string;
+  lacks?: string[];
+}
+
+/**
+ * Every place the addon may be, in order: COLLECTIVES_ADDON alone when it is set; else a source build
+ * (build/Release, build/Debug), which wins over a prebuild as with node-gyp-build (a user who forced
+ * a source build gets it), then the prebuilds for this platform, most specific name first.
+ */
+function candidates(): Candidate[] {
+  if (process.env.COLLECTIVES_ADDON) return [{ file: path.resolve(process.env.COLLECTIVES_ADDON), prebuild: false }];
+  // COLLECTIVES_PREBUILDS_ONLY=1 (node-gyp-build's PREBUILDS_ONLY): the install step's check, or a test of the prebuild.
+  const builds = process.env.COLLECTIVES_PREBUILDS_ONLY === '1' ? [] : [path.join(ROOT, 'build', 'Release', FILE), path.join(ROOT, 'build', 'Debug', FILE)];
+  const out: Candidate[] = builds.map((file) => ({ file, prebuild: false }));
+  const platform = `${process.platform}-${process.arch}`;
+  const dir = path.join(ROOT, 'prebuilds', platform);
+  if (!fs.existsSync(dir)) {
+    const shipped = fs.existsSync(path.join(ROOT, 'prebuilds')) ? fs.readdirSync(path.join(ROOT, 'prebuilds')).sort() : [];
+    const skip = shipped.length ? `none for ${platform}; this package has prebuilt addons for ${shipped.join(', ')} only` : 'none in this package';
+    out.push({ file: dir + path.sep, prebuild: true, skip });
+    return out;
+  }
+  const manifest = readManifest(dir);
+  const lacks = (manifest?.libraries ?? []).map((l) => l.file).filter((f) => !fs.existsSync(path.join(dir, f)));
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.node'));
+  files.sort((a, b) => parseTags(b).specificity - parseTags(a).specificity || a.localeCompare(b));
+  for (const f of files) {
+    const file = path.join(dir, f);
+    out.push({ file, prebuild: true, skip: unfit(file, manifest), lacks });
+  }
+  if (files.length === 0) out.push({ file: dir + path.sep, prebuild: true, skip: 'no .node file in it' });
   return out;
 }
 
-function hints(messages: string[]): string[] {
-  const text = messages.join('\n');
+/** What to do, from what went wrong (sharp's loader gives the same kind of advice). */
+export function advice(tried: Attempt[], libc: SystemLibc = systemLibc()): string[] {
+  const text = tried.map((t) => t.why).join('\n');
   const out: string[] = [];
-  const lib = /(lib[\w.+-]+\.so[\w.]*): cannot open shared object file/.exec(text);
-  if (lib) {
-    out.push(`A library the addon needs is missing: ${lib[1]}.`);
-    if (lib[1].startsWith('libgloo')) out.push('On Debian or Ubuntu: apt-get install libgloo0 (or libgloo-dev to build).');
+  const platform = `${process.platform}-${process.arch}`;
+  const missing = [...new Set([...text.matchAll(/(lib[\w.+-]+\.so[\w.]*): cannot open shared object file/g)].map((m) => m[1]))];
+  for (const lib of missing) {
+    const fromPrebuild = tried.some((t) => t.prebuild && t.kind === 'failed' && t.why.includes(lib));
+    if (fromPrebuild) {
+      out.push(`A library the prebuilt addon needs is missing: ${lib}. It ships beside the addon in prebuilds/${platform}/; reinstall the package (npm install collectives) to restore it.`);
+    } else if (lib.startsWith('libgloo')) {
+      out.push(`A library the addon needs is missing: ${lib}. A source build uses the system's Gloo: apt-get install libgloo0 (or libgloo-dev to build).`);
+    } else {
+      out.push(`A library the addon needs is missing: ${lib}. Install the system package that provides it.`);
+    }
   }
-  if (/invalid ELF header|wrong ELF class/.test(text)) {
-    out.push(`The addon was built for another platform; this is ${process.platform}-${process.arch}.`);
+  const lacking = [...new Set(tried.flatMap((t) => (t.kind === 'failed' && t.lacks) || []))];
+  if (lacking.length) {
+    out.push(`The prebuilt addon's folder prebuilds/${platform}/ lacks ${lacking.join(', ')}, shipped with the addon (the system's copies were tried instead): reinstall the package (npm install collectives).`);
   }
-  if (/GLIBC_|GLIBCXX_/.test(text)) out.push('The addon needs a newer C or C++ runtime than this system has.');
-  out.push('To build from source: apt-get install libgloo-dev cmake g++, then `npm rebuild collectives`.');
+  const bad = [...new Set([...text.matchAll(/(\S+): (?:invalid ELF header|wrong ELF class|ELF load command|file too short|not an ELF)/g)].map((m) => m[1]))];
+  if (bad.length) {
+    out.push(`Not a shared library for this platform (${platform}), or damaged: ${bad.join(', ')}.`);
+  }
+  const runtime = [...new Set([...text.matchAll(/version `((?:GLIBC|GLIBCXX|CXXABI)_[\d.]+)' not found/g)].map((m) => m[1]))];
+  if (runtime.length) {
+    out.push(`The addon needs a newer C or C++ runtime than this system has (${runtime.join(', ')}; this system has ${libc.family === 'glibc' ? `glibc ${libc.version}` : libc.family}).`);
+  }
+  if (/this system has glibc/.test(text)) {
+    out.push('The prebuilt addon is built on Debian 12: use a system at least as new, or build from source.');
+  }
+  if (/built for glibc; this system's C library is musl/.test(text)) {
+    out.push('The prebuilt addon is for glibc systems; on musl (Alpine Linux) build from source.');
+  }
+  if (/built for Node-API/.test(text)) {
+    out.push(`Use Node.js 20 or later (Node-API ${ADDON_NAPI_VERSION} or later).`);
+  }
+  if (/undefined symbol/.test(text)) {
+    out.push('A library the addon found is not the one it was built against (an undefined symbol): rebuild it from source.');
+  }
+  if (tried.some((t) => t.prebuild && t.kind === 'absent' && t.why.startsWith('none'))) {
+    out.push(`No prebuilt addon fits ${platform}: prebuilds exist for Linux x64 with glibc only.`);
+  }
+  if (process.env.COLLECTIVES_ADDON) out.push('COLLECTIVES_ADDON is set, so nothing else was tried: unset it to use the installed addon.');
+  out.push(SOURCE_BUILD);
   return out;
+}
+
+/** The message of the error loadAddon throws. */
+export function describeFailure(tried: Attempt[], libc: SystemLibc = systemLibc()): string {
+  const system = libc.family === 'glibc' ? `glibc ${libc.version}` : libc.family === 'musl' ? 'musl' : '';
+  const where = [system, `Node ${process.version}`, `Node-API ${process.versions.napi}`].filter(Boolean).join(', ');
+  return [
+    `collectives: could not load the native addon for ${process.platform}-${process.arch} (${where}).`,
+    'Tried:',
+    ...tried.map((t) => `  - ${t.file}: ${t.why}`),
+    'What to do:',
+    ...advice(tried, libc).map((a) => `  - ${a}`),
+  ].join('\n');
 }
 
 let cached: NativeAddon | undefined;
+let cachedFile: string | undefined;
 
-/** Loads the addon, or throws an Error that says what was tried and why each try failed. */
+/** The file the addon was loaded from, once it is loaded. */
+export function addonPath(): string | undefined {
+  return cachedFile;
+}
+
+/** Loads the addon, or throws an Error that says what was tried, why each try failed, and what to do. */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const tried: string[] = [];
-  for (const file of candidates()) {
+  const tried: Attempt[] = [];
+  for (const { file, prebuild, skip, lacks } of candidates()) {
+    if (skip) {
+      tried.push({ file, why: skip, kind: file.endsWith(path.sep) ? 'absent' : 'skipped', prebuild });
+      continue;
+    }
     if (!fs.existsSync(file)) {
-      tried.push(`${file}: not found`);
+      tried.push({ file, why: 'not found', kind: 'absent', prebuild });
       continue;
     }
     try {
       cached = require(file) as NativeAddon;
+      cachedFile = file;
       return cached;
     } catch (err) {
-      tried.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+      tried.push({ file, why: (err as Error).message.split('\n')[0], kind: 'failed', prebuild, lacks: lacks?.length ? lacks : undefined });
     }
   }
-  const e = new Error(
-    [
-      `collectives: could not load the native addon for ${process.platform}-${process.arch} (Node ${process.version}, Node-API ${process.versions.napi}).`,
-      'Tried:',
-      ...tried.map((t) => `  - ${t}`),
-      ...hints(tried),
-    ].join('\n'),
-  );
+  const e = new Error(describeFailure(tried));
   (e as Error & { code: string }).code = 'BACKEND_UNAVAILABLE';
   throw e;
 }
