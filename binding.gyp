@@ -9,6 +9,8 @@
         "native/diagnostics.cc",
         "native/reduce_ops.cc",
         "native/work_queue.cc",
+        "native/ops/elementwise.cc",
+        "native/ops/ops_exports.cc",
         "native/gloo/gloo_backend.cc",
         "native/gloo/sync_collectives.cc",
         "native/store/tcp_store.cc",
@@ -29,7 +31,7 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-Wl,-z,nodelete"],
       "libraries": ["-lgloo", "-lpthread"]
     }

@@ -19,11 +19,9 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define QUANT_HD __host__ __device__
-#else
-#define QUANT_HD
-#endif
+#include "../hd.h"
+
+#define QUANT_HD COLLECTIVES_HD
 
 namespace collectives {
 namespace quant {

@@ -13,25 +13,26 @@
 namespace collectives {
 namespace quant {
 
+// The layout helpers are QUANT_HD: the CUDA kernels use them too.
 // Block sizes: a multiple of 8 (whole bytes of int4 per block) in this range.
 constexpr size_t kMinBlockSize = 8;
 constexpr size_t kMaxBlockSize = size_t(1) << 20;
 // Chosen from the sweep in bench/codec-throughput.js (bench/RESULTS.md).
 constexpr size_t kDefaultBlockSize = 256;
 
-inline bool validBlockSize(size_t b) {
+QUANT_HD inline bool validBlockSize(size_t b) {
   return b >= kMinBlockSize && b <= kMaxBlockSize && b % 8 == 0;
 }
 inline bool quantizable(DType t) { return t == DType::kFloat32 || isHalf(t); }
 
-inline size_t blockCount(size_t count, size_t blockSize) {
+QUANT_HD inline size_t blockCount(size_t count, size_t blockSize) {
   return (count + blockSize - 1) / blockSize;
 }
-inline size_t payloadBytes(size_t count, Format f) {
+QUANT_HD inline size_t payloadBytes(size_t count, Format f) {
   return formatBits(f) == 4 ? (count + 1) / 2 : count;
 }
 // One chunk: scales (float32 each), then the payload, padded to 4 bytes.
-inline size_t chunkBytes(size_t count, Format f, size_t blockSize) {
+QUANT_HD inline size_t chunkBytes(size_t count, Format f, size_t blockSize) {
   size_t n = 4 * blockCount(count, blockSize) + payloadBytes(count, f);
   return (n + 3) & ~size_t(3);
 }
