@@ -32,3 +32,14 @@ export {
   type QuantizedReduceOptions,
   type QuantizedAllReduceOptions,
 } from './quantized';
+export {
+  adamwStep,
+  nesterovStep,
+  axpy,
+  scale,
+  cast,
+  type AdamWOptions,
+  type NesterovOptions,
+  type CastOptions,
+  type Float32Buffer,
+} from './ops';

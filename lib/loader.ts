@@ -6,6 +6,16 @@ export interface NativeAddon {
   connect(options: NativeConnectOptions): Promise<NativeCommunicator>;
   versions: { gloo: string; napi: number };
   quant: NativeQuant;
+  ops: NativeOps;
+}
+
+/** The host elementwise operations (native/ops/ops_exports.cc). */
+export interface NativeOps {
+  adamwStep(param: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  nesterovStep(param: Float32Array, delta: Float32Array, momentumBuffer: Float32Array, lr: number, momentum: number): void;
+  axpy(a: number, x: Float32Array, y: Float32Array): void;
+  scale(x: Float32Array, a: number): void;
+  cast(input: Arr, inputDtype: number, output: Arr, outputDtype: number): void;
 }
 
 /** The codecs (native/quant/quant_exports.cc). */
