@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "communicator.h"
 #include "dtype.h"
+#include "gpu/device_buffer.h"
 #include "quant/quant_exports.h"
 
 // CMake passes the version from Gloo's package config; node-gyp has none.
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   versions.Set("napi", Napi::Number::New(env, NAPI_VERSION));
   exports.Set("versions", versions);
   quant::registerExports(env, exports);
+  gpu::registerExports(env, exports);
   return exports;
 }
 
