@@ -76,6 +76,15 @@ describe('45 backends', function () {
     console.log(`      nccl: ${b.nccl.available ? b.nccl.version : b.nccl.reason}`);
   });
 
+  it('the addon does not link the CUDA runtime or NCCL', function () {
+    const addon = require(DIST).versions().addon;
+    const r = spawnSync('readelf', ['-d', addon], { encoding: 'utf8' });
+    if (r.status !== 0) this.skip();
+    const needed = r.stdout.split('\n').filter((l) => l.includes('(NEEDED)'));
+    assert.ok(needed.length > 0, r.stdout);
+    for (const line of needed) assert.doesNotMatch(line, /cudart|nccl|libcuda/, line);
+  });
+
   it('an explicit COLLECTIVES_NCCL_LIBRARY / COLLECTIVES_CUDA_LIBRARY that does not load is named in the reason', function () {
     const missing = path.join(tmp, 'no-such-libnccl.so.2');
     const garbage = path.join(tmp, 'garbage.so');
@@ -162,6 +171,32 @@ describe('45 backends', function () {
     assert.equal(b.reason, `libcudart.so.12: found at ${fake} but cudaGetDeviceCount failed (error 100: no CUDA-capable device is detected)`);
     const r = inChild("new c.DeviceBuffer('float32', 1)", { COLLECTIVES_CUDA_LIBRARY: fake, FAKE_CUDA_DEVICES: '0' });
     assert.deepEqual([r.thrown, r.code], ['CollectiveError', 'BACKEND_UNAVAILABLE']);
+  });
+
+  it('device memory is released by free() and by the garbage collector, once', function () {
+    const fake = compile('fake3/libcudart.so.12', 'fake_cudart.c');
+    if (!fake) this.skip();
+    const code = `
+      const c = require(${JSON.stringify(DIST)});
+      for (let i = 0; i < 100; i++) new c.DeviceBuffer('float32', 1024).fill(i);
+      for (let i = 0; i < 100; i++) { const b = new c.DeviceBuffer('int8', 64); b.subarray(8).free(); b.free(); b.free(); }
+      const parent = new c.DeviceBuffer('uint8', 16);
+      globalThis.view = parent.subarray(4);
+      (async () => {
+        for (let i = 0; i < 4; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+        console.log(globalThis.view.copyTo().length);
+        new c.DeviceBuffer('uint8', 12345).free(); // the stand-in reports the live count
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', code], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: fake, FAKE_CUDA_REPORT: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    // The view still reads its parent's memory: the one allocation left after GC. At exit the
+    // environment's teardown releases it, and nothing is freed twice (the count would go below 0).
+    assert.equal(r.stdout.trim(), '12');
+    assert.match(r.stderr, /fake-cuda probe: 1 live\n/);
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
   });
 
   it('the GPU suite (test/gpu) passes against a host-memory stand-in for the CUDA runtime', function () {
