@@ -119,9 +119,11 @@ std::unique_ptr<DynamicLibrary> DynamicLibrary::open(const LibrarySearch& search
 
   std::string explicitPath = search.overrideEnv.empty() ? "" : env(search.overrideEnv.c_str());
   if (!explicitPath.empty()) {
-    // An explicit choice is not second-guessed with a different library.
+    // An explicit choice is not second-guessed with a different library. A
+    // bare file name is left to the dynamic loader's search.
+    bool isPath = explicitPath.find('/') != std::string::npos;
     std::string base = explicitPath.substr(explicitPath.find_last_of('/') + 1);
-    return attempt(explicitPath, base, true);
+    return attempt(explicitPath, base, isPath);
   }
   for (const auto& dir : searchFolders(search)) {
     for (const auto& name : search.names) {
