@@ -183,7 +183,7 @@ describe('45 backends', function () {
       const parent = new c.DeviceBuffer('uint8', 16);
       globalThis.view = parent.subarray(4);
       (async () => {
-        for (let i = 0; i < 4; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+        for (let i = 0; i < 20; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
         console.log(globalThis.view.copyTo().length);
         new c.DeviceBuffer('uint8', 12345).free(); // the stand-in reports the live count
       })();`;
