@@ -13,6 +13,10 @@
         "native/ops/ops_exports.cc",
         "native/gloo/gloo_backend.cc",
         "native/gloo/sync_collectives.cc",
+        "native/gpu/cuda_api.cc",
+        "native/gpu/device_buffer.cc",
+        "native/gpu/dynamic_library.cc",
+        "native/gpu/nccl_api.cc",
         "native/store/tcp_store.cc",
         "native/quant/codec.cc",
         "native/quant/communicator_quantized.cc",
@@ -33,7 +37,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-Wl,-z,nodelete"],
-      "libraries": ["-lgloo", "-lpthread"]
+      "libraries": ["-lgloo", "-lpthread", "-ldl"]
     }
   ]
 }

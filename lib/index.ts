@@ -9,6 +9,8 @@ export {
   type RootedReduceOptions,
 } from './communicator';
 export { Work } from './work';
+export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus } from './backends';
+export { DeviceBuffer, type DeviceBufferOptions, type DeviceCopyOptions } from './device';
 export { CollectiveError, ErrorCode } from './errors';
 export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './dtypes';
 export { rankFromEnvironment, type RankInfo } from './env';

@@ -7,6 +7,7 @@ export interface NativeAddon {
   versions: { gloo: string; napi: number };
   quant: NativeQuant;
   ops: NativeOps;
+  gpu: NativeGpu;
 }
 
 /** The host elementwise operations (native/ops/ops_exports.cc). */
@@ -16,6 +17,37 @@ export interface NativeOps {
   axpy(a: number, x: Float32Array, y: Float32Array): void;
   scale(x: Float32Array, a: number): void;
   cast(input: Arr, inputDtype: number, output: Arr, outputDtype: number): void;
+}
+
+/** Run-time loaded CUDA and NCCL (native/gpu/). */
+export interface NativeGpu {
+  backends(): { cuda: NativeLibraryStatus & { devices?: number; driverVersion?: string }; nccl: NativeLibraryStatus };
+  DeviceBuffer: {
+    new (dtype: number, length: number, device: number): NativeDeviceBuffer;
+    new (parent: NativeDeviceBuffer, begin: number, end: number): NativeDeviceBuffer;
+  };
+}
+
+export interface NativeLibraryStatus {
+  available: boolean;
+  library?: string;
+  version?: string;
+  reason?: string;
+  tried: string[];
+}
+
+export interface NativeDeviceBuffer {
+  readonly dtype: number;
+  readonly length: number;
+  readonly byteLength: number;
+  readonly byteOffset: number;
+  readonly device: number;
+  readonly freed: boolean;
+  readonly isView: boolean;
+  copyFrom(source: ArrayBufferView, offset: number): unknown;
+  copyTo<T extends ArrayBufferView>(target: T, offset: number): T;
+  fill(value: number | bigint): unknown;
+  free(): void;
 }
 
 /** The codecs (native/quant/quant_exports.cc). */

@@ -5,6 +5,7 @@
 #include "communicator.h"
 #include "dtype.h"
 #include "ops/ops_exports.h"
+#include "gpu/device_buffer.h"
 #include "quant/quant_exports.h"
 
 // CMake passes the version from Gloo's package config; node-gyp has none.
@@ -28,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", versions);
   quant::registerExports(env, exports);
   ops::registerExports(env, exports);
+  gpu::registerExports(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
 // Per-environment state (one per main thread or worker thread that loads the
 // addon): the Communicator constructor and the queues to stop when the
-// environment ends.
+// environment ends, and the DeviceBuffer constructor (to recognize a parent
+// buffer when a view is made).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@ namespace collectives {
 
 struct AddonData {
   Napi::FunctionReference communicatorConstructor;
+  Napi::FunctionReference deviceBufferConstructor;
   std::vector<std::weak_ptr<WorkQueue>> queues;
 
   void track(const std::shared_ptr<WorkQueue>& queue) {

@@ -1,0 +1,111 @@
+#include "gpu/cuda_api.h"
+
+#include <cstdlib>
+#include <mutex>
+
+namespace collectives {
+namespace gpu {
+namespace {
+
+LibrarySearch cudaSearch() {
+  LibrarySearch s;
+  s.names = {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so"};
+  s.overrideEnv = "COLLECTIVES_CUDA_LIBRARY";
+  s.wheelDirs = {"nvidia/cuda_runtime/lib", "nvidia/cu13/lib"};
+  return s;
+}
+
+template <typename F>
+void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
+  fn = reinterpret_cast<F*>(lib.symbol(name));
+}
+
+#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
+
+CudaStatus load() {
+  CudaStatus s;
+  LibrarySearch search = cudaSearch();
+  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
+  if (!lib) {
+    std::string want = search.names.front();
+    const char* set = std::getenv(search.overrideEnv.c_str());
+    if (set && *set) {
+      s.reason = search.overrideEnv + "=" + set + " did not load: " +
+                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
+    } else {
+      s.reason = want + " (or another libcudart) not found; " + summarizeAttempts(s.tried) +
+                 "; install the CUDA runtime (e.g. pip install nvidia-cuda-runtime-cu12) or set " +
+                 search.overrideEnv;
+    }
+    return s;
+  }
+  s.library = lib->path();
+  static CudaApi api;
+  try {
+    COLLECTIVES_BIND(*lib, api, cudaGetDeviceCount);
+    COLLECTIVES_BIND(*lib, api, cudaGetDevice);
+    COLLECTIVES_BIND(*lib, api, cudaSetDevice);
+    COLLECTIVES_BIND(*lib, api, cudaMalloc);
+    COLLECTIVES_BIND(*lib, api, cudaFree);
+    COLLECTIVES_BIND(*lib, api, cudaMemcpy);
+    COLLECTIVES_BIND(*lib, api, cudaMemcpyAsync);
+    COLLECTIVES_BIND(*lib, api, cudaMemset);
+    COLLECTIVES_BIND(*lib, api, cudaDeviceSynchronize);
+    COLLECTIVES_BIND(*lib, api, cudaGetErrorString);
+    COLLECTIVES_BIND(*lib, api, cudaRuntimeGetVersion);
+    COLLECTIVES_BIND(*lib, api, cudaDriverGetVersion);
+    COLLECTIVES_BIND(*lib, api, cudaStreamCreateWithFlags);
+    COLLECTIVES_BIND(*lib, api, cudaStreamDestroy);
+    COLLECTIVES_BIND(*lib, api, cudaStreamSynchronize);
+    COLLECTIVES_BIND(*lib, api, cudaEventCreateWithFlags);
+    COLLECTIVES_BIND(*lib, api, cudaEventRecord);
+    COLLECTIVES_BIND(*lib, api, cudaEventQuery);
+    COLLECTIVES_BIND(*lib, api, cudaEventSynchronize);
+    COLLECTIVES_BIND(*lib, api, cudaEventDestroy);
+  } catch (const MissingSymbol& e) {
+    s.reason = std::string(e.what()) + " (the CUDA runtime is too old or not a CUDA runtime)";
+    return s;
+  }
+  lib.release();  // stays loaded for the life of the process
+  s.loaded = true;
+  s.api = &api;
+  api.cudaRuntimeGetVersion(&s.runtimeVersion);
+  if (api.cudaDriverGetVersion(&s.driverVersion) != cudaSuccess) s.driverVersion = 0;
+  int count = 0;
+  cudaError_t err = api.cudaGetDeviceCount(&count);
+  std::string found = s.library.substr(s.library.find_last_of('/') + 1) + ": found at " + s.library;
+  if (err != cudaSuccess) {
+    s.reason = found + " but " + api.describe("cudaGetDeviceCount", err);
+    return s;
+  }
+  if (count <= 0) {
+    s.reason = found + " but cudaGetDeviceCount reports no devices";
+    return s;
+  }
+  s.devices = count;
+  s.available = true;
+  return s;
+}
+
+}  // namespace
+
+std::string CudaApi::describe(const char* what, cudaError_t error) const {
+  const char* message = cudaGetErrorString ? cudaGetErrorString(error) : nullptr;
+  return std::string(what) + " failed (error " + std::to_string(error) + ": " +
+         (message ? message : "unknown") + ")";
+}
+
+const CudaStatus& cuda() {
+  static std::once_flag once;
+  static CudaStatus status;
+  std::call_once(once, [] { status = load(); });
+  return status;
+}
+
+std::string cudaVersionString(int version) {
+  if (version <= 0) return "";
+  return std::to_string(version / 1000) + "." + std::to_string((version % 1000) / 10);
+}
+
+}  // namespace gpu
+}  // namespace collectives

@@ -1,0 +1,113 @@
+#include "gpu/nccl_api.h"
+
+#include <cstdlib>
+#include <mutex>
+
+namespace collectives {
+namespace gpu {
+namespace {
+
+LibrarySearch ncclSearch() {
+  LibrarySearch s;
+  s.names = {"libnccl.so.2"};
+  s.overrideEnv = "COLLECTIVES_NCCL_LIBRARY";
+  s.wheelDirs = {"nvidia/nccl/lib", "nvidia/cu13/lib"};
+  return s;
+}
+
+template <typename F>
+void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
+  fn = reinterpret_cast<F*>(lib.symbol(name));
+}
+
+#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
+
+NcclStatus load() {
+  NcclStatus s;
+  LibrarySearch search = ncclSearch();
+  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
+  if (!lib) {
+    const char* set = std::getenv(search.overrideEnv.c_str());
+    if (set && *set) {
+      s.reason = search.overrideEnv + "=" + set + " did not load: " +
+                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
+    } else {
+      s.reason = "libnccl.so.2 not found; " + summarizeAttempts(s.tried) +
+                 "; install NCCL (e.g. pip install nvidia-nccl-cu12) or set " +
+                 search.overrideEnv;
+    }
+    return s;
+  }
+  s.library = lib->path();
+  static NcclApi api;
+  try {
+    // The version first: an old NCCL may lack later symbols, and saying
+    // "too old" is more useful than naming the first missing one.
+    COLLECTIVES_BIND(*lib, api, ncclGetVersion);
+    if (api.ncclGetVersion(&s.version) != ncclSuccess) {
+      s.reason = "libnccl.so.2 at " + s.library + ": ncclGetVersion failed";
+      return s;
+    }
+    if (s.version < kNcclMinimumVersion) {
+      s.reason = "libnccl.so.2 at " + s.library + " is NCCL " + ncclVersionString(s.version) +
+                 "; collectives needs " + ncclVersionString(kNcclMinimumVersion) + " or later";
+      return s;
+    }
+    COLLECTIVES_BIND(*lib, api, ncclGetUniqueId);
+    COLLECTIVES_BIND(*lib, api, ncclCommInitRank);
+    COLLECTIVES_BIND(*lib, api, ncclCommDestroy);
+    COLLECTIVES_BIND(*lib, api, ncclCommAbort);
+    COLLECTIVES_BIND(*lib, api, ncclCommGetAsyncError);
+    COLLECTIVES_BIND(*lib, api, ncclCommCount);
+    COLLECTIVES_BIND(*lib, api, ncclCommUserRank);
+    COLLECTIVES_BIND(*lib, api, ncclGetErrorString);
+    COLLECTIVES_BIND(*lib, api, ncclAllReduce);
+    COLLECTIVES_BIND(*lib, api, ncclReduceScatter);
+    COLLECTIVES_BIND(*lib, api, ncclAllGather);
+    COLLECTIVES_BIND(*lib, api, ncclBroadcast);
+    COLLECTIVES_BIND(*lib, api, ncclReduce);
+    COLLECTIVES_BIND(*lib, api, ncclSend);
+    COLLECTIVES_BIND(*lib, api, ncclRecv);
+    COLLECTIVES_BIND(*lib, api, ncclGroupStart);
+    COLLECTIVES_BIND(*lib, api, ncclGroupEnd);
+  } catch (const MissingSymbol& e) {
+    s.reason = e.what();
+    return s;
+  }
+  lib.release();  // stays loaded for the life of the process
+  s.api = &api;
+  s.available = true;
+  return s;
+}
+
+}  // namespace
+
+std::string NcclApi::describe(const char* what, ncclResult_t result) const {
+  const char* message = ncclGetErrorString ? ncclGetErrorString(result) : nullptr;
+  return std::string(what) + " failed (NCCL error " + std::to_string(result) + ": " +
+         (message ? message : "unknown") + ")";
+}
+
+const NcclStatus& nccl() {
+  static std::once_flag once;
+  static NcclStatus status;
+  std::call_once(once, [] { status = load(); });
+  return status;
+}
+
+std::string ncclVersionString(int code) {
+  if (code <= 0) return "";
+  // NCCL_VERSION(X,Y,Z) is X*1000+Y*100+Z up to 2.8, X*10000+Y*100+Z after.
+  int major, minor;
+  if (code >= 10000) {
+    major = code / 10000;
+    minor = (code % 10000) / 100;
+  } else {
+    major = code / 1000;
+    minor = (code % 1000) / 100;
+  }
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(code % 100);
+}
+
+}  // namespace gpu
+}  // namespace collectives
