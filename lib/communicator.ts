@@ -78,6 +78,7 @@ export class Communicator {
   #splits = 0;
   #destroyed: Promise<void> | undefined;
   #aborted = false;
+  #inGroup = false;
 
   /** @internal Use init(). */
   constructor(native: NativeCommunicator, timeoutMs: number, tuning: Required<GlooTuning>, cleanups: Cleanup[] = []) {
@@ -453,6 +454,39 @@ export class Communicator {
     return this.#issue(kind, result, (nc) =>
       nc.deviceCollective(kind, DeviceBuffer.native(input), nativeOut, REDUCE_OP_CODE[op], root, timeout),
     );
+  }
+
+  /**
+   * Runs `fn`, which issues device collectives, as one NCCL group (ncclGroupStart/End): NCCL
+   * launches them together. The Works of the calls made inside `fn` complete when their
+   * operation is enqueued, not when it has run; the Work returned here completes when every one
+   * of them has finished on the GPU. `fn` must be synchronous and issue the same device calls on
+   * every rank; host calls inside it run as usual. Groups do not nest.
+   */
+  group(fn: () => void, options?: CallOptions): Work<void> {
+    if (typeof fn !== 'function') throw argTypeError('fn', 'a function', fn);
+    const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    if (this.#inGroup) {
+      const e = new Error('group: groups do not nest');
+      (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
+      throw e;
+    }
+    this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout));
+    this.#inGroup = true;
+    let result: unknown;
+    let end: Work<void>;
+    try {
+      result = fn();
+    } finally {
+      // Closed even when fn throws, so the communicator's next calls are not grouped.
+      this.#inGroup = false;
+      end = this.#issue('group', undefined, (n) => n.deviceGroup(false, timeout));
+    }
+    if (result instanceof Promise) {
+      throw argTypeError('fn', 'a synchronous function (its calls must be issued before the group ends)', 'an async function');
+    }
+    return end;
   }
 
   #quantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {

@@ -103,6 +103,7 @@ export interface NativeCommunicator {
     root: number,
     timeoutMs: number,
   ): Promise<void>;
+  deviceGroup(begin: boolean, timeoutMs: number): Promise<void>;
   allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   allGatherQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;

@@ -26,6 +26,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::AllToAll>("allToAll"),
           InstanceMethod<&Communicator::AllToAllV>("allToAllV"),
           InstanceMethod<&Communicator::DeviceCollective>("deviceCollective"),
+          InstanceMethod<&Communicator::DeviceGroup>("deviceGroup"),
           InstanceMethod<&Communicator::AllToAllQuantized>("allToAllQuantized"),
           InstanceMethod<&Communicator::ReduceScatterQuantized>("reduceScatterQuantized"),
           InstanceMethod<&Communicator::AllGatherQuantized>("allGatherQuantized"),
@@ -417,6 +418,10 @@ struct NcclState {
   std::shared_ptr<gpu::NcclBackend> backend;
   int generation = 0;
   int device = -1;
+  // Queue thread: a group is open; started once its first device call runs
+  // (the NCCL communicator exists by then).
+  bool groupOpen = false;
+  bool groupStarted = false;
 };
 
 namespace {
@@ -510,6 +515,10 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
       state->backend = gpu::NcclBackend::connect(*gloo->store(), key, rank, size, device, timeout);
     }
     gpu::NcclBackend& nb = *state->backend;
+    if (state->groupOpen && !state->groupStarted) {
+      nb.beginGroup();
+      state->groupStarted = true;
+    }
     if (k == "allReduce") {
       nb.allReduce(inData, outData, count, dtype, op, timeout);
     } else if (k == "reduceScatter") {
@@ -523,6 +532,29 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
     } else {
       nb.allToAll(inData, outData, count, dtype, timeout);
     }
+  };
+  return queue_->push(env, std::move(work));
+}
+
+Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  checkOpen(env, "group");
+  if (!info[0].IsBoolean()) throwTypeError(env, "begin: expected a boolean");
+  const bool begin = info[0].As<Napi::Boolean>().Value();
+  Millis timeout = timeoutArg(env, info[1]);
+  if (!nccl_) nccl_ = std::make_shared<NcclState>();
+  auto work = newWork(info, "group");
+  auto state = nccl_;
+  work->run = [=](std::shared_ptr<Backend>&) {
+    if (begin) {
+      state->groupOpen = true;
+      state->groupStarted = false;
+      return;
+    }
+    const bool started = state->groupStarted;
+    state->groupOpen = false;
+    state->groupStarted = false;
+    if (started && state->backend) state->backend->endGroup(timeout);
   };
   return queue_->push(env, std::move(work));
 }

@@ -38,6 +38,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value AllToAllV(const Napi::CallbackInfo& info);
   // Collectives over DeviceBuffers, run by the NCCL backend.
   Napi::Value DeviceCollective(const Napi::CallbackInfo& info);
+  // deviceGroup(begin, timeoutMs): brackets device calls in ncclGroupStart/End.
+  Napi::Value DeviceGroup(const Napi::CallbackInfo& info);
   // Quantized collectives (quant/communicator_quantized.cc).
   Napi::Value AllToAllQuantized(const Napi::CallbackInfo& info);
   Napi::Value ReduceScatterQuantized(const Napi::CallbackInfo& info);

@@ -69,6 +69,12 @@ NcclBackend::~NcclBackend() {
 }
 
 void NcclBackend::abortComm() {
+  if (grouped_) {
+    // Close the thread's group before the communicator goes.
+    nccl_->ncclGroupEnd();
+    grouped_ = false;
+    groupBroken_ = true;
+  }
   if (comm_) {
     nccl_->ncclCommAbort(comm_);
     comm_ = nullptr;
@@ -88,6 +94,7 @@ void NcclBackend::checkCuda(const char* operation, cudaError_t error) {
 }
 
 void NcclBackend::complete(const char* operation, Millis timeout) {
+  if (grouped_) return;  // launched and awaited by endGroup
   checkCuda("cudaEventRecord", cuda_->cudaEventRecord(event_, stream_));
   const auto deadline = Clock::now() + timeout;
   auto pause = std::chrono::microseconds(20);
@@ -166,6 +173,27 @@ void NcclBackend::reduce(const void* in, void* out, size_t count, DType dtype, R
   check("ncclReduce", nccl_->ncclReduce(in, recv, count, ncclDataTypeOf(dtype), ncclRedOpOf(op),
                                         root, comm_, stream_));
   complete("reduce", timeout);
+}
+
+void NcclBackend::beginGroup() {
+  NCCL_READY("group");
+  check("ncclGroupStart", nccl_->ncclGroupStart());
+  grouped_ = true;
+}
+
+void NcclBackend::endGroup(Millis timeout) {
+  if (groupBroken_) {
+    groupBroken_ = false;
+    throw CollectiveFailure(codes::kAborted,
+                            "group: a call in the group failed and the NCCL communicator was aborted");
+  }
+  if (!grouped_) return;
+  grouped_ = false;
+  if (!comm_) {
+    throw CollectiveFailure(codes::kAborted, "group: the NCCL communicator was aborted");
+  }
+  check("ncclGroupEnd", nccl_->ncclGroupEnd());
+  complete("group", timeout);
 }
 
 void NcclBackend::barrier(Millis) { unsupported("barrier"); }

@@ -38,6 +38,11 @@ class NcclBackend : public Backend {
   int device() const { return device_; }
   bool aborted() const { return comm_ == nullptr; }
 
+  // ncclGroupStart: the calls until endGroup are enqueued together and return
+  // without waiting. endGroup: ncclGroupEnd, then waits for them all.
+  void beginGroup();
+  void endGroup(Millis timeout);
+
   void allReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
                  Millis timeout) override;
   void reduceScatter(const void* in, void* out, size_t countPerRank, DType dtype,
@@ -77,6 +82,8 @@ class NcclBackend : public Backend {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t event_ = nullptr;
+  bool grouped_ = false;
+  bool groupBroken_ = false;  // a call inside the group failed and aborted
   int rank_;
   int size_;
   int device_;

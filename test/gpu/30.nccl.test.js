@@ -146,6 +146,36 @@ describe('gpu 30 NCCL', function () {
     assert.throws(() => comm.allReduce(f), isCode('DESTROYED'));
   });
 
+  it('group(fn) issues device calls as one NCCL group and completes when they all have', async function () {
+    const host = Float32Array.from({ length: 8 }, (_, i) => i - 3);
+    const a = dev('float32', host);
+    const t = new DeviceBuffer('float32', 8);
+    live.push(t);
+    const hostArr = Float32Array.of(5);
+    const inner = [];
+    const g = comm.group(() => {
+      inner.push(comm.allReduce(a, { op: 'sum' }), comm.allToAll(a, t), comm.allReduce(hostArr));
+    });
+    await g.wait();
+    await Promise.all(inner.map((w) => w.wait()));
+    assert.deepEqual(a.copyTo(), host);
+    assert.deepEqual(t.copyTo(), host);
+    assert.deepEqual(hostArr, Float32Array.of(5));
+    // Empty and host-only groups complete too.
+    await comm.group(() => {}).wait();
+    await comm.group(() => void comm.barrier()).wait();
+  });
+
+  it('group(fn): no nesting, no async fn, and a throwing fn still closes the group', async function () {
+    assert.throws(() => comm.group(() => comm.group(() => {})), isCode('INVALID_ARGUMENT', /do not nest/));
+    assert.throws(() => comm.group(async () => {}), isCode('INVALID_ARGUMENT', /^fn: expected a synchronous function/));
+    assert.throws(() => comm.group('x'), isCode('INVALID_ARGUMENT'));
+    assert.throws(() => comm.group(() => { throw new Error('boom'); }), /boom/);
+    const a = dev('int32', Int32Array.of(1, 2, 3));
+    await comm.allReduce(a).wait(); // not grouped: completes on its own
+    assert.deepEqual(a.copyTo(), Int32Array.of(1, 2, 3));
+  });
+
   it('2 ranks on 2 GPUs: every collective, checked against host arithmetic', async function () {
     const devices = backends().cuda.devices;
     if (devices < 2 || process.env.COLLECTIVES_TEST_ONE_GPU) {
