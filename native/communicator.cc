@@ -641,6 +641,8 @@ Napi::Value Communicator::Close(const Napi::CallbackInfo& info) {
     throw e;
   }
   queue_->close();
+  // No work is pending, so the queue thread no longer uses the NCCL communicator.
+  if (nccl_) nccl_->backend.reset();
   return env.Undefined();
 }
 

@@ -219,11 +219,13 @@ describe('45 backends', function () {
     const mocha = require.resolve('mocha/bin/mocha.js');
     // One device: the stand-in NCCL has only 1-rank communicators.
     const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
-      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1' },
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1' },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /1[0-9] passing/);
+    // Every NCCL communicator is released (destroyed or aborted) by exit, once.
+    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
   });
 
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
@@ -247,8 +249,9 @@ describe('45 backends', function () {
         console.log(JSON.stringify(out));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const run = (env) => {
-      const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', ...env }, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', ...env }, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
+      if (!env.COLLECTIVES_NCCL_LIBRARY) assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
       return JSON.parse(r.stdout.trim().split('\n').pop());
     };
     let out = run({ FAKE_CUDA_EVENT_HANG: '1' });
