@@ -17,6 +17,7 @@
         "native/gpu/device_buffer.cc",
         "native/gpu/dynamic_library.cc",
         "native/gpu/nccl_api.cc",
+        "native/gpu/nccl_backend.cc",
         "native/store/tcp_store.cc",
         "native/quant/codec.cc",
         "native/quant/communicator_quantized.cc",

@@ -9,6 +9,7 @@ import {
   checkReduceOp,
   resolveDType,
 } from './dtypes';
+import { DeviceBuffer } from './device';
 import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
@@ -29,13 +30,18 @@ export interface ReduceOptions extends CallOptions {
 
 export interface AllReduceOptions extends ReduceOptions {
   /** Out-of-place: the result goes here and the input is left unchanged. */
-  output?: HostArray;
+  output?: HostArray | DeviceBuffer;
 }
+
+/** Host typed arrays run on Gloo, DeviceBuffers on NCCL. */
+export type CollectiveBuffer = HostArray | DeviceBuffer;
+
+type DeviceKind = 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast' | 'reduce' | 'allToAll';
 
 export interface RootedReduceOptions extends ReduceOptions {
   root?: number;
   /** Out-of-place on the root: the result goes here instead of the input. */
-  output?: HostArray;
+  output?: HostArray | DeviceBuffer;
 }
 
 export interface BroadcastOptions extends CallOptions {
@@ -72,6 +78,7 @@ export class Communicator {
   #splits = 0;
   #destroyed: Promise<void> | undefined;
   #aborted = false;
+  #inGroup = false;
 
   /** @internal Use init(). */
   constructor(native: NativeCommunicator, timeoutMs: number, tuning: Required<GlooTuning>, cleanups: Cleanup[] = []) {
@@ -119,7 +126,10 @@ export class Communicator {
   }
 
   /** Reduces `buffer` across ranks; in place unless `options.output` is given. */
-  allReduce<T extends HostArray>(buffer: T, options?: AllReduceOptions): Work<T> {
+  allReduce<T extends CollectiveBuffer>(buffer: T, options?: AllReduceOptions): Work<T> {
+    if (onDevice(['buffer', buffer], ['options.output', options?.output])) {
+      return this.#device('allReduce', buffer as DeviceBuffer, options?.output as DeviceBuffer | undefined, options, true, false) as Work<T>;
+    }
     const o = checkOptions<AllReduceOptions>('options', options, [...REDUCE_KEYS, 'output']);
     const input = checkArray('buffer', buffer);
     const dtype = resolveDType('buffer', input, o.dtype);
@@ -139,7 +149,10 @@ export class Communicator {
    * Reduces `input` (size × n elements) across ranks and leaves block `rank`
    * of the result in `output` (n elements).
    */
-  reduceScatter<T extends HostArray>(input: HostArray, output: T, options?: ReduceOptions): Work<T> {
+  reduceScatter<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: ReduceOptions): Work<T> {
+    if (onDevice(['input', input], ['output', output])) {
+      return this.#device('reduceScatter', input as DeviceBuffer, output as DeviceBuffer, options, true, false) as Work<T>;
+    }
     const o = checkOptions<ReduceOptions>('options', options, REDUCE_KEYS);
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
@@ -154,7 +167,10 @@ export class Communicator {
   }
 
   /** Gathers every rank's `input` (n elements) into `output` (size × n), in rank order. */
-  allGather<T extends HostArray>(input: HostArray, output: T, options?: DataOptions): Work<T> {
+  allGather<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: DataOptions): Work<T> {
+    if (onDevice(['input', input], ['output', output])) {
+      return this.#device('allGather', input as DeviceBuffer, output as DeviceBuffer, options, false, false) as Work<T>;
+    }
     const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
@@ -166,7 +182,10 @@ export class Communicator {
   }
 
   /** Copies the root's `buffer` into every other rank's `buffer`. */
-  broadcast<T extends HostArray>(buffer: T, options?: BroadcastOptions): Work<T> {
+  broadcast<T extends CollectiveBuffer>(buffer: T, options?: BroadcastOptions): Work<T> {
+    if (onDevice(['buffer', buffer])) {
+      return this.#device('broadcast', buffer as DeviceBuffer, undefined, options, false, true) as Work<T>;
+    }
     const o = checkOptions<BroadcastOptions>('options', options, ['root', 'dtype', 'timeoutMs']);
     const buf = checkArray('buffer', buffer);
     const dtype = resolveDType('buffer', buf, o.dtype);
@@ -176,7 +195,10 @@ export class Communicator {
   }
 
   /** Reduces `buffer` onto the root (in place there, or into `options.output`). */
-  reduce<T extends HostArray>(buffer: T, options?: RootedReduceOptions): Work<T> {
+  reduce<T extends CollectiveBuffer>(buffer: T, options?: RootedReduceOptions): Work<T> {
+    if (onDevice(['buffer', buffer], ['options.output', options?.output])) {
+      return this.#device('reduce', buffer as DeviceBuffer, options?.output as DeviceBuffer | undefined, options, true, true) as Work<T>;
+    }
     const o = checkOptions<RootedReduceOptions>('options', options, [...REDUCE_KEYS, 'root', 'output']);
     const input = checkArray('buffer', buffer);
     const dtype = resolveDType('buffer', input, o.dtype);
@@ -205,7 +227,10 @@ export class Communicator {
   }
 
   /** Block r of `input` goes to rank r; block r of `output` comes from rank r (equal blocks). */
-  allToAll<T extends HostArray>(input: HostArray, output: T, options?: DataOptions): Work<T> {
+  allToAll<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: DataOptions): Work<T> {
+    if (onDevice(['input', input], ['output', output])) {
+      return this.#device('allToAll', input as DeviceBuffer, output as DeviceBuffer, options, false, false) as Work<T>;
+    }
     const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
@@ -376,6 +401,94 @@ export class Communicator {
     return new Work<T>(operation, p);
   }
 
+  /**
+   * A collective over DeviceBuffers on this communicator's NCCL backend (created by the first
+   * one). The result is the output (or the input where the call is in place).
+   */
+  #device(
+    kind: DeviceKind,
+    input: DeviceBuffer,
+    output: DeviceBuffer | undefined,
+    options: unknown,
+    reduces: boolean,
+    rooted: boolean,
+  ): Work<DeviceBuffer> {
+    const keys = ['dtype', 'timeoutMs', ...(reduces ? ['op'] : []), ...(rooted ? ['root'] : [])];
+    if (kind === 'allReduce' || kind === 'reduce') keys.push('output');
+    const o = checkOptions<ReduceOptions & { root?: number }>('options', options, keys);
+    const inName = kind === 'allReduce' || kind === 'broadcast' || kind === 'reduce' ? 'buffer' : 'input';
+    const outName = kind === 'allReduce' || kind === 'reduce' ? 'options.output' : 'output';
+    const dtype = input.dtype;
+    if (o.dtype !== undefined && o.dtype !== dtype) {
+      throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${dtype}) or nothing`, o.dtype);
+    }
+    if (output !== undefined && output.dtype !== dtype) {
+      throw argTypeError(outName, `a DeviceBuffer of ${dtype}`, `a DeviceBuffer of ${output.dtype}`);
+    }
+    if (output !== undefined && output.device !== input.device) {
+      throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
+    }
+    const op = reduces ? checkReduceOp(o.op, dtype) : 'sum';
+    const root = rooted && o.root !== undefined ? checkInt('options.root', o.root, 0, this.size - 1) : 0;
+    const n = this.size;
+    if (output !== undefined) {
+      const expected =
+        kind === 'reduceScatter' ? output.length * n : kind === 'allGather' ? output.length / n : output.length;
+      if (kind === 'reduceScatter' && input.length !== expected) {
+        throw argRangeError(inName, `${expected} elements (output.length × world size (${output.length} × ${n}))`, input.length);
+      }
+      if (kind === 'allGather' && output.length !== input.length * n) {
+        throw argRangeError(outName, `${input.length * n} elements (input.length × world size (${input.length} × ${n}))`, output.length);
+      }
+      if ((kind === 'allReduce' || kind === 'reduce' || kind === 'allToAll') && output.length !== input.length) {
+        throw argRangeError(outName, `${input.length} elements (the input's length)`, output.length);
+      }
+    }
+    if (kind === 'allToAll' && input.length % n !== 0) {
+      throw argRangeError('input', `a length divisible by the world size (${n})`, input.length);
+    }
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    // In place unless an output is given; reduce writes into its output only on the root.
+    const nativeOut = output === undefined ? null : DeviceBuffer.native(output);
+    const result = output ?? input;
+    return this.#issue(kind, result, (nc) =>
+      nc.deviceCollective(kind, DeviceBuffer.native(input), nativeOut, REDUCE_OP_CODE[op], root, timeout),
+    );
+  }
+
+  /**
+   * Runs `fn`, which issues device collectives, as one NCCL group (ncclGroupStart/End): NCCL
+   * launches them together. The Works of the calls made inside `fn` complete when their
+   * operation is enqueued, not when it has run; the Work returned here completes when every one
+   * of them has finished on the GPU. `fn` must be synchronous and issue the same device calls on
+   * every rank; host calls inside it run as usual. Groups do not nest.
+   */
+  group(fn: () => void, options?: CallOptions): Work<void> {
+    if (typeof fn !== 'function') throw argTypeError('fn', 'a function', fn);
+    const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    if (this.#inGroup) {
+      const e = new Error('group: groups do not nest');
+      (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
+      throw e;
+    }
+    this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout));
+    this.#inGroup = true;
+    let result: unknown;
+    let end: Work<void>;
+    try {
+      result = fn();
+    } finally {
+      // Closed even when fn throws, so the communicator's next calls are not grouped.
+      this.#inGroup = false;
+      end = this.#issue('group', undefined, (n) => n.deviceGroup(false, timeout));
+    }
+    if (result instanceof Promise) {
+      throw argTypeError('fn', 'a synchronous function (its calls must be issued before the group ends)', 'an async function');
+    }
+    return end;
+  }
+
   #quantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {
     const c = quantizedCallArgs(kind, this.size, input, output, options, this.#timeoutMs);
     const operation = `${kind}Quantized` as const;
@@ -415,6 +528,32 @@ export class Communicator {
     if (sum !== total) throw argRangeError(name, `counts summing to ${what} (${total})`, `a sum of ${sum}`);
     return splits as number[];
   }
+}
+
+/**
+ * Whether a call's buffers are DeviceBuffers (NCCL) rather than host arrays (Gloo); throws
+ * INVALID_ARGUMENT naming both when one call mixes them. Undefined entries are absent options.
+ */
+function onDevice(...args: [string, unknown][]): boolean {
+  const present = args.filter(([, v]) => v !== undefined);
+  const device = present.filter(([, v]) => v instanceof DeviceBuffer);
+  if (device.length === 0) return false;
+  const host = present.find(([, v]) => !(v instanceof DeviceBuffer));
+  if (host) {
+    const [d] = device[0];
+    const e = new TypeError(
+      `${host[0]}: expected a DeviceBuffer like ${d} (host arrays and DeviceBuffers cannot be mixed in one call), got ${describeBuffer(host[1])}`,
+    );
+    (e as TypeError & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
+    throw e;
+  }
+  return true;
+}
+
+function describeBuffer(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'an object';
+  return typeof v;
 }
 
 function sameLength(name: string, a: HostArray, expected: number, what: string): void {

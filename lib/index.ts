@@ -3,6 +3,7 @@ export {
   Communicator,
   type AllReduceOptions,
   type BroadcastOptions,
+  type CollectiveBuffer,
   type DataOptions,
   type P2POptions,
   type ReduceOptions,

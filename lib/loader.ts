@@ -95,6 +95,15 @@ export interface NativeCommunicator {
   barrier(timeoutMs: number): Promise<void>;
   allToAll(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;
   allToAllV(input: Arr, inputSplits: number[], output: Arr, outputSplits: number[], dtype: number, timeoutMs: number): Promise<void>;
+  deviceCollective(
+    kind: 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast' | 'reduce' | 'allToAll',
+    input: NativeDeviceBuffer,
+    output: NativeDeviceBuffer | null,
+    op: number,
+    root: number,
+    timeoutMs: number,
+  ): Promise<void>;
+  deviceGroup(begin: boolean, timeoutMs: number): Promise<void>;
   allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   allGatherQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;

@@ -36,6 +36,10 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value AllToAll(const Napi::CallbackInfo& info);
   Napi::Value AllToAllV(const Napi::CallbackInfo& info);
+  // Collectives over DeviceBuffers, run by the NCCL backend.
+  Napi::Value DeviceCollective(const Napi::CallbackInfo& info);
+  // deviceGroup(begin, timeoutMs): brackets device calls in ncclGroupStart/End.
+  Napi::Value DeviceGroup(const Napi::CallbackInfo& info);
   // Quantized collectives (quant/communicator_quantized.cc).
   Napi::Value AllToAllQuantized(const Napi::CallbackInfo& info);
   Napi::Value ReduceScatterQuantized(const Napi::CallbackInfo& info);
@@ -67,6 +71,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   int rank_ = 0;
   int size_ = 1;
   GlooTuning tuning_;
+  // The NCCL backend, created by the first device collective (queue thread).
+  std::shared_ptr<struct NcclState> nccl_;
 };
 
 // Called at environment teardown: stops every live queue without waiting.

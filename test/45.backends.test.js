@@ -211,4 +211,60 @@ describe('45 backends', function () {
     assert.match(r.stdout, /\d+ passing/);
     assert.doesNotMatch(r.stdout, /pending/);
   });
+
+  it('the NCCL suite (test/gpu/30) passes against host-memory stand-ins for the CUDA runtime and NCCL', function () {
+    const cudart = compile('fake4/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake4/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    if (!cudart || !ncclLib) this.skip();
+    const mocha = require.resolve('mocha/bin/mocha.js');
+    // One device: the stand-in NCCL has only 1-rank communicators.
+    const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1[0-9] passing/);
+    // Every NCCL communicator is released (destroyed or aborted) by exit, once.
+    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+  });
+
+  it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
+    const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    if (!cudart || !ncclLib) this.skip();
+    const code = `
+      const c = require(${JSON.stringify(DIST)});
+      (async () => {
+        const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+        const b = new c.DeviceBuffer('float32', 4);
+        const out = [];
+        for (let i = 0; i < 2; i++) {
+          const t0 = Date.now();
+          try { await comm.allReduce(b, { timeoutMs: 300 }).wait(); out.push('ok'); }
+          catch (e) { out.push([e.name, e.code, Date.now() - t0 >= 250 ? 'waited' : 'quick', e.message]); }
+        }
+        await comm.allReduce(new Float32Array(2)).wait(); // Gloo is unaffected
+        b.free();
+        await comm.destroy();
+        console.log(JSON.stringify(out));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const run = (env) => {
+      const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', ...env }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      if (!env.COLLECTIVES_NCCL_LIBRARY) assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+      return JSON.parse(r.stdout.trim().split('\n').pop());
+    };
+    let out = run({ FAKE_CUDA_EVENT_HANG: '1' });
+    for (const o of out) {
+      assert.deepEqual(o.slice(0, 3), ['CollectiveError', 'TIMEOUT', 'waited']);
+      assert.match(o[3], /NCCL communicator was aborted/);
+    }
+    out = run({ FAKE_CUDA_EVENT_HANG: '1', FAKE_NCCL_ASYNC_ERROR: '6' });
+    for (const o of out) assert.deepEqual(o.slice(0, 3), ['CollectiveError', 'PEER_LOST', 'quick']);
+    out = run({ COLLECTIVES_NCCL_LIBRARY: path.join(tmp, 'no-libnccl.so.2') });
+    for (const o of out) {
+      assert.deepEqual(o.slice(0, 2), ['CollectiveError', 'BACKEND_UNAVAILABLE']);
+      assert.match(o[3], /NCCL is not available/);
+    }
+  });
 });

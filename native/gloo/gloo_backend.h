@@ -39,6 +39,10 @@ class GlooBackend : public Backend {
   static std::shared_ptr<GlooBackend> connect(const GlooConnectOptions& options);
 
   const char* name() const override { return "gloo"; }
+  // The rendezvous store and this communicator's namespace in it (the NCCL
+  // backend exchanges its unique id there).
+  const std::shared_ptr<gloo::rendezvous::Store>& store() const { return options_.store; }
+  const std::string& prefix() const { return options_.prefix; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 

@@ -1,0 +1,255 @@
+#include "gpu/nccl_backend.h"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "errors.h"
+
+namespace collectives {
+namespace gpu {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void unsupported(const char* operation) {
+  throw CollectiveFailure(codes::kInvalidArgument,
+                          std::string(operation) + ": not supported on device buffers yet");
+}
+
+}  // namespace
+
+std::shared_ptr<NcclBackend> NcclBackend::connect(gloo::rendezvous::Store& store,
+                                                  const std::string& key, int rank, int size,
+                                                  int device, Millis timeout) {
+  const NcclStatus& ns = nccl();
+  const CudaStatus& cs = cuda();
+  if (!cs.available) {
+    throw CollectiveFailure(codes::kBackendUnavailable, "CUDA is not available: " + cs.reason);
+  }
+  if (!ns.available) {
+    throw CollectiveFailure(codes::kBackendUnavailable, "NCCL is not available: " + ns.reason);
+  }
+  std::shared_ptr<NcclBackend> b(new NcclBackend(rank, size, device));
+  b->nccl_ = ns.api;
+  b->cuda_ = cs.api;
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof id);
+  if (rank == 0) {
+    b->check("ncclGetUniqueId", ns.api->ncclGetUniqueId(&id));
+    store.set(key, std::vector<char>(id.internal, id.internal + sizeof id.internal));
+  } else {
+    store.wait({key}, timeout);
+    std::vector<char> bytes = store.get(key);
+    if (bytes.size() != sizeof id.internal) {
+      throw CollectiveFailure(codes::kInternal, "init: the NCCL unique id in the store has " +
+                                                    std::to_string(bytes.size()) + " bytes");
+    }
+    std::memcpy(id.internal, bytes.data(), bytes.size());
+  }
+  b->checkCuda("cudaSetDevice", cs.api->cudaSetDevice(device));
+  b->checkCuda("cudaStreamCreateWithFlags",
+               cs.api->cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
+  b->checkCuda("cudaEventCreateWithFlags",
+               cs.api->cudaEventCreateWithFlags(&b->event_, cudaEventDisableTiming));
+  ncclComm_t comm = nullptr;
+  ncclResult_t r = ns.api->ncclCommInitRank(&comm, size, id, rank);
+  if (r != ncclSuccess) {
+    throw CollectiveFailure(codes::kInternal, ns.api->describe("ncclCommInitRank", r));
+  }
+  b->comm_ = comm;
+  return b;
+}
+
+NcclBackend::~NcclBackend() {
+  if (comm_) nccl_->ncclCommDestroy(comm_);
+  if (event_) cuda_->cudaEventDestroy(event_);
+  if (stream_) cuda_->cudaStreamDestroy(stream_);
+}
+
+void NcclBackend::abortComm() {
+  if (grouped_) {
+    // Close the thread's group before the communicator goes.
+    nccl_->ncclGroupEnd();
+    grouped_ = false;
+    groupBroken_ = true;
+  }
+  if (comm_) {
+    nccl_->ncclCommAbort(comm_);
+    comm_ = nullptr;
+  }
+}
+
+void NcclBackend::check(const char* operation, ncclResult_t result) {
+  if (result == ncclSuccess || result == ncclInProgress) return;
+  std::string message = nccl_->describe(operation, result);
+  abortComm();
+  throw CollectiveFailure(codes::kInternal, message);
+}
+
+void NcclBackend::checkCuda(const char* operation, cudaError_t error) {
+  if (error == cudaSuccess) return;
+  throw CollectiveFailure(codes::kInternal, cuda_->describe(operation, error));
+}
+
+void NcclBackend::complete(const char* operation, Millis timeout) {
+  if (grouped_) return;  // launched and awaited by endGroup
+  checkCuda("cudaEventRecord", cuda_->cudaEventRecord(event_, stream_));
+  const auto deadline = Clock::now() + timeout;
+  auto pause = std::chrono::microseconds(20);
+  for (;;) {
+    cudaError_t q = cuda_->cudaEventQuery(event_);
+    if (q == cudaSuccess) break;
+    if (q != cudaErrorNotReady) {
+      abortComm();
+      throw CollectiveFailure(codes::kInternal, cuda_->describe(operation, q));
+    }
+    ncclResult_t async = ncclSuccess;
+    nccl_->ncclCommGetAsyncError(comm_, &async);
+    if (async != ncclSuccess && async != ncclInProgress) {
+      std::string message = nccl_->describe(operation, async);
+      abortComm();
+      // A remote or system error (NCCL's 2 and 6) usually means a peer is gone.
+      throw CollectiveFailure(async == 2 || async == 6 ? codes::kPeerLost : codes::kInternal,
+                              message);
+    }
+    if (Clock::now() >= deadline) {
+      abortComm();
+      throw CollectiveFailure(codes::kTimeout, std::string(operation) + ": timed out after " +
+                                                   std::to_string(timeout.count()) +
+                                                   " ms; the NCCL communicator was aborted");
+    }
+    std::this_thread::sleep_for(pause);
+    if (pause < std::chrono::microseconds(1000)) pause *= 2;
+  }
+}
+
+#define NCCL_READY(op)                                                                \
+  do {                                                                                \
+    if (!comm_) throw CollectiveFailure(codes::kAborted, std::string(op) +            \
+                                                             ": the NCCL communicator " \
+                                                             "was aborted");          \
+    checkCuda("cudaSetDevice", cuda_->cudaSetDevice(device_));                        \
+  } while (0)
+
+void NcclBackend::allReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
+                            Millis timeout) {
+  NCCL_READY("allReduce");
+  check("ncclAllReduce", nccl_->ncclAllReduce(in, out, count, ncclDataTypeOf(dtype),
+                                              ncclRedOpOf(op), comm_, stream_));
+  complete("allReduce", timeout);
+}
+
+void NcclBackend::reduceScatter(const void* in, void* out, size_t countPerRank, DType dtype,
+                                RedOp op, Millis timeout) {
+  NCCL_READY("reduceScatter");
+  check("ncclReduceScatter",
+        nccl_->ncclReduceScatter(in, out, countPerRank, ncclDataTypeOf(dtype), ncclRedOpOf(op),
+                                 comm_, stream_));
+  complete("reduceScatter", timeout);
+}
+
+void NcclBackend::allGather(const void* in, void* out, size_t countPerRank, DType dtype,
+                            Millis timeout) {
+  NCCL_READY("allGather");
+  check("ncclAllGather",
+        nccl_->ncclAllGather(in, out, countPerRank, ncclDataTypeOf(dtype), comm_, stream_));
+  complete("allGather", timeout);
+}
+
+void NcclBackend::broadcast(void* data, size_t count, DType dtype, int root, Millis timeout) {
+  NCCL_READY("broadcast");
+  check("ncclBroadcast",
+        nccl_->ncclBroadcast(data, data, count, ncclDataTypeOf(dtype), root, comm_, stream_));
+  complete("broadcast", timeout);
+}
+
+void NcclBackend::reduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
+                         int root, Millis timeout) {
+  NCCL_READY("reduce");
+  // NCCL ignores the receive buffer off the root; pass the input there.
+  void* recv = out ? out : const_cast<void*>(in);
+  check("ncclReduce", nccl_->ncclReduce(in, recv, count, ncclDataTypeOf(dtype), ncclRedOpOf(op),
+                                        root, comm_, stream_));
+  complete("reduce", timeout);
+}
+
+void NcclBackend::beginGroup() {
+  NCCL_READY("group");
+  check("ncclGroupStart", nccl_->ncclGroupStart());
+  grouped_ = true;
+}
+
+void NcclBackend::endGroup(Millis timeout) {
+  if (groupBroken_) {
+    groupBroken_ = false;
+    throw CollectiveFailure(codes::kAborted,
+                            "group: a call in the group failed and the NCCL communicator was aborted");
+  }
+  if (!grouped_) return;
+  grouped_ = false;
+  if (!comm_) {
+    throw CollectiveFailure(codes::kAborted, "group: the NCCL communicator was aborted");
+  }
+  check("ncclGroupEnd", nccl_->ncclGroupEnd());
+  complete("group", timeout);
+}
+
+void NcclBackend::barrier(Millis) { unsupported("barrier"); }
+
+void NcclBackend::exchange(const char* operation, const void* in,
+                           const std::vector<size_t>& inCounts, void* out,
+                           const std::vector<size_t>& outCounts, DType dtype, Millis timeout) {
+  NCCL_READY(operation);
+  const size_t esize = dtypeSize(dtype);
+  const int t = ncclDataTypeOf(dtype);
+  const char* src = static_cast<const char*>(in);
+  char* dst = static_cast<char*>(out);
+  check("ncclGroupStart", nccl_->ncclGroupStart());
+  ncclResult_t failed = ncclSuccess;
+  const char* what = "ncclGroupEnd";
+  size_t inAt = 0, outAt = 0;
+  for (int r = 0; r < size_ && failed == ncclSuccess; r++) {
+    if (inCounts[r] > 0) {
+      failed = nccl_->ncclSend(src + inAt * esize, inCounts[r], t, r, comm_, stream_);
+      if (failed != ncclSuccess) what = "ncclSend";
+    }
+    if (failed == ncclSuccess && outCounts[r] > 0) {
+      failed = nccl_->ncclRecv(dst + outAt * esize, outCounts[r], t, r, comm_, stream_);
+      if (failed != ncclSuccess) what = "ncclRecv";
+    }
+    inAt += inCounts[r];
+    outAt += outCounts[r];
+  }
+  ncclResult_t end = nccl_->ncclGroupEnd();
+  check(what, failed != ncclSuccess ? failed : end);
+  complete(operation, timeout);
+}
+
+void NcclBackend::allToAll(const void* in, void* out, size_t countPerRank, DType dtype,
+                           Millis timeout) {
+  std::vector<size_t> counts(size_t(size_), countPerRank);
+  exchange("allToAll", in, counts, out, counts, dtype, timeout);
+}
+
+void NcclBackend::allToAllV(const void* in, const std::vector<int64_t>& inCounts, void* out,
+                            const std::vector<int64_t>& outCounts, DType dtype,
+                            Millis timeout) {
+  std::vector<size_t> ins(inCounts.begin(), inCounts.end());
+  std::vector<size_t> outs(outCounts.begin(), outCounts.end());
+  exchange("allToAllV", in, ins, out, outs, dtype, timeout);
+}
+
+std::unique_ptr<PendingTransfer> NcclBackend::postSend(const void*, size_t, int, uint32_t) {
+  unsupported("send");
+}
+std::unique_ptr<PendingTransfer> NcclBackend::postRecv(void*, size_t, int, uint32_t) {
+  unsupported("recv");
+}
+std::shared_ptr<Backend> NcclBackend::split(int, int, const std::string&, Millis) {
+  unsupported("split");
+}
+
+}  // namespace gpu
+}  // namespace collectives

@@ -1,0 +1,234 @@
+'use strict';
+// Collectives over DeviceBuffers on the NCCL backend: every collective on a 1-rank
+// communicator, checked against values computed here; out-of-place calls; mixing host arrays
+// and DeviceBuffers; a 2-rank run when the machine shows 2 or more GPUs. Needs CUDA and NCCL
+// (skipped, saying why, without them); test/45.backends.test.js also runs it against
+// host-memory stand-ins for the CUDA runtime and NCCL.
+
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const net = require('node:net');
+const path = require('node:path');
+
+const DIST = path.join(__dirname, '..', '..', 'dist');
+const { backends, init, DeviceBuffer } = require(DIST);
+
+function isCode(code, pattern) {
+  return (err) => {
+    assert.equal(err.code, code, `code ${err.code}: ${err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+describe('gpu 30 NCCL', function () {
+  this.timeout(60000);
+  let comm;
+  const live = [];
+  function dev(dtype, host) {
+    const b = new DeviceBuffer(dtype, host.length);
+    live.push(b);
+    b.copyFrom(host);
+    return b;
+  }
+
+  before(async function () {
+    const b = backends();
+    if (!b.cuda.available || !b.nccl.available) {
+      console.log(`      skipped: ${!b.cuda.available ? `no GPU: ${b.cuda.reason}` : `no NCCL: ${b.nccl.reason}`}`);
+      this.skip();
+    }
+    comm = await init({ rank: 0, worldSize: 1, masterPort: 0 });
+  });
+  after(async function () {
+    if (comm) await comm.destroy();
+  });
+  afterEach(function () {
+    for (const b of live.splice(0)) b.free();
+  });
+
+  // With one rank every reduction (sum, prod, min, max, avg) is the identity.
+  for (const [dtype, Arr] of [['float32', Float32Array], ['float64', Float64Array], ['int32', Int32Array], ['int8', Int8Array], ['uint8', Uint8Array]]) {
+    it(`allReduce ${dtype}, in place and out of place, with every op`, async function () {
+      const host = Arr.from({ length: 33 }, (_, i) => (i % 17) - (dtype === 'uint8' ? 0 : 8));
+      for (const op of dtype.startsWith('float') ? ['sum', 'prod', 'min', 'max', 'avg'] : ['sum', 'prod', 'min', 'max']) {
+        const a = dev(dtype, host);
+        const w = comm.allReduce(a, { op });
+        assert.equal(await w.wait(), a);
+        assert.deepEqual(a.copyTo(), host);
+        const out = new DeviceBuffer(dtype, host.length);
+        live.push(out);
+        assert.equal(await comm.allReduce(a, { op, output: out }).wait(), out);
+        assert.deepEqual(out.copyTo(), host);
+      }
+    });
+  }
+
+  it('int64 and bfloat16 all-reduce', async function () {
+    const big = BigInt64Array.of(1n, -(2n ** 62n), 2n ** 40n);
+    const a = dev('int64', big);
+    await comm.allReduce(a).wait();
+    assert.deepEqual(a.copyTo(), big);
+    const half = Uint16Array.of(0x3f80, 0x4000, 0xbf80);
+    const h = dev('bfloat16', half);
+    await comm.allReduce(h, { op: 'max' }).wait();
+    assert.deepEqual(h.copyTo(), half);
+  });
+
+  it('broadcast, reduce, allGather, reduceScatter and allToAll', async function () {
+    const host = Float32Array.from({ length: 12 }, (_, i) => i * 1.5 - 4);
+    const b = dev('float32', host);
+    assert.equal(await comm.broadcast(b, { root: 0 }).wait(), b);
+    assert.deepEqual(b.copyTo(), host);
+
+    const r = dev('float32', host);
+    const rOut = new DeviceBuffer('float32', 12);
+    live.push(rOut);
+    assert.equal(await comm.reduce(r, { op: 'sum', output: rOut }).wait(), rOut);
+    assert.deepEqual(rOut.copyTo(), host);
+    await comm.reduce(r).wait(); // in place on the root
+    assert.deepEqual(r.copyTo(), host);
+
+    const g = new DeviceBuffer('float32', 12 * comm.size);
+    live.push(g);
+    await comm.allGather(dev('float32', host), g).wait();
+    assert.deepEqual(g.copyTo(), host);
+
+    const s = new DeviceBuffer('float32', 12 / comm.size);
+    live.push(s);
+    await comm.reduceScatter(dev('float32', host), s, { op: 'sum' }).wait();
+    assert.deepEqual(s.copyTo(), host);
+
+    const t = new DeviceBuffer('float32', 12);
+    live.push(t);
+    await comm.allToAll(dev('float32', host), t).wait();
+    assert.deepEqual(t.copyTo(), host);
+  });
+
+  it('works on views and keeps issue order with host collectives on the same communicator', async function () {
+    const host = Int32Array.from({ length: 20 }, (_, i) => i);
+    const whole = dev('int32', host);
+    const view = whole.subarray(5, 15);
+    const hostArr = Float32Array.of(1, 2, 3);
+    const works = [comm.allReduce(view), comm.allReduce(hostArr), comm.barrier(), comm.broadcast(view)];
+    await Promise.all(works.map((w) => w.wait()));
+    assert.deepEqual(whole.copyTo(), host);
+    assert.deepEqual(hostArr, Float32Array.of(1, 2, 3));
+  });
+
+  it('mixing host arrays and DeviceBuffers in one call is INVALID_ARGUMENT naming both', function () {
+    const d = dev('float32', new Float32Array(4));
+    const h = new Float32Array(4);
+    assert.throws(() => comm.allReduce(d, { output: h }), (e) => e instanceof TypeError && isCode('INVALID_ARGUMENT', /^options\.output: .*DeviceBuffer like buffer/)(e));
+    assert.throws(() => comm.allReduce(h, { output: d }), isCode('INVALID_ARGUMENT', /^buffer: .*DeviceBuffer like options\.output/));
+    assert.throws(() => comm.allGather(h, d), isCode('INVALID_ARGUMENT', /^input: .*like output/));
+    assert.throws(() => comm.allToAll(d, h), isCode('INVALID_ARGUMENT', /^output: .*like input/));
+    assert.throws(() => comm.reduceScatter(d, h), isCode('INVALID_ARGUMENT'));
+    assert.throws(() => comm.reduce(d, { output: h }), isCode('INVALID_ARGUMENT'));
+  });
+
+  it('checks dtypes, lengths and options of device calls', function () {
+    const f = dev('float32', new Float32Array(4));
+    const i = dev('int32', new Int32Array(4));
+    const short = dev('float32', new Float32Array(3));
+    assert.throws(() => comm.allReduce(f, { output: i }), isCode('INVALID_ARGUMENT', /^options\.output: expected a DeviceBuffer of float32/));
+    assert.throws(() => comm.allReduce(f, { dtype: 'int32' }), isCode('INVALID_ARGUMENT', /^options\.dtype/));
+    assert.throws(() => comm.allReduce(f, { output: short }), isCode('INVALID_ARGUMENT', /^options\.output: expected 4 elements/));
+    assert.throws(() => comm.allGather(f, short), isCode('INVALID_ARGUMENT', /^output/));
+    assert.throws(() => comm.allReduce(f, { op: 'xor' }), isCode('INVALID_ARGUMENT'));
+    assert.throws(() => comm.broadcast(f, { root: 1 }), isCode('INVALID_ARGUMENT', /root/));
+    assert.throws(() => comm.allReduce(f, { bogus: 1 }), isCode('INVALID_ARGUMENT'));
+  });
+
+  it('a freed DeviceBuffer is DESTROYED', function () {
+    const f = new DeviceBuffer('float32', 4);
+    f.free();
+    assert.throws(() => comm.allReduce(f), isCode('DESTROYED'));
+  });
+
+  it('group(fn) issues device calls as one NCCL group and completes when they all have', async function () {
+    const host = Float32Array.from({ length: 8 }, (_, i) => i - 3);
+    const a = dev('float32', host);
+    const t = new DeviceBuffer('float32', 8);
+    live.push(t);
+    const hostArr = Float32Array.of(5);
+    const inner = [];
+    const g = comm.group(() => {
+      inner.push(comm.allReduce(a, { op: 'sum' }), comm.allToAll(a, t), comm.allReduce(hostArr));
+    });
+    await g.wait();
+    await Promise.all(inner.map((w) => w.wait()));
+    assert.deepEqual(a.copyTo(), host);
+    assert.deepEqual(t.copyTo(), host);
+    assert.deepEqual(hostArr, Float32Array.of(5));
+    // Empty and host-only groups complete too.
+    await comm.group(() => {}).wait();
+    await comm.group(() => void comm.barrier()).wait();
+  });
+
+  it('group(fn): no nesting, no async fn, and a throwing fn still closes the group', async function () {
+    assert.throws(() => comm.group(() => comm.group(() => {})), isCode('INVALID_ARGUMENT', /do not nest/));
+    assert.throws(() => comm.group(async () => {}), isCode('INVALID_ARGUMENT', /^fn: expected a synchronous function/));
+    assert.throws(() => comm.group('x'), isCode('INVALID_ARGUMENT'));
+    assert.throws(() => comm.group(() => { throw new Error('boom'); }), /boom/);
+    const a = dev('int32', Int32Array.of(1, 2, 3));
+    await comm.allReduce(a).wait(); // not grouped: completes on its own
+    assert.deepEqual(a.copyTo(), Int32Array.of(1, 2, 3));
+  });
+
+  it('2 ranks on 2 GPUs: every collective, checked against host arithmetic', async function () {
+    const devices = backends().cuda.devices;
+    if (devices < 2 || process.env.COLLECTIVES_TEST_ONE_GPU) {
+      console.log(`      skipped: needs 2 GPUs, this machine shows ${devices}`);
+      this.skip();
+    }
+    const port = await new Promise((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+    const code = (rank) => `
+      const assert = require('node:assert/strict');
+      const c = require(${JSON.stringify(DIST)});
+      (async () => {
+        const comm = await c.init({ rank: ${rank}, worldSize: 2, masterAddr: '127.0.0.1', masterPort: ${port} });
+        const r = comm.rank;
+        const n = 8;
+        const mine = Float32Array.from({ length: n }, (_, i) => i + 10 * r);
+        const sum = Float32Array.from({ length: n }, (_, i) => 2 * i + 10);
+        const a = new c.DeviceBuffer('float32', n, { device: r });
+        a.copyFrom(mine);
+        await comm.allReduce(a).wait();
+        assert.deepEqual(a.copyTo(), sum);
+        a.copyFrom(mine);
+        await comm.broadcast(a, { root: 1 }).wait();
+        assert.deepEqual(a.copyTo(), Float32Array.from({ length: n }, (_, i) => i + 10));
+        a.copyFrom(mine);
+        const g = new c.DeviceBuffer('float32', 2 * n, { device: r });
+        await comm.allGather(a, g).wait();
+        assert.deepEqual(g.copyTo(), Float32Array.from({ length: 2 * n }, (_, i) => (i % n) + 10 * Math.floor(i / n)));
+        const s = new c.DeviceBuffer('float32', n / 2, { device: r });
+        await comm.reduceScatter(a, s).wait();
+        assert.deepEqual(s.copyTo(), sum.subarray(r * n / 2, (r + 1) * n / 2));
+        const t = new c.DeviceBuffer('float32', n, { device: r });
+        await comm.allToAll(a, t).wait();
+        const want = new Float32Array(n);
+        for (let p = 0; p < 2; p++) for (let i = 0; i < n / 2; i++) want[p * n / 2 + i] = r * n / 2 + i + 10 * p;
+        assert.deepEqual(t.copyTo(), want);
+        const o = new c.DeviceBuffer('float32', n, { device: r });
+        await comm.reduce(a, { output: o, root: 0 }).wait();
+        if (r === 0) assert.deepEqual(o.copyTo(), sum);
+        await comm.destroy();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const run = (rank) =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, ['-e', code(rank)], { stdio: ['ignore', 'inherit', 'pipe'] });
+        let err = '';
+        child.stderr.on('data', (d) => (err += d));
+        child.on('exit', (status) => resolve({ status, err }));
+      });
+    const results = await Promise.all([run(0), run(1)]);
+    for (const r of results) assert.equal(r.status, 0, r.err);
+  });
+});
