@@ -228,6 +228,36 @@ describe('45 backends', function () {
     assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
   });
 
+  it('collectives-bench --backend nccl runs every operation on DeviceBuffers, #wrong 0, against the stand-ins', function () {
+    const cudart = compile('fake6/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake6/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    if (!cudart || !ncclLib) this.skip();
+    const cli = path.join(__dirname, '..', 'dist', 'bench', 'cli.js');
+    const env = { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1' };
+    for (const op of ['all_reduce', 'reduce_scatter', 'all_gather', 'alltoall', 'broadcast', 'reduce']) {
+      const r = spawnSync(process.execPath, [cli, op, '--backend', 'nccl', '--np', '1', '-b', '8', '-e', '4K', '-f', '8', '-c', '1', '-n', '2', '-w', '1', '-d', 'all'], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, `${op}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /backend nccl/);
+      const rows = r.stdout.split('\n').filter((l) => /^\s+\d/.test(l)).map((l) => l.trim().split(/\s+/));
+      assert.ok(rows.length >= 8, `${op}: ${r.stdout}`);
+      for (const row of rows) {
+        assert.equal(row[row.length - 1], 'nccl', row.join(' '));
+        // #wrong out of place (N/A for broadcast) and in place (N/A for all-to-all on NCCL).
+        assert.equal(row[8], op === 'broadcast' ? 'N/A' : '0', `${op}: ${row.join(' ')}`);
+        assert.equal(row[12], op === 'alltoall' ? 'N/A' : '0', `${op}: ${row.join(' ')}`);
+      }
+    }
+    const missing = spawnSync(process.execPath, [cli, 'all_reduce', '--backend', 'nccl', '--np', '1', '-b', '8', '-e', '8'], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: path.join(tmp, 'no-such-cudart.so') },
+      encoding: 'utf8',
+    });
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /collectives-bench: --backend nccl: COLLECTIVES_CUDA_LIBRARY=.*no-such-cudart\.so did not load/);
+  });
+
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
     const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
     const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);

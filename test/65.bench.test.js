@@ -180,6 +180,7 @@ describe('65 collectives-bench', function () {
         [{ minbytes: '64', maxbytes: '8' }, /-e: expected at least -b \(64 bytes\), got "8"/],
         [{ np: '2', root: '2' }, /-r: expected a rank from 0 to 1 \(--np is 2\), got "2"/],
         [{ np: '0' }, /--np: expected a positive number of ranks, got "0"/],
+        [{ backend: 'mpi' }, /--backend: expected gloo or nccl, got "mpi"/],
       ];
       for (const [over, message] of bad) {
         assert.throws(() => validateOptions('all_reduce', raw(over)), (err) => err.code === 'USAGE' && message.test(err.message));
@@ -194,6 +195,7 @@ describe('65 collectives-bench', function () {
         [{ blockSize: '12' }, /--block-size: expected a multiple of 8.*got "12"/],
         [{ datatype: 'int32' }, /-d: expected a dtype all_reduce_quantized takes \(float32, float16, bfloat16\), got "int32"/],
         [{ op: 'max' }, /-o: expected a reduction all_reduce_quantized supports \(sum, avg\), got "max"/],
+        [{ backend: 'nccl' }, /--backend: expected gloo for all_reduce_quantized .*got "nccl"/],
       ];
       for (const [over, message] of quantBad) {
         assert.throws(() => validateOptions('all_reduce_quantized', raw(over)), (err) => err.code === 'USAGE' && message.test(err.message));

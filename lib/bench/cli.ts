@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { backends } from '../backends';
 import { rankFromEnvironment } from '../env';
 import { init, versions } from '../init';
 import { run } from '../launch/supervisor';
@@ -48,6 +49,7 @@ function program(): Command {
     .option('-z, --blocking <0|1>', '1: await each call before issuing the next', DEFAULTS.blocking)
     .option('-q, --quant <format>', 'wire format of the *_quantized operations: int8, int4, fp8e4m3, fp8e5m2', DEFAULTS.quant)
     .option('--block-size <n>', 'elements per scale of the *_quantized operations', DEFAULTS.blockSize)
+    .option('--backend <name>', 'gloo (host typed arrays) or nccl (DeviceBuffers in GPU memory)', DEFAULTS.backend)
     .option('--np <n>', 'start n local ranks (not needed under collectives-run or torchrun)')
     .option('-J, --json <file>', 'write the header and every row as JSON')
     .option('--plot <file.svg>', 'draw busbw and time against size (needs vega and vega-lite)')
@@ -94,6 +96,15 @@ async function runRank(o: BenchOptions, args: string[]): Promise<number> {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(141);
   });
+  if (o.backend === 'nccl') {
+    // Said before any rank meets: without a GPU or NCCL every rank would fail alike.
+    const b = backends();
+    const missing = !b.cuda.available ? b.cuda : !b.nccl.available ? b.nccl : null;
+    if (missing) {
+      process.stderr.write(`${NAME}: --backend nccl: ${missing.reason ?? 'not available'}\n`);
+      return 1;
+    }
+  }
   const comm = await init();
   try {
     const rank0 = comm.rank === 0;
@@ -103,7 +114,7 @@ async function runRank(o: BenchOptions, args: string[]): Promise<number> {
       if (rank0) throw err;
       return 2;
     }
-    const header = buildHeader(o, args, comm.size, versions(), comm.tuning);
+    const header = buildHeader(o, args, comm.size, versions(), comm.tuning, o.backend);
     if (rank0) out([...formatHeader(header), ...formatTableHead()]);
 
     const started = Date.now();

@@ -63,6 +63,8 @@ export interface BenchOp {
   readonly redops?: readonly ReduceOp[];
   /** Travels quantized: -q and --block-size apply. */
   readonly quantized?: boolean;
+  /** False where the device (NCCL) form has no in-place layout. */
+  readonly inPlaceOnDevice?: boolean;
   /** busbw = algbw × this (nccl-tests' factors). */
   busBwFactor(n: number): number;
   /** Rounds `bytes` down to whole elements (whole blocks per rank where there are blocks). */
@@ -183,6 +185,8 @@ registerOp({
 registerOp({
   name: 'alltoall',
   method: 'allToAll',
+  // NCCL's grouped send/recv cannot read and write the same memory.
+  inPlaceOnDevice: false,
   reduces: false,
   rooted: false,
   sized: true,

@@ -27,6 +27,7 @@ export interface RawBenchOptions {
   blocking: string;
   quant: string;
   blockSize: string;
+  backend: string;
   np?: string;
   json?: string;
   plot?: string;
@@ -47,6 +48,7 @@ export const DEFAULTS = {
   blocking: '0',
   quant: 'int8',
   blockSize: String(DEFAULT_BLOCK_SIZE),
+  backend: 'gloo',
 } as const;
 
 export interface BenchOptions {
@@ -70,6 +72,8 @@ export interface BenchOptions {
   plot: string | undefined;
   /** Wire format and block size of the quantized operations. */
   quant: { format: QuantFormat; blockSize: number };
+  /** 'gloo': host typed arrays; 'nccl': DeviceBuffers (GPU memory). */
+  backend: 'gloo' | 'nccl';
 }
 
 // nccl-tests' own names for its types, accepted beside this library's.
@@ -161,6 +165,10 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
   if (!QUANT_FORMATS.includes(format)) fail('-q', `one of ${QUANT_FORMATS.join(', ')}`, raw.quant);
   const blockSize = integer('--block-size', raw.blockSize, 8, 1 << 20, 'a multiple of 8 from 8 to 1048576');
   if (blockSize % 8 !== 0) fail('--block-size', 'a multiple of 8 from 8 to 1048576', raw.blockSize);
+  if (raw.backend !== 'gloo' && raw.backend !== 'nccl') fail('--backend', 'gloo or nccl', raw.backend);
+  if (raw.backend === 'nccl' && op.quantized) {
+    fail('--backend', `gloo for ${op.name} (the quantized collectives run on host memory)`, raw.backend);
+  }
   const opDtypes = op.dtypes;
   if (opDtypes && !dtypes.some((d) => opDtypes.includes(d))) {
     fail('-d', `a dtype ${op.name} takes (${opDtypes.join(', ')})`, raw.datatype);
@@ -188,6 +196,7 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
     json: raw.json,
     plot: raw.plot,
     quant: { format, blockSize },
+    backend: raw.backend,
   };
 }
 

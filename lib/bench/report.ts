@@ -42,7 +42,7 @@ export interface Header {
   command: string;
   date: string;
   op: string;
-  backend: 'gloo';
+  backend: 'gloo' | 'nccl';
   worldSize: number;
   host: string;
   cpus: number;
@@ -81,6 +81,7 @@ export function buildHeader(
   worldSize: number,
   v: { gloo: string; napi: number; node: string },
   tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean },
+  backend: 'gloo' | 'nccl' = 'gloo',
 ): Header {
   const cpus = os.cpus();
   return {
@@ -89,7 +90,7 @@ export function buildHeader(
     command: ['collectives-bench', ...argv].join(' '),
     date: new Date().toISOString(),
     op: o.op.name,
-    backend: 'gloo',
+    backend,
     worldSize,
     host: os.hostname(),
     cpus: cpus.length,

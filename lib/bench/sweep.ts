@@ -1,7 +1,8 @@
 /** One rank's part of a run: every (dtype, redop) series over every size, both placements. */
 
 import type { Communicator } from '../communicator';
-import { DTYPE_BYTES, type DType } from '../dtypes';
+import { DeviceBuffer } from '../device';
+import { DTYPE_BYTES, type DType, type HostArray } from '../dtypes';
 import { allocArray, countWrong, expectedResult, fillInput, inputValues, poison } from './check';
 import { bandwidths, combineAcrossRanks, sumAcrossRanks, timeCalls } from './measure';
 import { type BenchOp, type Buffers, type CallArgs, type Layout, PLACEMENTS, type Placement } from './ops';
@@ -20,6 +21,35 @@ type AlgorithmFn = (op: string, bytes: number) => string;
 /** Communicator.algorithm(), asked with nccl-tests' operation names. */
 export function algorithmOf(comm: Communicator): AlgorithmFn | null {
   return (op, bytes) => comm.algorithm(op, bytes);
+}
+
+const onDevice = (a: HostArray): DeviceBuffer => a as unknown as DeviceBuffer;
+
+/**
+ * The check call on DeviceBuffers: the same inputs and poison as on the host, copied in
+ * before the call, and the result copied out after it.
+ */
+async function checkOnceOnDevice(
+  comm: Communicator,
+  op: BenchOp,
+  layout: Layout,
+  b: Buffers,
+  p: Placement,
+  args: CallArgs,
+): Promise<number> {
+  const { dtype, redop, root } = args;
+  const poisoned = allocArray(dtype, onDevice(b.output).length);
+  poison(poisoned);
+  onDevice(b.output).copyFrom(poisoned);
+  const input = allocArray(dtype, onDevice(b.input).length);
+  fillInput(input, dtype, inputValues(redop, dtype, comm.size), comm.rank);
+  onDevice(b.input).copyFrom(input);
+  await op.call(comm, b, p, args);
+  const onRank = op.result(b, comm.rank, root);
+  if (onRank === null) return 0;
+  const result = onDevice(onRank).copyTo();
+  const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
+  return countWrong(result, expected);
 }
 
 /** Runs the check call and counts this rank's wrong elements. */
@@ -60,14 +90,26 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
       const args: CallArgs = { dtype, redop, root: o.root, quant: o.quant };
       const measured: ({ seconds: number; wrong: number | null } | null)[] = [];
       for (const p of PLACEMENTS) {
-        const b = op.buffers(p, layout, (length) => allocArray(dtype, length), comm.rank);
+        const device = o.backend === 'nccl' && op.sized;
+        // On the NCCL backend the buffers are DeviceBuffers, which the Communicator's
+        // methods take in the same positions (and subarray() the same way).
+        const alloc = device
+          ? (length: number): HostArray => new DeviceBuffer(dtype, length) as unknown as HostArray
+          : (length: number): HostArray => allocArray(dtype, length);
+        const unsupported = device && p === 'in-place' && op.inPlaceOnDevice === false;
+        const b = unsupported ? null : op.buffers(p, layout, alloc, comm.rank);
         if (b === null) {
           measured.push(null);
           continue;
         }
         const seconds = await timeCalls(comm, () => op.call(comm, b, p, args), o.iters, o.warmup, o.blocking);
-        const wrong = o.check && op.sized ? await checkOnce(comm, op, layout, b, p, args) : null;
+        const check = device ? checkOnceOnDevice : checkOnce;
+        const wrong = o.check && op.sized ? await check(comm, op, layout, b, p, args) : null;
         measured.push({ seconds, wrong });
+        if (device) {
+          onDevice(b.input).free();
+          onDevice(b.output).free();
+        }
       }
       const times = await combineAcrossRanks(comm, measured.map((m) => m?.seconds ?? 0), o.combine);
       const wrongs = await sumAcrossRanks(comm, measured.map((m) => m?.wrong ?? 0));
@@ -88,7 +130,9 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
         root: op.rooted ? o.root : -1,
         outOfPlace: cells[0],
         inPlace: cells[1],
-        algo: op.quantized
+        algo: o.backend === 'nccl' && op.sized
+          ? 'nccl'
+          : op.quantized
           ? `${o.quant.format}, blocks of ${o.quant.blockSize}`
           : algorithm === null
             ? 'default'
