@@ -26,33 +26,9 @@ export function algorithmOf(comm: Communicator): AlgorithmFn | null {
 const onDevice = (a: HostArray): DeviceBuffer => a as unknown as DeviceBuffer;
 
 /**
- * The check call on DeviceBuffers: the same inputs and poison as on the host, copied in
- * before the call, and the result copied out after it.
+ * Runs the check call and counts this rank's wrong elements. On DeviceBuffers the same
+ * poison and inputs are copied in before the call and the result copied out after it.
  */
-async function checkOnceOnDevice(
-  comm: Communicator,
-  op: BenchOp,
-  layout: Layout,
-  b: Buffers,
-  p: Placement,
-  args: CallArgs,
-): Promise<number> {
-  const { dtype, redop, root } = args;
-  const poisoned = allocArray(dtype, onDevice(b.output).length);
-  poison(poisoned);
-  onDevice(b.output).copyFrom(poisoned);
-  const input = allocArray(dtype, onDevice(b.input).length);
-  fillInput(input, dtype, inputValues(redop, dtype, comm.size), comm.rank);
-  onDevice(b.input).copyFrom(input);
-  await op.call(comm, b, p, args);
-  const onRank = op.result(b, comm.rank, root);
-  if (onRank === null) return 0;
-  const result = onDevice(onRank).copyTo();
-  const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
-  return countWrong(result, expected);
-}
-
-/** Runs the check call and counts this rank's wrong elements. */
 async function checkOnce(
   comm: Communicator,
   op: BenchOp,
@@ -60,13 +36,25 @@ async function checkOnce(
   b: Buffers,
   p: Placement,
   args: CallArgs,
+  device: boolean,
 ): Promise<number> {
   const { dtype, redop, root } = args;
-  poison(b.output);
-  fillInput(b.input, dtype, inputValues(redop, dtype, comm.size), comm.rank);
+  const values = inputValues(redop, dtype, comm.size);
+  if (device) {
+    const poisoned = allocArray(dtype, onDevice(b.output).length);
+    poison(poisoned);
+    onDevice(b.output).copyFrom(poisoned);
+    const input = allocArray(dtype, onDevice(b.input).length);
+    fillInput(input, dtype, values, comm.rank);
+    onDevice(b.input).copyFrom(input);
+  } else {
+    poison(b.output);
+    fillInput(b.input, dtype, values, comm.rank);
+  }
   await op.call(comm, b, p, args);
-  const result = op.result(b, comm.rank, root);
-  if (result === null) return 0;
+  const onRank = op.result(b, comm.rank, root);
+  if (onRank === null) return 0;
+  const result = device ? onDevice(onRank).copyTo() : onRank;
   const expected = expectedResult(op, layout, result.length, dtype, redop, comm.size, comm.rank, root);
   return op.compare ? op.compare(result, expected, dtype, comm.size, args) : countWrong(result, expected);
 }
@@ -103,8 +91,7 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
           continue;
         }
         const seconds = await timeCalls(comm, () => op.call(comm, b, p, args), o.iters, o.warmup, o.blocking);
-        const check = device ? checkOnceOnDevice : checkOnce;
-        const wrong = o.check && op.sized ? await check(comm, op, layout, b, p, args) : null;
+        const wrong = o.check && op.sized ? await checkOnce(comm, op, layout, b, p, args, device) : null;
         measured.push({ seconds, wrong });
         if (device) {
           onDevice(b.input).free();

@@ -228,39 +228,41 @@ Napi::Value DeviceBuffer::GetIsView(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !owner_);
 }
 
+// The host array in info[0] and where in this buffer it goes (from info[1],
+// in elements), checked to fit; `name` is the argument's name in messages.
+DeviceBuffer::HostSpan DeviceBuffer::hostSpan(const Napi::CallbackInfo& info, const char* name) {
+  Napi::Env env = info.Env();
+  ArrayView host = arrayArg(env, info[0], name, dtype_);
+  int64_t offset = intArg(env, info[1], "offset", 0, int64_t(length_));
+  if (host.length > length_ - size_t(offset)) {
+    throwRangeError(env, std::string(name) + ": expected at most " +
+                             std::to_string(length_ - size_t(offset)) + " elements (length " +
+                             std::to_string(length_) + " from offset " + std::to_string(offset) +
+                             "), got " + std::to_string(host.length));
+  }
+  char* device = static_cast<char*>(allocation_->ptr) + offset_ + size_t(offset) * dtypeSize(dtype_);
+  return {host, device};
+}
+
 Napi::Value DeviceBuffer::CopyFrom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkUsable(env, "copyFrom");
-  ArrayView src = arrayArg(env, info[0], "source", dtype_);
-  int64_t offset = intArg(env, info[1], "offset", 0, int64_t(length_));
-  if (src.length > length_ - size_t(offset)) {
-    throwRangeError(env, "source: expected at most " + std::to_string(length_ - size_t(offset)) +
-                             " elements (length " + std::to_string(length_) + " from offset " +
-                             std::to_string(offset) + "), got " + std::to_string(src.length));
-  }
-  if (src.bytes == 0) return info.This();
+  HostSpan span = hostSpan(info, "source");
+  if (span.host.bytes == 0) return info.This();
   const CudaApi& api = onDevice(env, device());
-  char* dst = static_cast<char*>(allocation_->ptr) + offset_ + size_t(offset) * dtypeSize(dtype_);
   check(env, api, "cudaMemcpy (host to device)",
-        api.cudaMemcpy(dst, src.data, src.bytes, cudaMemcpyHostToDevice));
+        api.cudaMemcpy(span.device, span.host.data, span.host.bytes, cudaMemcpyHostToDevice));
   return info.This();
 }
 
 Napi::Value DeviceBuffer::CopyTo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkUsable(env, "copyTo");
-  ArrayView dst = arrayArg(env, info[0], "target", dtype_);
-  int64_t offset = intArg(env, info[1], "offset", 0, int64_t(length_));
-  if (dst.length > length_ - size_t(offset)) {
-    throwRangeError(env, "target: expected at most " + std::to_string(length_ - size_t(offset)) +
-                             " elements (length " + std::to_string(length_) + " from offset " +
-                             std::to_string(offset) + "), got " + std::to_string(dst.length));
-  }
-  if (dst.bytes == 0) return info[0];
+  HostSpan span = hostSpan(info, "target");
+  if (span.host.bytes == 0) return info[0];
   const CudaApi& api = onDevice(env, device());
-  const char* src = static_cast<const char*>(allocation_->ptr) + offset_ + size_t(offset) * dtypeSize(dtype_);
   check(env, api, "cudaMemcpy (device to host)",
-        api.cudaMemcpy(dst.data, src, dst.bytes, cudaMemcpyDeviceToHost));
+        api.cudaMemcpy(span.host.data, span.device, span.host.bytes, cudaMemcpyDeviceToHost));
   return info[0];
 }
 

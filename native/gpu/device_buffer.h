@@ -13,6 +13,7 @@
 
 #include <napi.h>
 
+#include "args.h"
 #include "dtype.h"
 
 namespace collectives {
@@ -58,6 +59,11 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
 
   bool freed() const { return detached_ || !allocation_ || allocation_->freed; }
   void checkUsable(Napi::Env env, const char* operation) const;
+  struct HostSpan {
+    ArrayView host;
+    char* device;
+  };
+  HostSpan hostSpan(const Napi::CallbackInfo& info, const char* name);
 
   std::shared_ptr<DeviceAllocation> allocation_;
   size_t offset_ = 0;  // bytes from the allocation's start
