@@ -21,6 +21,7 @@
         "native/store/tcp_store.cc",
         "native/quant/codec.cc",
         "native/quant/communicator_quantized.cc",
+        "native/quant/host_quant_engine.cc",
         "native/quant/quant_args.cc",
         "native/quant/quant_exports.cc",
         "native/quant/quantized_ops.cc"

@@ -5,6 +5,7 @@
 
 #include "../communicator.h"
 #include "../args.h"
+#include "host_quant_engine.h"
 #include "quant_args.h"
 #include "quantized_ops.h"
 
@@ -85,20 +86,19 @@ Napi::Value Communicator::Quantized(const Napi::CallbackInfo& info, int kind) {
   // Every input byte is quantized into scratch before any output byte is
   // written, so the input and output may overlap in any way.
   work->run = [=](std::shared_ptr<Backend>& b) {
+    quant::HostQuantEngine engine(*b, timeout);
     switch (k) {
       case QuantOp::kAllToAll:
-        quant::allToAllQuantized(*b, inData, outData, count, dtype, spec, residual, timeout);
+        quant::allToAllQuantized(engine, inData, outData, count, dtype, spec, residual);
         break;
       case QuantOp::kReduceScatter:
-        quant::reduceScatterQuantized(*b, inData, outData, count, dtype, op, spec, residual,
-                                      timeout);
+        quant::reduceScatterQuantized(engine, inData, outData, count, dtype, op, spec, residual);
         break;
       case QuantOp::kAllGather:
-        quant::allGatherQuantized(*b, inData, outData, count, dtype, spec, residual, timeout);
+        quant::allGatherQuantized(engine, inData, outData, count, dtype, spec, residual);
         break;
       case QuantOp::kAllReduce:
-        quant::allReduceQuantized(*b, inData, outData, count, dtype, op, spec, residual,
-                                  timeout);
+        quant::allReduceQuantized(engine, inData, outData, count, dtype, op, spec, residual);
         break;
     }
   };

@@ -1,6 +1,5 @@
-// Quantized collectives composed from a Backend's byte all-to-all and
-// all-gather, so every engine that implements those gets them. Each runs as
-// one operation on the calling thread (the communicator's queue thread):
+// Quantized collectives written once over a QuantEngine (quant_engine.h), so
+// host memory over Gloo and device memory over NCCL run the same steps:
 // quantize, exchange the chunks, dequantize (and reduce in float32).
 //
 // Every chunk on the wire is self-contained (its own scales and payload, the
@@ -10,42 +9,33 @@
 
 #include <cstdint>
 
-#include "../backend.h"
-#include "codec.h"
+#include "quant_engine.h"
 
 namespace collectives {
 namespace quant {
 
-struct QuantSpec {
-  Format format = Format::kInt8;
-  size_t blockSize = kDefaultBlockSize;
-  bool stochastic = false;
-  uint64_t seed = 0;
-};
-
 // Counts are in elements of `dtype` (float32, float16 or bfloat16). `residual`
 // is the caller's error-feedback state (float32) or null; its length per
-// operation is given beside each function.
+// operation is given beside each function. Pointers are in the engine's memory.
 
 // in, out: size * countPerRank. residual: size * countPerRank.
-void allToAllQuantized(Backend& b, const void* in, void* out, size_t countPerRank, DType dtype,
-                       const QuantSpec& spec, float* residual, Millis timeout);
+void allToAllQuantized(QuantEngine& e, const void* in, void* out, size_t countPerRank,
+                       DType dtype, const QuantSpec& spec, float* residual);
 
 // in: size * countPerRank; out: countPerRank. op: sum or avg.
 // residual: size * countPerRank.
-void reduceScatterQuantized(Backend& b, const void* in, void* out, size_t countPerRank,
-                            DType dtype, RedOp op, const QuantSpec& spec, float* residual,
-                            Millis timeout);
+void reduceScatterQuantized(QuantEngine& e, const void* in, void* out, size_t countPerRank,
+                            DType dtype, RedOp op, const QuantSpec& spec, float* residual);
 
 // in: countPerRank; out: size * countPerRank. residual: countPerRank.
-void allGatherQuantized(Backend& b, const void* in, void* out, size_t countPerRank,
-                        DType dtype, const QuantSpec& spec, float* residual, Millis timeout);
+void allGatherQuantized(QuantEngine& e, const void* in, void* out, size_t countPerRank,
+                        DType dtype, const QuantSpec& spec, float* residual);
 
 // in, out: count (any count; the last shards may be short or empty).
 // residual: count + shardCount(count, size): the input's, then this rank's
 // reduced shard's.
-void allReduceQuantized(Backend& b, const void* in, void* out, size_t count, DType dtype,
-                        RedOp op, const QuantSpec& spec, float* residual, Millis timeout);
+void allReduceQuantized(QuantEngine& e, const void* in, void* out, size_t count, DType dtype,
+                        RedOp op, const QuantSpec& spec, float* residual);
 
 // The elements of one all-reduce shard: ceil(count / size).
 inline size_t shardCount(size_t count, int size) {
