@@ -82,6 +82,9 @@ COLLECTIVES_HD inline void nesterovElement(float lr, float mu, float& p, float d
 
 COLLECTIVES_HD inline float axpyElement(float a, float x, float y) { return y + a * x; }
 COLLECTIVES_HD inline float scaleElement(float a, float x) { return x * a; }
+// avg's last step: a division, not a multiplication by 1/d (which rounds
+// differently unless d is a power of two).
+COLLECTIVES_HD inline float divideElement(float d, float x) { return x / d; }
 
 // ---- float32 <-> float16 / bfloat16 (round to nearest, ties to even) ----------
 // The same results as dtype.h's host conversions, written for both sides.

@@ -44,6 +44,10 @@ __global__ void scaleKernel(size_t n, float a, float* x) {
   GRID_STRIDE(i, n) { x[i] = ops::scaleElement(a, x[i]); }
 }
 
+__global__ void divideKernel(size_t n, float d, float* x) {
+  GRID_STRIDE(i, n) { x[i] = ops::divideElement(d, x[i]); }
+}
+
 __global__ void castKernel(const void* in, int inType, void* out, int outType, size_t n) {
   GRID_STRIDE(i, n) { ops::storeFromFloat(out, i, outType, ops::loadAsFloat(in, i, inType)); }
 }
@@ -87,6 +91,13 @@ extern "C" int collectives_cuda_scale(size_t n, float a, float* x, void* stream)
   if (n == 0) return 0;
   if (!x) return COLLECTIVES_CUDA_EINVAL;
   scaleKernel<<<gridFor(n), kThreads, 0, asStream(stream)>>>(n, a, x);
+  return launchStatus();
+}
+
+extern "C" int collectives_cuda_divide(size_t n, float d, float* x, void* stream) {
+  if (n == 0) return 0;
+  if (!x || d == 0.0f) return COLLECTIVES_CUDA_EINVAL;
+  divideKernel<<<gridFor(n), kThreads, 0, asStream(stream)>>>(n, d, x);
   return launchStatus();
 }
 

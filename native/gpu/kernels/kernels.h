@@ -81,6 +81,9 @@ COLLECTIVES_CUDA_API int collectives_cuda_axpy(size_t n, float a, const float* x
 /* x *= a */
 COLLECTIVES_CUDA_API int collectives_cuda_scale(size_t n, float a, float* x, void* stream);
 
+/* x /= d (d != 0): the average's division, as the host divides. */
+COLLECTIVES_CUDA_API int collectives_cuda_divide(size_t n, float d, float* x, void* stream);
+
 /* out = in converted (float32 / float16 / bfloat16, round to nearest even). */
 COLLECTIVES_CUDA_API int collectives_cuda_cast(const void* in, int inDtype, void* out,
                                                int outDtype, size_t n, void* stream);

@@ -250,6 +250,11 @@ void testElementwise() {
     std::vector<float> gy = dy.get(), gx = dx.get();
     expectSameBytes(y.data(), gy.data(), n * 4, "axpy");
     expectSameBytes(x.data(), gx.data(), n * 4, "scale");
+    // divide: as the host's avg divides (3 is not a power of two).
+    for (size_t i = 0; i < n; i++) y[i] = y[i] / 3.0f;
+    kernelOk(collectives_cuda_divide(n, 3.0f, dy.p, nullptr), "divide");
+    std::vector<float> gd = dy.get();
+    expectSameBytes(y.data(), gd.data(), n * 4, "divide");
   }
   // cast: every float16 / bfloat16 bit pattern, and float32 values around
   // every rounding boundary, in each direction.
