@@ -50,6 +50,7 @@ CudaStatus load() {
     COLLECTIVES_BIND(*lib, api, cudaMemcpy);
     COLLECTIVES_BIND(*lib, api, cudaMemcpyAsync);
     COLLECTIVES_BIND(*lib, api, cudaMemset);
+    COLLECTIVES_BIND(*lib, api, cudaMemsetAsync);
     COLLECTIVES_BIND(*lib, api, cudaDeviceSynchronize);
     COLLECTIVES_BIND(*lib, api, cudaGetErrorString);
     COLLECTIVES_BIND(*lib, api, cudaRuntimeGetVersion);

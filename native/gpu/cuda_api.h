@@ -38,6 +38,7 @@ struct CudaApi {
   cudaError_t (*cudaMemcpyAsync)(void* dst, const void* src, size_t bytes, int kind,
                                  cudaStream_t stream);
   cudaError_t (*cudaMemset)(void* ptr, int value, size_t bytes);
+  cudaError_t (*cudaMemsetAsync)(void* ptr, int value, size_t bytes, cudaStream_t stream);
   cudaError_t (*cudaDeviceSynchronize)();
   const char* (*cudaGetErrorString)(cudaError_t error);
   cudaError_t (*cudaRuntimeGetVersion)(int* version);
