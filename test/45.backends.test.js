@@ -258,6 +258,41 @@ describe('45 backends', function () {
     assert.match(missing.stderr, /collectives-bench: --backend nccl: COLLECTIVES_CUDA_LIBRARY=.*no-such-cudart\.so did not load/);
   });
 
+  it('bench/gpu-call-cost.js issues and checks every call against the stand-ins, and says why the C++ loop did not run', function () {
+    this.timeout(120000);
+    const cudart = compile('fake7/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake7/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22304']);
+    if (!cudart || !ncclLib) this.skip();
+    const json = path.join(tmp, 'gpu-call-cost.json');
+    const [iters, warmup, rounds] = [50, 3, 2];
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'gpu-call-cost.js'), '--iters', String(iters), '--warmup', String(warmup), '--rounds', String(rounds), '--json', json], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    // Each round's rank made warm-up + pipelined + awaited calls, all of them reaching NCCL.
+    const calls = r.stderr.match(/fake-nccl: \d+ ncclAllReduce calls/g).filter((l) => !l.includes(' 0 '));
+    assert.deepEqual(calls, Array(rounds).fill(`fake-nccl: ${warmup + 2 * iters} ncclAllReduce calls`), r.stderr);
+    assert.match(r.stdout, new RegExp(`^# gpu-call-cost: ${iters} one-element float32 all-reduces on 1 rank, best of ${rounds}`, 'm'));
+    // The C++ loop links the real CUDA runtime, which finds no GPU here (or is not built; on a GPU
+    // machine it would meet the stand-in NCCL and fail): said, not hidden.
+    assert.match(r.stdout, /^# C\+\+ loop not run: \S.{10,}/m);
+    const rows = r.stdout.split('\n').filter((l) => /^ {2}(pipelined|awaited) /.test(l)).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(rows.map((row) => [row[0], row[1], row[3], row[4], row[5], row[6], row.slice(7).join(' ')]), [
+      ['pipelined', 'n/a', 'n/a', '<=', '+5', 'us', 'not measured'],
+      ['awaited', 'n/a', 'n/a', '<=', '+5', 'us', 'not measured'],
+    ]);
+    for (const row of rows) assert.ok(Number(row[2]) > 0, row.join(' '));
+    const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+    assert.deepEqual([report.iters, report.warmup, report.rounds, report.target_us, report.nccl], [iters, warmup, rounds, 5, '2.23.4']);
+    assert.equal(report.measured.js.length, rounds);
+    for (const m of report.measured.js) assert.deepEqual(m.resolved, { pipelined: iters, awaited: iters });
+    assert.deepEqual(report.rows.map((x) => [x.mode, x.cpp_us, x.diff_us, x.met]), [['pipelined', null, null, null], ['awaited', null, null, null]]);
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'gpu-call-cost.js'), '--iters', '0'], { encoding: 'utf8' });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /gpu-call-cost: --iters: expected a positive integer, got '0'/);
+  });
+
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
     const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
     const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
