@@ -18,6 +18,7 @@
         "native/gpu/dynamic_library.cc",
         "native/gpu/nccl_api.cc",
         "native/gpu/nccl_backend.cc",
+        "native/gpu/nccl_completion.cc",
         "native/store/tcp_store.cc",
         "native/quant/codec.cc",
         "native/quant/communicator_quantized.cc",

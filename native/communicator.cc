@@ -501,6 +501,8 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   }
   auto work = newWork(info, operation, {info[1]});
   if (haveOut) work->pin(info[2]);
+  Work* raw = work.get();
+  work->transferTimeout = timeout;
   auto state = nccl_;
   const int rank = rank_, size = size_, device = nccl_->device;
   const std::string k = kind;
@@ -532,6 +534,8 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
     } else {
       nb.allToAll(inData, outData, count, dtype, timeout);
     }
+    // Awaited on the waiter thread while this thread issues the next call.
+    raw->transfer = nb.takeCompletion();
   };
   return queue_->push(env, std::move(work));
 }
@@ -544,6 +548,8 @@ Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[1]);
   if (!nccl_) nccl_ = std::make_shared<NcclState>();
   auto work = newWork(info, "group");
+  Work* raw = work.get();
+  work->transferTimeout = timeout;
   auto state = nccl_;
   work->run = [=](std::shared_ptr<Backend>&) {
     if (begin) {
@@ -554,7 +560,10 @@ Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
     const bool started = state->groupStarted;
     state->groupOpen = false;
     state->groupStarted = false;
-    if (started && state->backend) state->backend->endGroup(timeout);
+    if (started && state->backend) {
+      state->backend->endGroup(timeout);
+      raw->transfer = state->backend->takeCompletion();
+    }
   };
   return queue_->push(env, std::move(work));
 }

@@ -258,6 +258,69 @@ describe('45 backends', function () {
     assert.match(missing.stderr, /collectives-bench: --backend nccl: COLLECTIVES_CUDA_LIBRARY=.*no-such-cudart\.so did not load/);
   });
 
+  /** Runs `code` (a script over `c`, the package) with the stand-in CUDA runtime and NCCL; returns its last stdout line as JSON. */
+  function withFakes(dir, code, env = {}, ncclDefines = []) {
+    const cudart = compile(`${dir}/libcudart.so.12`, 'fake_cudart.c');
+    const ncclLib = compile(`${dir}/libnccl.so.2`, 'fake_nccl.c', ['-DVERSION=22105', ...ncclDefines]);
+    if (!cudart || !ncclLib) return null;
+    const script = `const c = require(${JSON.stringify(DIST)});\n(async () => {\n${code}\n})().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', FAKE_CUDA_REPORT: '1', ...env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+    return { out: JSON.parse(r.stdout.trim().split('\n').pop()), stderr: r.stderr };
+  }
+
+  it('device collectives complete off the queue thread: the next call is issued while the device runs, completions keep issue order', function () {
+    // Each event completes 300 ms after it is recorded. Waiting for each in turn on the queue
+    // thread would take 10 x 300 ms; issued back to back they finish together.
+    const r = withFakes('fake7', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const bufs = Array.from({ length: 10 }, (_, i) => new c.DeviceBuffer('int32', 4).fill(i));
+      const order = [];
+      const t0 = Date.now();
+      const works = bufs.map((b, i) => comm.allReduce(b).wait().then(() => order.push(i)));
+      const host = Float32Array.of(7);
+      works.push(comm.allReduce(host).wait().then(() => order.push('host')));
+      await Promise.all(works);
+      const elapsed = Date.now() - t0;
+      const values = bufs.map((b) => b.copyTo()[0]);
+      for (const b of bufs) b.free();
+      await comm.destroy();
+      console.log(JSON.stringify({ order, elapsed, values }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    const { order, elapsed, values } = r.out;
+    // The host call issued last ran while the device calls were still in flight.
+    assert.deepEqual(order, ['host', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(elapsed >= 290 && elapsed < 1500, `${elapsed} ms`);
+    assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('a device call that times out aborts the NCCL communicator: calls enqueued behind it fail ABORTED, the next one gets a fresh communicator', function () {
+    const r = withFakes('fake8', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const b = new c.DeviceBuffer('float32', 4).fill(2);
+      process.env.FAKE_CUDA_EVENT_HANG = '1';
+      const settled = await Promise.allSettled([0, 1, 2].map(() => comm.allReduce(b, { timeoutMs: 200 }).wait()));
+      delete process.env.FAKE_CUDA_EVENT_HANG;
+      const out = settled.map((s) => s.status === 'rejected' ? [s.reason.name, s.reason.code, s.reason.operation] : 'ok');
+      await comm.allReduce(b, { timeoutMs: 200 }).wait();
+      out.push('ok', Array.from(b.copyTo()));
+      b.free();
+      await comm.destroy();
+      console.log(JSON.stringify(out));`);
+    if (!r) this.skip();
+    assert.deepEqual(r.out, [
+      ['CollectiveError', 'TIMEOUT', 'allReduce'],
+      ['CollectiveError', 'ABORTED', 'allReduce'],
+      ['CollectiveError', 'ABORTED', 'allReduce'],
+      'ok',
+      [2, 2, 2, 2],
+    ]);
+  });
+
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
     const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
     const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "gpu/nccl_completion.h"
 
 namespace collectives {
 namespace gpu {
@@ -51,8 +52,6 @@ std::shared_ptr<NcclBackend> NcclBackend::connect(gloo::rendezvous::Store& store
   b->checkCuda("cudaSetDevice", cs.api->cudaSetDevice(device));
   b->checkCuda("cudaStreamCreateWithFlags",
                cs.api->cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
-  b->checkCuda("cudaEventCreateWithFlags",
-               cs.api->cudaEventCreateWithFlags(&b->event_, cudaEventDisableTiming));
   ncclComm_t comm = nullptr;
   ncclResult_t r = ns.api->ncclCommInitRank(&comm, size, id, rank);
   if (r != ncclSuccess) {
@@ -63,28 +62,49 @@ std::shared_ptr<NcclBackend> NcclBackend::connect(gloo::rendezvous::Store& store
 }
 
 NcclBackend::~NcclBackend() {
+  // Every completion holds this backend, so no event is in use any more.
   if (comm_) nccl_->ncclCommDestroy(comm_);
-  if (event_) cuda_->cudaEventDestroy(event_);
+  for (cudaEvent_t e : events_) cuda_->cudaEventDestroy(e);
   if (stream_) cuda_->cudaStreamDestroy(stream_);
 }
 
-void NcclBackend::abortComm() {
+bool NcclBackend::aborted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (abortPending_ && !grouped_) abortLocked(true);
+  return comm_ == nullptr;
+}
+
+void NcclBackend::abortLocked(bool onQueueThread) {
   if (grouped_) {
+    if (!onQueueThread) {
+      abortPending_ = true;
+      return;
+    }
     // Close the thread's group before the communicator goes.
     nccl_->ncclGroupEnd();
     grouped_ = false;
     groupBroken_ = true;
   }
+  abortPending_ = false;
   if (comm_) {
     nccl_->ncclCommAbort(comm_);
     comm_ = nullptr;
   }
 }
 
+void NcclBackend::ready(const char* operation) {
+  if (abortPending_) abortLocked(true);
+  if (!comm_) {
+    throw CollectiveFailure(codes::kAborted,
+                            std::string(operation) + ": the NCCL communicator was aborted");
+  }
+  checkCuda("cudaSetDevice", cuda_->cudaSetDevice(device_));
+}
+
 void NcclBackend::check(const char* operation, ncclResult_t result) {
   if (result == ncclSuccess || result == ncclInProgress) return;
   std::string message = nccl_->describe(operation, result);
-  abortComm();
+  abortLocked(true);
   throw CollectiveFailure(codes::kInternal, message);
 }
 
@@ -94,44 +114,78 @@ void NcclBackend::checkCuda(const char* operation, cudaError_t error) {
 }
 
 void NcclBackend::complete(const char* operation, Millis timeout) {
-  if (grouped_) return;  // launched and awaited by endGroup
-  checkCuda("cudaEventRecord", cuda_->cudaEventRecord(event_, stream_));
-  const auto deadline = Clock::now() + timeout;
+  if (grouped_) return;  // the group's completion is recorded by endGroup
+  cudaEvent_t event = nullptr;
+  if (!events_.empty()) {
+    event = events_.back();
+    events_.pop_back();
+  } else {
+    checkCuda("cudaEventCreateWithFlags",
+              cuda_->cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  }
+  cudaError_t recorded = cuda_->cudaEventRecord(event, stream_);
+  if (recorded != cudaSuccess) {
+    events_.push_back(event);
+    checkCuda("cudaEventRecord", recorded);
+  }
+  issued_ = std::make_unique<NcclCompletion>(shared_from_this(), event, operation, timeout);
+}
+
+void NcclBackend::recycleEvent(cudaEvent_t event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A few idle events cover the usual depth of in-flight work; more are
+  // created on demand and destroyed here.
+  if (events_.size() < 64) {
+    events_.push_back(event);
+  } else {
+    cuda_->cudaEventDestroy(event);
+  }
+}
+
+void NcclBackend::watch(const char* operation, cudaEvent_t event, Clock::time_point deadline,
+                        Millis timeout) {
   auto pause = std::chrono::microseconds(20);
   for (;;) {
-    cudaError_t q = cuda_->cudaEventQuery(event_);
-    if (q == cudaSuccess) break;
-    if (q != cudaErrorNotReady) {
-      abortComm();
-      throw CollectiveFailure(codes::kInternal, cuda_->describe(operation, q));
-    }
-    ncclResult_t async = ncclSuccess;
-    nccl_->ncclCommGetAsyncError(comm_, &async);
-    if (async != ncclSuccess && async != ncclInProgress) {
-      std::string message = nccl_->describe(operation, async);
-      abortComm();
-      // A remote or system error (NCCL's 2 and 6) usually means a peer is gone.
-      throw CollectiveFailure(async == 2 || async == 6 ? codes::kPeerLost : codes::kInternal,
-                              message);
-    }
-    if (Clock::now() >= deadline) {
-      abortComm();
-      throw CollectiveFailure(codes::kTimeout, std::string(operation) + ": timed out after " +
-                                                   std::to_string(timeout.count()) +
-                                                   " ms; the NCCL communicator was aborted");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Checked first: after an abort the event may complete over garbage.
+      if (!comm_ || abortPending_) {
+        throw CollectiveFailure(codes::kAborted,
+                                std::string(operation) +
+                                    ": an earlier device operation failed and the NCCL "
+                                    "communicator was aborted");
+      }
+      cudaError_t q = cuda_->cudaEventQuery(event);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) {
+        abortLocked(false);
+        throw CollectiveFailure(codes::kInternal, cuda_->describe(operation, q));
+      }
+      ncclResult_t async = ncclSuccess;
+      nccl_->ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        std::string message = nccl_->describe(operation, async);
+        abortLocked(false);
+        // A remote or system error (NCCL's 2 and 6) usually means a peer is gone.
+        throw CollectiveFailure(async == 2 || async == 6 ? codes::kPeerLost : codes::kInternal,
+                                message);
+      }
+      if (Clock::now() >= deadline) {
+        abortLocked(false);
+        throw CollectiveFailure(codes::kTimeout, std::string(operation) + ": timed out after " +
+                                                     std::to_string(timeout.count()) +
+                                                     " ms; the NCCL communicator was aborted");
+      }
     }
     std::this_thread::sleep_for(pause);
     if (pause < std::chrono::microseconds(1000)) pause *= 2;
   }
 }
 
-#define NCCL_READY(op)                                                                \
-  do {                                                                                \
-    if (!comm_) throw CollectiveFailure(codes::kAborted, std::string(op) +            \
-                                                             ": the NCCL communicator " \
-                                                             "was aborted");          \
-    checkCuda("cudaSetDevice", cuda_->cudaSetDevice(device_));                        \
-  } while (0)
+// Holds mu_ for the rest of the calling method.
+#define NCCL_READY(op)                      \
+  std::lock_guard<std::mutex> lock_(mu_); \
+  ready(op)
 
 void NcclBackend::allReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
                             Millis timeout) {
@@ -182,6 +236,8 @@ void NcclBackend::beginGroup() {
 }
 
 void NcclBackend::endGroup(Millis timeout) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (abortPending_) abortLocked(true);
   if (groupBroken_) {
     groupBroken_ = false;
     throw CollectiveFailure(codes::kAborted,

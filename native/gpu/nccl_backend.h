@@ -3,17 +3,30 @@
 // id and puts it in the rendezvous store under the communicator's prefix, the
 // others wait for it, then each rank joins on the device of the buffer.
 //
-// Every call runs on the communicator's queue thread: it enqueues the NCCL
-// operation on this backend's stream, records an event and polls it with
-// short sleeps, checking ncclCommGetAsyncError and the call's timeout between
-// polls (the watchdog). On an asynchronous error or a timeout the NCCL
-// communicator is aborted and the call throws CollectiveFailure; the next
-// device call creates a fresh one. One queue thread per communicator, no
-// thread per operation; device operations therefore do not overlap yet.
+// Unlike the Backend contract, the collectives here return once the NCCL
+// operation is enqueued on this backend's stream: the caller (the queue
+// thread) then takes its completion with takeCompletion(), an event from a
+// small pool recorded after the operation, and hands it to the waiter thread.
+// So the queue thread issues the next operation while the GPU runs this one,
+// and issue order is kept (one stream, one waiter). The waiter's watch()
+// polls the event, ncclCommGetAsyncError and the deadline (the watchdog); on
+// an asynchronous error or a timeout it aborts the NCCL communicator and the
+// call fails with CollectiveFailure; work enqueued behind it fails ABORTED and
+// the next device call creates a fresh communicator.
+//
+// Threads: the queue thread enqueues, the waiter thread watches and may abort.
+// mu_ guards comm_ between them: an enqueue holds it for the NCCL call, so an
+// abort never frees the communicator under a call. NCCL groups belong to the
+// thread that opened them, so while the queue thread has a group open the
+// waiter only marks the abort, and the queue thread carries it out when it
+// next touches the backend.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <gloo/rendezvous/store.h>
 
@@ -24,7 +37,7 @@
 namespace collectives {
 namespace gpu {
 
-class NcclBackend : public Backend {
+class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBackend> {
  public:
   // Joins the NCCL communicator `key` of `size` ranks on `device`.
   static std::shared_ptr<NcclBackend> connect(gloo::rendezvous::Store& store,
@@ -36,12 +49,24 @@ class NcclBackend : public Backend {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   int device() const { return device_; }
-  bool aborted() const { return comm_ == nullptr; }
+  // Queue thread: whether the next call needs a fresh backend.
+  bool aborted();
 
-  // ncclGroupStart: the calls until endGroup are enqueued together and return
-  // without waiting. endGroup: ncclGroupEnd, then waits for them all.
+  // ncclGroupStart: the calls until endGroup are enqueued together and leave
+  // no completion. endGroup: ncclGroupEnd, the point where the group's
+  // completion event is recorded.
   void beginGroup();
   void endGroup(Millis timeout);
+
+  // Queue thread: the completion of the last call, or null inside a group.
+  std::unique_ptr<PendingTransfer> takeCompletion() { return std::move(issued_); }
+
+  // Waiter thread (through NcclCompletion): returns when `event` has
+  // completed; throws TIMEOUT, PEER_LOST or INTERNAL after aborting the
+  // communicator, or ABORTED when an earlier failure aborted it.
+  void watch(const char* operation, cudaEvent_t event,
+             std::chrono::steady_clock::time_point deadline, Millis timeout);
+  void recycleEvent(cudaEvent_t event);
 
   void allReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
                  Millis timeout) override;
@@ -70,9 +95,14 @@ class NcclBackend : public Backend {
   // Checks an NCCL call's result (aborting on failure).
   void check(const char* operation, ncclResult_t result);
   void checkCuda(const char* operation, cudaError_t error);
-  // Records the event after the enqueued work and waits for it (the watchdog).
+  // Records an event after the enqueued work and leaves its completion in
+  // issued_ (nothing inside a group). Queue thread, mu_ held.
   void complete(const char* operation, Millis timeout);
-  void abortComm();
+  // mu_ held. From the waiter thread with a group open, only marks the abort.
+  void abortLocked(bool onQueueThread);
+  // Queue thread, mu_ held: throws ABORTED when the communicator is gone,
+  // carrying out an abort the waiter marked.
+  void ready(const char* operation);
   // Grouped send/recv: counts and displacements in elements.
   void exchange(const char* operation, const void* in, const std::vector<size_t>& inCounts,
                 void* out, const std::vector<size_t>& outCounts, DType dtype, Millis timeout);
@@ -81,7 +111,10 @@ class NcclBackend : public Backend {
   const CudaApi* cuda_ = nullptr;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t event_ = nullptr;
+  std::mutex mu_;
+  std::vector<cudaEvent_t> events_;  // the pool of idle events; mu_
+  std::unique_ptr<PendingTransfer> issued_;
+  bool abortPending_ = false;  // marked by the waiter inside a group; mu_
   bool grouped_ = false;
   bool groupBroken_ = false;  // a call inside the group failed and aborted
   int rank_;
