@@ -501,6 +501,9 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   }
   auto work = newWork(info, operation, {info[1]});
   if (haveOut) work->pin(info[2]);
+  // The memory outlives a free() until the operation settles.
+  work->leases.push_back(in->lease());
+  if (haveOut) work->leases.push_back(out->lease());
   Work* raw = work.get();
   work->transferTimeout = timeout;
   auto state = nccl_;

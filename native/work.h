@@ -47,6 +47,8 @@ struct Work {
   // JS thread only.
   Napi::Promise::Deferred deferred;
   std::vector<Napi::Reference<Napi::Value>> pins;
+  // Other holds released with the work on the JS thread (device memory leases).
+  std::vector<std::shared_ptr<void>> leases;
   // Builds the resolution value; undefined when empty.
   std::function<Napi::Value(Napi::Env)> result;
   bool settled = false;

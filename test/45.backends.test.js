@@ -321,6 +321,59 @@ describe('45 backends', function () {
     ]);
   });
 
+  it('free() of a DeviceBuffer an in-flight device call uses: unusable at once, the memory released when the call settles', function () {
+    // Events complete 300 ms after they are recorded; the stand-in reports how many allocations
+    // are live whenever one of 12345 bytes is made.
+    const r = withFakes('fake9', `
+      const probe = () => new c.DeviceBuffer('uint8', 12345).free();
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('int32', 4).fill(5);
+      const out = new c.DeviceBuffer('int32', 4).fill(0);
+      const view = a.subarray(1, 3);
+      const w = comm.allReduce(a, { output: out });
+      const v = comm.allReduce(view);
+      a.free();
+      out.free();
+      const after = [a.freed, out.freed, view.freed];
+      const uses = [() => comm.allReduce(a), () => comm.allReduce(view), () => out.copyTo(), () => a.fill(1)].map((f) => {
+        try { f(); return 'no throw'; } catch (e) { return e.code; }
+      });
+      probe(); // both allocations still live: the calls are in flight
+      const results = await Promise.allSettled([w.wait(), v.wait()]);
+      await new Promise((r) => setImmediate(r));
+      probe(); // released once both settled
+      await comm.destroy();
+      console.log(JSON.stringify({ after, uses, results: results.map((x) => x.status) }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    assert.deepEqual(r.out, {
+      after: [true, true, true],
+      uses: ['DESTROYED', 'DESTROYED', 'DESTROYED', 'DESTROYED'],
+      results: ['fulfilled', 'fulfilled'],
+    });
+    const probes = [...r.stderr.matchAll(/fake-cuda probe: (\d+) live/g)].map((m) => Number(m[1]));
+    assert.deepEqual(probes, [2, 0]);
+    // Released once, never twice (the count would go below 0).
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+  });
+
+  it('free() while a device call is in flight and the communicator is aborted: no crash, the memory is released once', function () {
+    const r = withFakes('fake10', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('float32', 8).fill(1);
+      const w = comm.allReduce(a, { timeoutMs: 300 });
+      a.free();
+      comm.abort();
+      const res = await w.wait().then(() => 'ok', (e) => e.code);
+      await new Promise((r) => setTimeout(r, 500)); // the watchdog gives the call back
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+      new c.DeviceBuffer('uint8', 12345).free();
+      console.log(JSON.stringify(res));`, { FAKE_CUDA_EVENT_HANG: '1' });
+    if (!r) this.skip();
+    assert.equal(r.out, 'ABORTED');
+    assert.match(r.stderr, /fake-cuda probe: 0 live/);
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+  });
+
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
     const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
     const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
