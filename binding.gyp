@@ -19,6 +19,7 @@
         "native/gpu/nccl_api.cc",
         "native/gpu/nccl_backend.cc",
         "native/gpu/nccl_completion.cc",
+        "native/gpu/nccl_init.cc",
         "native/store/tcp_store.cc",
         "native/quant/codec.cc",
         "native/quant/communicator_quantized.cc",

@@ -374,6 +374,31 @@ describe('45 backends', function () {
     assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
   });
 
+  it('joining the NCCL communicator is bounded by the call\'s timeout where NCCL has ncclCommInitRankConfig; older NCCL joins blocking', function () {
+    const code = `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const b = new c.DeviceBuffer('int32', 3).fill(4);
+      const out = [];
+      const t0 = Date.now();
+      try { await comm.allReduce(b, { timeoutMs: 300 }).wait(); out.push('ok'); }
+      catch (e) { out.push([e.name, e.code, e.operation, Date.now() - t0 >= 250 ? 'waited' : 'quick', e.message]); }
+      delete process.env.FAKE_NCCL_INIT_HANG;
+      await comm.allReduce(b, { timeoutMs: 300 }).wait(); // a fresh join succeeds
+      out.push(Array.from(b.copyTo()));
+      b.free();
+      await comm.destroy();
+      console.log(JSON.stringify(out));`;
+    const hung = withFakes('fake11', code, { FAKE_NCCL_INIT_HANG: '1' });
+    if (!hung) this.skip();
+    const [failure, values] = hung.out;
+    assert.deepEqual(failure.slice(0, 4), ['CollectiveError', 'TIMEOUT', 'allReduce', 'waited']);
+    assert.match(failure[4], /ncclCommInitRankConfig: rank 0 of 1 did not finish joining the NCCL communicator within 300 ms/);
+    assert.deepEqual(values, [4, 4, 4]);
+    // Before NCCL 2.14 there is no non-blocking init: the blocking one runs (and cannot hang here).
+    const old = withFakes('fake12', code, { FAKE_NCCL_INIT_HANG: '1' }, ['-DNO_INIT_CONFIG']);
+    assert.deepEqual(old.out, ['ok', [4, 4, 4]]);
+  });
+
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {
     const cudart = compile('fake5/libcudart.so.12', 'fake_cudart.c');
     const ncclLib = compile('fake5/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);

@@ -22,6 +22,16 @@ void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
 
 #define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
 
+// A symbol that later NCCL releases added: null where the loaded one lacks it.
+template <typename F>
+void bindOptional(const DynamicLibrary& lib, F*& fn, const char* name) {
+  try {
+    bind(lib, fn, name);
+  } catch (const MissingSymbol&) {
+    fn = nullptr;
+  }
+}
+
 NcclStatus load() {
   NcclStatus s;
   LibrarySearch search = ncclSearch();
@@ -70,6 +80,7 @@ NcclStatus load() {
     COLLECTIVES_BIND(*lib, api, ncclRecv);
     COLLECTIVES_BIND(*lib, api, ncclGroupStart);
     COLLECTIVES_BIND(*lib, api, ncclGroupEnd);
+    if (s.version >= 21400) bindOptional(*lib, api.ncclCommInitRankConfig, "ncclCommInitRankConfig");
   } catch (const MissingSymbol& e) {
     s.reason = e.what();
     return s;

@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "gpu/nccl_completion.h"
+#include "gpu/nccl_init.h"
 
 namespace collectives {
 namespace gpu {
@@ -32,6 +33,7 @@ std::shared_ptr<NcclBackend> NcclBackend::connect(gloo::rendezvous::Store& store
   if (!ns.available) {
     throw CollectiveFailure(codes::kBackendUnavailable, "NCCL is not available: " + ns.reason);
   }
+  const auto deadline = Clock::now() + timeout;
   std::shared_ptr<NcclBackend> b(new NcclBackend(rank, size, device));
   b->nccl_ = ns.api;
   b->cuda_ = cs.api;
@@ -52,12 +54,8 @@ std::shared_ptr<NcclBackend> NcclBackend::connect(gloo::rendezvous::Store& store
   b->checkCuda("cudaSetDevice", cs.api->cudaSetDevice(device));
   b->checkCuda("cudaStreamCreateWithFlags",
                cs.api->cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
-  ncclComm_t comm = nullptr;
-  ncclResult_t r = ns.api->ncclCommInitRank(&comm, size, id, rank);
-  if (r != ncclSuccess) {
-    throw CollectiveFailure(codes::kInternal, ns.api->describe("ncclCommInitRank", r));
-  }
-  b->comm_ = comm;
+  // One deadline for the store and the init together.
+  b->comm_ = initNcclComm(*ns.api, size, id, rank, deadline, timeout);
   return b;
 }
 
@@ -92,7 +90,10 @@ void NcclBackend::abortLocked(bool onQueueThread) {
   }
 }
 
-void NcclBackend::ready(const char* operation) {
+void NcclBackend::ready(const char* operation, Millis timeout) {
+  callOperation_ = operation;
+  callTimeout_ = timeout;
+  callDeadline_ = Clock::now() + timeout;
   if (abortPending_) abortLocked(true);
   if (!comm_) {
     throw CollectiveFailure(codes::kAborted,
@@ -102,6 +103,20 @@ void NcclBackend::ready(const char* operation) {
 }
 
 void NcclBackend::check(const char* operation, ncclResult_t result) {
+  // A non-blocking communicator may still be enqueuing: the event recorded
+  // next must come after the work, so wait for it (not inside a group, where
+  // the calls only take effect at ncclGroupEnd).
+  if (result == ncclInProgress && !grouped_ && comm_) {
+    result = settleComm(*nccl_, comm_, callDeadline_);
+    if (result == ncclInProgress) {
+      abortLocked(true);
+      throw CollectiveFailure(codes::kTimeout,
+                              std::string(callOperation_) + ": " + operation +
+                                  " was still in progress after " +
+                                  std::to_string(callTimeout_.count()) +
+                                  " ms; the NCCL communicator was aborted");
+    }
+  }
   if (result == ncclSuccess || result == ncclInProgress) return;
   std::string message = nccl_->describe(operation, result);
   abortLocked(true);
@@ -183,13 +198,13 @@ void NcclBackend::watch(const char* operation, cudaEvent_t event, Clock::time_po
 }
 
 // Holds mu_ for the rest of the calling method.
-#define NCCL_READY(op)                      \
+#define NCCL_READY(op, timeout)            \
   std::lock_guard<std::mutex> lock_(mu_); \
-  ready(op)
+  ready(op, timeout)
 
 void NcclBackend::allReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
                             Millis timeout) {
-  NCCL_READY("allReduce");
+  NCCL_READY("allReduce", timeout);
   check("ncclAllReduce", nccl_->ncclAllReduce(in, out, count, ncclDataTypeOf(dtype),
                                               ncclRedOpOf(op), comm_, stream_));
   complete("allReduce", timeout);
@@ -197,7 +212,7 @@ void NcclBackend::allReduce(const void* in, void* out, size_t count, DType dtype
 
 void NcclBackend::reduceScatter(const void* in, void* out, size_t countPerRank, DType dtype,
                                 RedOp op, Millis timeout) {
-  NCCL_READY("reduceScatter");
+  NCCL_READY("reduceScatter", timeout);
   check("ncclReduceScatter",
         nccl_->ncclReduceScatter(in, out, countPerRank, ncclDataTypeOf(dtype), ncclRedOpOf(op),
                                  comm_, stream_));
@@ -206,14 +221,14 @@ void NcclBackend::reduceScatter(const void* in, void* out, size_t countPerRank, 
 
 void NcclBackend::allGather(const void* in, void* out, size_t countPerRank, DType dtype,
                             Millis timeout) {
-  NCCL_READY("allGather");
+  NCCL_READY("allGather", timeout);
   check("ncclAllGather",
         nccl_->ncclAllGather(in, out, countPerRank, ncclDataTypeOf(dtype), comm_, stream_));
   complete("allGather", timeout);
 }
 
 void NcclBackend::broadcast(void* data, size_t count, DType dtype, int root, Millis timeout) {
-  NCCL_READY("broadcast");
+  NCCL_READY("broadcast", timeout);
   check("ncclBroadcast",
         nccl_->ncclBroadcast(data, data, count, ncclDataTypeOf(dtype), root, comm_, stream_));
   complete("broadcast", timeout);
@@ -221,7 +236,7 @@ void NcclBackend::broadcast(void* data, size_t count, DType dtype, int root, Mil
 
 void NcclBackend::reduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
                          int root, Millis timeout) {
-  NCCL_READY("reduce");
+  NCCL_READY("reduce", timeout);
   // NCCL ignores the receive buffer off the root; pass the input there.
   void* recv = out ? out : const_cast<void*>(in);
   check("ncclReduce", nccl_->ncclReduce(in, recv, count, ncclDataTypeOf(dtype), ncclRedOpOf(op),
@@ -230,7 +245,7 @@ void NcclBackend::reduce(const void* in, void* out, size_t count, DType dtype, R
 }
 
 void NcclBackend::beginGroup() {
-  NCCL_READY("group");
+  NCCL_READY("group", Millis(0));
   check("ncclGroupStart", nccl_->ncclGroupStart());
   grouped_ = true;
 }
@@ -257,7 +272,7 @@ void NcclBackend::barrier(Millis) { unsupported("barrier"); }
 void NcclBackend::exchange(const char* operation, const void* in,
                            const std::vector<size_t>& inCounts, void* out,
                            const std::vector<size_t>& outCounts, DType dtype, Millis timeout) {
-  NCCL_READY(operation);
+  NCCL_READY(operation, timeout);
   const size_t esize = dtypeSize(dtype);
   const int t = ncclDataTypeOf(dtype);
   const char* src = static_cast<const char*>(in);

@@ -1,7 +1,8 @@
 // Backend over NCCL for device memory. The communicator is created inside the
 // first device collective (every rank calls it): rank 0 asks NCCL for a unique
 // id and puts it in the rendezvous store under the communicator's prefix, the
-// others wait for it, then each rank joins on the device of the buffer.
+// others wait for it, then each rank joins on the device of the buffer, the
+// whole within the call's timeout where NCCL allows it (gpu/nccl_init.h).
 //
 // Unlike the Backend contract, the collectives here return once the NCCL
 // operation is enqueued on this backend's stream: the caller (the queue
@@ -102,7 +103,7 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   void abortLocked(bool onQueueThread);
   // Queue thread, mu_ held: throws ABORTED when the communicator is gone,
   // carrying out an abort the waiter marked.
-  void ready(const char* operation);
+  void ready(const char* operation, Millis timeout);
   // Grouped send/recv: counts and displacements in elements.
   void exchange(const char* operation, const void* in, const std::vector<size_t>& inCounts,
                 void* out, const std::vector<size_t>& outCounts, DType dtype, Millis timeout);
@@ -114,6 +115,10 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   std::mutex mu_;
   std::vector<cudaEvent_t> events_;  // the pool of idle events; mu_
   std::unique_ptr<PendingTransfer> issued_;
+  // The call being enqueued (queue thread, mu_): for waiting out ncclInProgress.
+  const char* callOperation_ = "";
+  Millis callTimeout_{0};
+  std::chrono::steady_clock::time_point callDeadline_;
   bool abortPending_ = false;  // marked by the waiter inside a group; mu_
   bool grouped_ = false;
   bool groupBroken_ = false;  // a call inside the group failed and aborted
