@@ -103,12 +103,16 @@ export class Communicator {
    * What runs `op` (nccl-tests' name: 'all_reduce', 'reduce_scatter', 'all_gather',
    * 'broadcast', 'reduce', 'alltoall', 'barrier') on `bytes` bytes at the default
    * timeout, e.g. 'sync halving-doubling'. Benchmarks print it beside their numbers.
+   * With `{ device: true }`, what runs it on DeviceBuffers: 'nccl', and for 'alltoall'
+   * 'nccl alltoall' (ncclAlltoAll, NCCL 2.28+) or 'nccl send/recv' (grouped send/recv).
    */
-  algorithm(op: string, bytes: number): string {
+  algorithm(op: string, bytes: number, options?: { device?: boolean }): string {
     if (typeof op !== 'string') throw argTypeError('op', 'an operation name', op);
     checkInt('bytes', bytes, 0, Number.MAX_SAFE_INTEGER);
+    const o = checkOptions<{ device?: boolean }>('options', options, ['device']);
+    if (o.device !== undefined && typeof o.device !== 'boolean') throw argTypeError('options.device', 'a boolean', o.device);
     try {
-      return this.#native.algorithm(op, bytes);
+      return this.#native.algorithm(op, bytes, o.device === true);
     } catch (err) {
       throw fromNative(err, this.rank, 'algorithm');
     }

@@ -86,7 +86,7 @@ export interface NativeCommunicator {
   readonly size: number;
   readonly pending: number;
   readonly closed: boolean;
-  algorithm(op: string, bytes: number): string;
+  algorithm(op: string, bytes: number, device: boolean): string;
   allReduce(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   reduceScatter(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   allGather(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;

@@ -212,20 +212,24 @@ describe('45 backends', function () {
     assert.doesNotMatch(r.stdout, /pending/);
   });
 
-  it('the NCCL suite (test/gpu/30) passes against host-memory stand-ins for the CUDA runtime and NCCL', function () {
+  it('the NCCL suite (test/gpu/30) passes against host-memory stand-ins for the CUDA runtime and NCCL, with and without ncclAlltoAll', function () {
     const cudart = compile('fake4/libcudart.so.12', 'fake_cudart.c');
-    const ncclLib = compile('fake4/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
-    if (!cudart || !ncclLib) this.skip();
+    if (!cudart) this.skip();
     const mocha = require.resolve('mocha/bin/mocha.js');
-    // One device: the stand-in NCCL has only 1-rank communicators.
-    const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
-      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1' },
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /1[0-9] passing/);
-    // Every NCCL communicator is released (destroyed or aborted) by exit, once.
-    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+    // NCCL 2.21 (all-to-all as grouped send/recv) and 2.28 (ncclAlltoAll).
+    for (const [dir, defines, algorithm] of [['fake4', ['-DVERSION=22105'], 'nccl send/recv'], ['fake4b', ['-DVERSION=22803', '-DALLTOALL'], 'nccl alltoall']]) {
+      const ncclLib = compile(`${dir}/libnccl.so.2`, 'fake_nccl.c', defines);
+      // One device: the stand-in NCCL has only 1-rank communicators.
+      const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
+        env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', COLLECTIVES_TEST_ALLTOALL: algorithm },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /[12][0-9] passing/);
+      // Every NCCL communicator is released (destroyed or aborted) by exit, once.
+      assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+      if (algorithm === 'nccl alltoall') assert.match(r.stderr, /fake-nccl: [1-9]\d* ncclAlltoAll calls\n/);
+    }
   });
 
   it('collectives-bench --backend nccl runs every operation on DeviceBuffers, #wrong 0, against the stand-ins', function () {

@@ -81,6 +81,7 @@ NcclStatus load() {
     COLLECTIVES_BIND(*lib, api, ncclGroupStart);
     COLLECTIVES_BIND(*lib, api, ncclGroupEnd);
     if (s.version >= 21400) bindOptional(*lib, api.ncclCommInitRankConfig, "ncclCommInitRankConfig");
+    if (s.version >= 22800) bindOptional(*lib, api.ncclAlltoAll, "ncclAlltoAll");
   } catch (const MissingSymbol& e) {
     s.reason = e.what();
     return s;

@@ -114,6 +114,9 @@ struct NcclApi {
                            cudaStream_t stream);
   ncclResult_t (*ncclRecv)(void* recv, size_t count, int dtype, int peer, ncclComm_t comm,
                            cudaStream_t stream);
+  // NCCL 2.28 and later; null before (all-to-all is then grouped send/recv).
+  ncclResult_t (*ncclAlltoAll)(const void* send, void* recv, size_t count, int dtype,
+                               ncclComm_t comm, cudaStream_t stream);
   ncclResult_t (*ncclGroupStart)();
   ncclResult_t (*ncclGroupEnd)();
 

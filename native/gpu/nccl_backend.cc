@@ -300,6 +300,13 @@ void NcclBackend::exchange(const char* operation, const void* in,
 
 void NcclBackend::allToAll(const void* in, void* out, size_t countPerRank, DType dtype,
                            Millis timeout) {
+  if (nccl_->ncclAlltoAll) {
+    NCCL_READY("allToAll", timeout);
+    check("ncclAlltoAll", nccl_->ncclAlltoAll(in, out, countPerRank, ncclDataTypeOf(dtype),
+                                              comm_, stream_));
+    complete("allToAll", timeout);
+    return;
+  }
   std::vector<size_t> counts(size_t(size_), countPerRank);
   exchange("allToAll", in, counts, out, counts, dtype, timeout);
 }

@@ -80,8 +80,13 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
               Millis timeout) override;
   // Stays on Gloo: the communicator never routes a barrier here.
   void barrier(Millis timeout) override;
+  // ncclAlltoAll where the loaded NCCL has it (2.28+), else grouped send/recv.
   void allToAll(const void* in, void* out, size_t countPerRank, DType dtype,
                 Millis timeout) override;
+  // What allToAll runs on the loaded NCCL (for Communicator.algorithm).
+  static const char* allToAllAlgorithm(const NcclApi& api) {
+    return api.ncclAlltoAll ? "nccl alltoall" : "nccl send/recv";
+  }
   void allToAllV(const void* in, const std::vector<int64_t>& inCounts, void* out,
                  const std::vector<int64_t>& outCounts, DType dtype, Millis timeout) override;
   std::unique_ptr<PendingTransfer> postSend(const void* data, size_t bytes, int peer,

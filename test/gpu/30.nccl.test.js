@@ -116,6 +116,18 @@ describe('gpu 30 NCCL', function () {
     assert.deepEqual(hostArr, Float32Array.of(1, 2, 3));
   });
 
+  it('algorithm(op, bytes, { device: true }) names what runs device calls', function () {
+    assert.equal(comm.algorithm('all_reduce', 1024, { device: true }), 'nccl');
+    assert.equal(comm.algorithm('broadcast', 8, { device: true }), 'nccl');
+    // The barrier stays on Gloo.
+    assert.equal(comm.algorithm('barrier', 0, { device: true }), comm.algorithm('barrier', 0));
+    // ncclAlltoAll from NCCL 2.28 on, grouped send/recv before.
+    const want = process.env.COLLECTIVES_TEST_ALLTOALL ?? (/^2\.(2[89]|[3-9]\d)/.test(backends().nccl.version) ? 'nccl alltoall' : 'nccl send/recv');
+    assert.equal(comm.algorithm('alltoall', 1024, { device: true }), want);
+    assert.throws(() => comm.algorithm('alltoall', 8, { device: 1 }), isCode('INVALID_ARGUMENT', /^options\.device/));
+    assert.throws(() => comm.algorithm('all_to_all', 8, { device: true }), isCode('INVALID_ARGUMENT', /all_to_all/));
+  });
+
   it('mixing host arrays and DeviceBuffers in one call is INVALID_ARGUMENT naming both', function () {
     const d = dev('float32', new Float32Array(4));
     const h = new Float32Array(4);
