@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/args.cc",
         "native/communicator.cc",
+        "native/communicator_device.cc",
         "native/diagnostics.cc",
         "native/reduce_ops.cc",
         "native/work_queue.cc",

@@ -251,16 +251,28 @@ export class Communicator {
   /**
    * All-to-all with per-rank counts: the first inputSplits[0] elements go to
    * rank 0, the next inputSplits[1] to rank 1…; outputSplits[r] elements
-   * arrive from rank r, in rank order.
+   * arrive from rank r, in rank order. On DeviceBuffers: grouped
+   * ncclSend/ncclRecv; input and output must not overlap.
    */
-  allToAllV<T extends HostArray>(
-    input: HostArray,
+  allToAllV<T extends CollectiveBuffer>(
+    input: CollectiveBuffer,
     inputSplits: readonly number[],
     output: T,
     outputSplits: readonly number[],
     options?: DataOptions,
   ): Work<T> {
     const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
+    if (onDevice(['input', input], ['output', output])) {
+      const inp = input as DeviceBuffer;
+      const out = output as DeviceBuffer;
+      checkDeviceDType(inp, out, 'output', o.dtype);
+      const ins = this.#checkSplits('inputSplits', inputSplits, inp.length, "the input's length");
+      const outs = this.#checkSplits('outputSplits', outputSplits, out.length, "the output's length");
+      const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+      return this.#issue('allToAllV', output, (n) =>
+        n.deviceAllToAllV(DeviceBuffer.native(inp), ins, DeviceBuffer.native(out), outs, timeout),
+      );
+    }
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
     const dtype = resolveDType('input', inp, o.dtype);
@@ -301,14 +313,39 @@ export class Communicator {
     return this.#quantized('allReduce', buffer, options?.output, options) as Work<T>;
   }
 
-  /** Sends `buffer` to `peer`; completes when the peer has received it. */
-  send<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    return this.#pointToPoint('send', buffer, peer, options);
+  /**
+   * Sends `buffer` to `peer`; completes when the peer has received it.
+   *
+   * A DeviceBuffer goes by ncclSend on the communicator's stream. As in NCCL there are no
+   * tags: sends and receives between two ranks match in issue order, and a send whose matching
+   * receive the peer issues only after its own send to this rank deadlocks. Pair them in
+   * `group(fn)` (like torch's batch_isend_irecv), which is also the only way to send to this
+   * rank itself.
+   */
+  send<T extends CollectiveBuffer>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    if (buffer instanceof DeviceBuffer) return this.#deviceSendRecv('send', buffer, peer, options) as Work<T>;
+    return this.#pointToPoint('send', buffer as HostArray, peer, options) as Work<T>;
   }
 
-  /** Receives into `buffer` from `peer` a message sent with the same tag. */
-  recv<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    return this.#pointToPoint('recv', buffer, peer, options);
+  /**
+   * Receives into `buffer` from `peer` a message sent with the same tag. A DeviceBuffer
+   * receives by ncclRecv, matched in issue order (see send).
+   */
+  recv<T extends CollectiveBuffer>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    if (buffer instanceof DeviceBuffer) return this.#deviceSendRecv('recv', buffer, peer, options) as Work<T>;
+    return this.#pointToPoint('recv', buffer as HostArray, peer, options) as Work<T>;
+  }
+
+  #deviceSendRecv(operation: 'send' | 'recv', buffer: DeviceBuffer, peer: unknown, options: P2POptions | undefined): Work<DeviceBuffer> {
+    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
+    checkDeviceDType(buffer, undefined, 'buffer', o.dtype);
+    // A rank may send to itself on NCCL (inside a group), so any rank is a peer.
+    const other = checkInt('peer', peer, 0, this.size - 1);
+    if (o.tag !== undefined && o.tag !== 0) {
+      throw argRangeError('options.tag', '0 or nothing (NCCL matches device transfers in issue order, without tags)', o.tag);
+    }
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    return this.#issue(operation, buffer, (n) => n.deviceSendRecv(operation === 'send', DeviceBuffer.native(buffer), other, timeout));
   }
 
   /**
@@ -531,6 +568,19 @@ export class Communicator {
     }
     if (sum !== total) throw argRangeError(name, `counts summing to ${what} (${total})`, `a sum of ${sum}`);
     return splits as number[];
+  }
+}
+
+/** The dtype of device call: the input's; the output's and options.dtype, if given, must match. */
+function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined, outName: string, dtype: unknown): void {
+  if (dtype !== undefined && dtype !== input.dtype) {
+    throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${input.dtype}) or nothing`, dtype);
+  }
+  if (output !== undefined && output.dtype !== input.dtype) {
+    throw argTypeError(outName, `a DeviceBuffer of ${input.dtype}`, `a DeviceBuffer of ${output.dtype}`);
+  }
+  if (output !== undefined && output.device !== input.device) {
+    throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
   }
 }
 

@@ -103,6 +103,14 @@ export interface NativeCommunicator {
     root: number,
     timeoutMs: number,
   ): Promise<void>;
+  deviceAllToAllV(
+    input: NativeDeviceBuffer,
+    inputSplits: number[],
+    output: NativeDeviceBuffer,
+    outputSplits: number[],
+    timeoutMs: number,
+  ): Promise<void>;
+  deviceSendRecv(isSend: boolean, buffer: NativeDeviceBuffer, peer: number, timeoutMs: number): Promise<void>;
   deviceGroup(begin: boolean, timeoutMs: number): Promise<void>;
   allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;

@@ -7,8 +7,8 @@
 #include "args.h"
 #include "errors.h"
 #include "gloo/gloo_backend.h"
-#include "gpu/device_buffer.h"
 #include "gpu/nccl_backend.h"
+#include "nccl_state.h"
 #include "store/tcp_store.h"
 
 namespace collectives {
@@ -26,6 +26,8 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::AllToAll>("allToAll"),
           InstanceMethod<&Communicator::AllToAllV>("allToAllV"),
           InstanceMethod<&Communicator::DeviceCollective>("deviceCollective"),
+          InstanceMethod<&Communicator::DeviceAllToAllV>("deviceAllToAllV"),
+          InstanceMethod<&Communicator::DeviceSendRecv>("deviceSendRecv"),
           InstanceMethod<&Communicator::DeviceGroup>("deviceGroup"),
           InstanceMethod<&Communicator::AllToAllQuantized>("allToAllQuantized"),
           InstanceMethod<&Communicator::ReduceScatterQuantized>("reduceScatterQuantized"),
@@ -409,165 +411,6 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
     });
   };
   diagnostics_->guard(*work, {CallKind::kAllToAllV, dtype, true, 0, -1, -1}, timeout);
-  return queue_->push(env, std::move(work));
-}
-
-// The NCCL side of a communicator. `backend` and `generation` belong to the
-// queue thread; `device` is set on the JS thread by the first device call.
-struct NcclState {
-  std::shared_ptr<gpu::NcclBackend> backend;
-  int generation = 0;
-  int device = -1;
-  // Queue thread: a group is open; started once its first device call runs
-  // (the NCCL communicator exists by then).
-  bool groupOpen = false;
-  bool groupStarted = false;
-};
-
-namespace {
-
-gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
-  AddonData* data = env.GetInstanceData<AddonData>();
-  if (!v.IsObject() || data->deviceBufferConstructor.IsEmpty() ||
-      !v.As<Napi::Object>().InstanceOf(data->deviceBufferConstructor.Value())) {
-    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
-  }
-  return gpu::DeviceBuffer::Unwrap(v.As<Napi::Object>());
-}
-
-}  // namespace
-
-// deviceCollective(kind, input, output | null, op, root, timeoutMs): kind is
-// allReduce, reduceScatter, allGather, broadcast, reduce or allToAll.
-Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::string kind = stringArg(env, info[0], "kind");
-  static const char* const kinds[] = {"allReduce", "reduceScatter", "allGather",
-                                      "broadcast", "reduce",        "allToAll"};
-  const char* operation = nullptr;
-  for (const char* k : kinds) {
-    if (kind == k) operation = k;
-  }
-  if (!operation) throwRangeError(env, "kind: unknown device collective '" + kind + "'");
-  checkOpen(env, operation);
-  gpu::DeviceBuffer* in = deviceArg(env, info[1], "input");
-  bool haveOut = !(info[2].IsNull() || info[2].IsUndefined());
-  gpu::DeviceBuffer* out = haveOut ? deviceArg(env, info[2], "output") : in;
-  DType dtype = in->dtype();
-  if (out->dtype() != dtype) {
-    throwTypeError(env, std::string("output: expected a DeviceBuffer of ") + dtypeName(dtype) +
-                            ", got " + dtypeName(out->dtype()));
-  }
-  if (out->device() != in->device()) {
-    throwRangeError(env, "output: expected a DeviceBuffer on device " +
-                             std::to_string(in->device()) + ", got device " +
-                             std::to_string(out->device()));
-  }
-  RedOp op = RedOp::kSum;
-  if (kind == "allReduce" || kind == "reduceScatter" || kind == "reduce") {
-    op = redOpArg(env, info[3], dtype);
-  }
-  int root = 0;
-  if (kind == "broadcast" || kind == "reduce") root = checkRoot(env, info[4], "root");
-  Millis timeout = timeoutArg(env, info[5]);
-  const size_t n = size_t(size_);
-  size_t count = in->length();
-  if (kind == "allReduce" || kind == "reduce" || kind == "allToAll") {
-    checkLength(env, "output", out->length(), in->length(), "the input's length");
-  } else if (kind == "reduceScatter") {
-    checkLength(env, "input", in->length(), out->length() * n, "output length x world size");
-    count = out->length();
-  } else if (kind == "allGather") {
-    checkLength(env, "output", out->length(), in->length() * n, "input length x world size");
-  }
-  if (kind == "allToAll") {
-    if (in->length() % n != 0) {
-      throwRangeError(env, "input: expected a length divisible by the world size (" +
-                               std::to_string(size_) + "), got " + std::to_string(in->length()));
-    }
-    count = in->length() / n;
-  }
-  if (!nccl_) nccl_ = std::make_shared<NcclState>();
-  if (nccl_->device < 0) nccl_->device = in->device();
-  if (in->device() != nccl_->device) {
-    throwRangeError(env, "input: this communicator runs NCCL on device " +
-                             std::to_string(nccl_->device) + ", got a DeviceBuffer on device " +
-                             std::to_string(in->device()));
-  }
-  void* inData = in->data(env);
-  void* outData = out->data(env);
-  if (kind == "allToAll" && inData == outData) {
-    throwRangeError(env, "output: must not be the input's memory");
-  }
-  auto work = newWork(info, operation, {info[1]});
-  if (haveOut) work->pin(info[2]);
-  // The memory outlives a free() until the operation settles.
-  work->leases.push_back(in->lease());
-  if (haveOut) work->leases.push_back(out->lease());
-  Work* raw = work.get();
-  work->transferTimeout = timeout;
-  auto state = nccl_;
-  const int rank = rank_, size = size_, device = nccl_->device;
-  const std::string k = kind;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    if (!state->backend || state->backend->aborted()) {
-      auto* gloo = dynamic_cast<GlooBackend*>(b.get());
-      if (!gloo || !gloo->store()) {
-        throw CollectiveFailure(codes::kInternal, "no rendezvous store for NCCL");
-      }
-      state->backend.reset();
-      const std::string key = gloo->prefix() + "/nccl/" + std::to_string(state->generation++);
-      state->backend = gpu::NcclBackend::connect(*gloo->store(), key, rank, size, device, timeout);
-    }
-    gpu::NcclBackend& nb = *state->backend;
-    if (state->groupOpen && !state->groupStarted) {
-      nb.beginGroup();
-      state->groupStarted = true;
-    }
-    if (k == "allReduce") {
-      nb.allReduce(inData, outData, count, dtype, op, timeout);
-    } else if (k == "reduceScatter") {
-      nb.reduceScatter(inData, outData, count, dtype, op, timeout);
-    } else if (k == "allGather") {
-      nb.allGather(inData, outData, count, dtype, timeout);
-    } else if (k == "broadcast") {
-      nb.broadcast(inData, count, dtype, root, timeout);
-    } else if (k == "reduce") {
-      nb.reduce(inData, rank == root ? outData : nullptr, count, dtype, op, root, timeout);
-    } else {
-      nb.allToAll(inData, outData, count, dtype, timeout);
-    }
-    // Awaited on the waiter thread while this thread issues the next call.
-    raw->transfer = nb.takeCompletion();
-  };
-  return queue_->push(env, std::move(work));
-}
-
-Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  checkOpen(env, "group");
-  if (!info[0].IsBoolean()) throwTypeError(env, "begin: expected a boolean");
-  const bool begin = info[0].As<Napi::Boolean>().Value();
-  Millis timeout = timeoutArg(env, info[1]);
-  if (!nccl_) nccl_ = std::make_shared<NcclState>();
-  auto work = newWork(info, "group");
-  Work* raw = work.get();
-  work->transferTimeout = timeout;
-  auto state = nccl_;
-  work->run = [=](std::shared_ptr<Backend>&) {
-    if (begin) {
-      state->groupOpen = true;
-      state->groupStarted = false;
-      return;
-    }
-    const bool started = state->groupStarted;
-    state->groupOpen = false;
-    state->groupStarted = false;
-    if (started && state->backend) {
-      state->backend->endGroup(timeout);
-      raw->transfer = state->backend->takeCompletion();
-    }
-  };
   return queue_->push(env, std::move(work));
 }
 

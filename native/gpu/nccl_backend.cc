@@ -319,11 +319,24 @@ void NcclBackend::allToAllV(const void* in, const std::vector<int64_t>& inCounts
   exchange("allToAllV", in, ins, out, outs, dtype, timeout);
 }
 
+void NcclBackend::send(const void* data, size_t count, DType dtype, int peer, Millis timeout) {
+  NCCL_READY("send", timeout);
+  check("ncclSend", nccl_->ncclSend(data, count, ncclDataTypeOf(dtype), peer, comm_, stream_));
+  complete("send", timeout);
+}
+
+void NcclBackend::recv(void* data, size_t count, DType dtype, int peer, Millis timeout) {
+  NCCL_READY("recv", timeout);
+  check("ncclRecv", nccl_->ncclRecv(data, count, ncclDataTypeOf(dtype), peer, comm_, stream_));
+  complete("recv", timeout);
+}
+
+// The communicator calls send/recv, which take a dtype and a timeout.
 std::unique_ptr<PendingTransfer> NcclBackend::postSend(const void*, size_t, int, uint32_t) {
-  unsupported("send");
+  unsupported("postSend");
 }
 std::unique_ptr<PendingTransfer> NcclBackend::postRecv(void*, size_t, int, uint32_t) {
-  unsupported("recv");
+  unsupported("postRecv");
 }
 std::shared_ptr<Backend> NcclBackend::split(int, int, const std::string&, Millis) {
   unsupported("split");

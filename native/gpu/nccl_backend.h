@@ -89,6 +89,13 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   }
   void allToAllV(const void* in, const std::vector<int64_t>& inCounts, void* out,
                  const std::vector<int64_t>& outCounts, DType dtype, Millis timeout) override;
+  // ncclSend / ncclRecv of `count` elements. NCCL matches them in issue
+  // order between two ranks: a send and the matching receive issued in
+  // different orders on the two sides (or a send to self) deadlock unless
+  // they are in one group.
+  void send(const void* data, size_t count, DType dtype, int peer, Millis timeout);
+  void recv(void* data, size_t count, DType dtype, int peer, Millis timeout);
+  // Not used: the communicator calls send/recv above.
   std::unique_ptr<PendingTransfer> postSend(const void* data, size_t bytes, int peer,
                                             uint32_t tag) override;
   std::unique_ptr<PendingTransfer> postRecv(void* data, size_t bytes, int peer,
