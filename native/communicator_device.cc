@@ -54,6 +54,12 @@ void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, void* inData,
 // inside the group the JS side opened, if any.
 gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
                          Millis timeout) {
+  if (state.groupStarted && state.backend && state.backend->aborted()) {
+    // A fresh communicator would run the rest of the group ungrouped; the
+    // group's end reports the failure instead.
+    throw CollectiveFailure(codes::kAborted,
+                            "the NCCL communicator was aborted inside the open group");
+  }
   if (!state.backend || state.backend->aborted()) {
     auto* gloo = dynamic_cast<GlooBackend*>(b.get());
     if (!gloo || !gloo->store()) {

@@ -302,6 +302,33 @@ describe('45 backends', function () {
     assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it('group(fn): the calls inside complete once enqueued, the group when the event recorded at ncclGroupEnd fires', function () {
+    const r = withFakes('fake13', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('float32', 4).fill(1.5);
+      const t = new c.DeviceBuffer('float32', 4);
+      const at = {};
+      const t0 = Date.now();
+      const inner = [];
+      const g = comm.group(() => {
+        inner.push(comm.allReduce(a).wait().then(() => (at.allReduce = Date.now() - t0)));
+        inner.push(comm.allToAll(a, t).wait().then(() => (at.allToAll = Date.now() - t0)));
+      });
+      await g.wait();
+      at.group = Date.now() - t0;
+      await Promise.all(inner);
+      const values = Array.from(t.copyTo());
+      a.free();
+      t.free();
+      await comm.destroy();
+      console.log(JSON.stringify({ at, values }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    const { at, values } = r.out;
+    assert.ok(at.allReduce < 250 && at.allToAll < 250, JSON.stringify(at));
+    assert.ok(at.group >= 290, JSON.stringify(at));
+    assert.deepEqual(values, [1.5, 1.5, 1.5, 1.5]);
+  });
+
   it('a device call that times out aborts the NCCL communicator: calls enqueued behind it fail ABORTED, the next one gets a fresh communicator', function () {
     const r = withFakes('fake8', `
       const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
