@@ -339,12 +339,15 @@ export class Communicator {
   #deviceSendRecv(operation: 'send' | 'recv', buffer: DeviceBuffer, peer: unknown, options: P2POptions | undefined): Work<DeviceBuffer> {
     const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
     checkDeviceDType(buffer, undefined, 'buffer', o.dtype);
-    // A rank may send to itself on NCCL (inside a group), so any rank is a peer.
+    // A rank may send to itself on NCCL, but only inside a group: alone, the send would hang.
     const other = checkInt('peer', peer, 0, this.size - 1);
     if (o.tag !== undefined && o.tag !== 0) {
       throw argRangeError('options.tag', '0 or nothing (NCCL matches device transfers in issue order, without tags)', o.tag);
     }
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    if (other === this.rank && !this.#inGroup) {
+      throw argRangeError('peer', `another rank than this one (${this.rank}), or this one inside group(fn)`, other);
+    }
     return this.#issue(operation, buffer, (n) => n.deviceSendRecv(operation === 'send', DeviceBuffer.native(buffer), other, timeout));
   }
 

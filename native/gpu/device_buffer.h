@@ -8,7 +8,8 @@
 // allocation until its Work settles. free() during such an operation makes
 // the buffer unusable at once, as always, but the memory is released only
 // when the last lease goes: NCCL never works on memory handed back to CUDA
-// (torch's caching allocator waits for the streams that used a tensor too).
+// (torch's ProcessGroupNCCL likewise keeps a collective's tensors alive until
+// its work completes).
 //
 // Copies and fills are synchronous on the calling thread: they return when
 // the device memory holds the data (or the host array does).

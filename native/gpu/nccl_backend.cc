@@ -90,10 +90,14 @@ void NcclBackend::abortLocked(bool onQueueThread) {
   }
 }
 
-void NcclBackend::ready(const char* operation, Millis timeout) {
+void NcclBackend::startCall(const char* operation, Millis timeout) {
   callOperation_ = operation;
   callTimeout_ = timeout;
   callDeadline_ = Clock::now() + timeout;
+}
+
+void NcclBackend::ready(const char* operation, Millis timeout) {
+  startCall(operation, timeout);
   if (abortPending_) abortLocked(true);
   if (!comm_) {
     throw CollectiveFailure(codes::kAborted,
@@ -263,6 +267,7 @@ void NcclBackend::endGroup(Millis timeout) {
   if (!comm_) {
     throw CollectiveFailure(codes::kAborted, "group: the NCCL communicator was aborted");
   }
+  startCall("group", timeout);
   check("ncclGroupEnd", nccl_->ncclGroupEnd());
   complete("group", timeout);
 }

@@ -116,6 +116,8 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   // Queue thread, mu_ held: throws ABORTED when the communicator is gone,
   // carrying out an abort the waiter marked.
   void ready(const char* operation, Millis timeout);
+  // Queue thread, mu_ held: names the call and starts its deadline.
+  void startCall(const char* operation, Millis timeout);
   // Grouped send/recv: counts and displacements in elements.
   void exchange(const char* operation, const void* in, const std::vector<size_t>& inCounts,
                 void* out, const std::vector<size_t>& outCounts, DType dtype, Millis timeout);

@@ -223,11 +223,12 @@ describe('gpu 30 NCCL', function () {
     assert.equal(await q.wait(), r);
     assert.deepEqual(r.copyTo(), host);
     assert.throws(() => comm.send(a, comm.size), isCode('INVALID_ARGUMENT', /^peer/));
+    assert.throws(() => comm.recv(r, comm.rank), isCode('INVALID_ARGUMENT', /^peer: expected another rank than this one \(0\), or this one inside group\(fn\)/));
     assert.throws(() => comm.recv(r, 0, { tag: 3 }), isCode('INVALID_ARGUMENT', /^options\.tag: expected 0 or nothing \(NCCL matches device transfers in issue order/));
     assert.throws(() => comm.send(a, 0, { dtype: 'float32' }), isCode('INVALID_ARGUMENT', /^options\.dtype/));
     const freed = new DeviceBuffer('float64', 2);
     freed.free();
-    assert.throws(() => comm.send(freed, 0), isCode('DESTROYED'));
+    assert.throws(() => comm.group(() => comm.send(freed, comm.rank)), isCode('DESTROYED'));
   });
 
   it('2 ranks on 2 GPUs: every collective, checked against host arithmetic', async function () {
