@@ -135,23 +135,27 @@ void NcclBackend::checkCuda(const char* operation, cudaError_t error) {
 void NcclBackend::complete(const char* operation, Millis timeout) {
   if (grouped_) return;  // the group's completion is recorded by endGroup
   cudaEvent_t event = nullptr;
-  if (!events_.empty()) {
-    event = events_.back();
-    events_.pop_back();
-  } else {
+  {
+    std::lock_guard<std::mutex> lock(eventsMu_);
+    if (!events_.empty()) {
+      event = events_.back();
+      events_.pop_back();
+    }
+  }
+  if (!event) {
     checkCuda("cudaEventCreateWithFlags",
               cuda_->cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
   }
   cudaError_t recorded = cuda_->cudaEventRecord(event, stream_);
   if (recorded != cudaSuccess) {
-    events_.push_back(event);
+    recycleEvent(event);
     checkCuda("cudaEventRecord", recorded);
   }
   issued_ = std::make_unique<NcclCompletion>(shared_from_this(), event, operation, timeout);
 }
 
 void NcclBackend::recycleEvent(cudaEvent_t event) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(eventsMu_);
   // A few idle events cover the usual depth of in-flight work; more are
   // created on demand and destroyed here.
   if (events_.size() < 64) {
@@ -163,6 +167,9 @@ void NcclBackend::recycleEvent(cudaEvent_t event) {
 
 void NcclBackend::watch(const char* operation, cudaEvent_t event, Clock::time_point deadline,
                         Millis timeout) {
+  // The waiter thread may never have used this device; make it current for
+  // the queries and a possible abort.
+  cuda_->cudaSetDevice(device_);
   auto pause = std::chrono::microseconds(20);
   for (;;) {
     {

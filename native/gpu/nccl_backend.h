@@ -127,7 +127,10 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   std::mutex mu_;
-  std::vector<cudaEvent_t> events_;  // the pool of idle events; mu_
+  // The pool of idle events. Its own lock, taken after mu_ or alone: a
+  // completion gives its event back from wherever it is destroyed.
+  std::mutex eventsMu_;
+  std::vector<cudaEvent_t> events_;
   std::unique_ptr<PendingTransfer> issued_;
   // The call being enqueued (queue thread, mu_): for waiting out ncclInProgress.
   const char* callOperation_ = "";
