@@ -501,8 +501,9 @@ export class Communicator {
   }
 
   /**
-   * Runs `fn`, which issues device collectives, as one NCCL group (ncclGroupStart/End): NCCL
-   * launches them together. The Works of the calls made inside `fn` complete when their
+   * Runs `fn`, which issues device calls (collectives, send/recv), as one NCCL group
+   * (ncclGroupStart/End): NCCL launches them together, and pairs sends with receives
+   * (torch's batch_isend_irecv). The Works of the calls made inside `fn` complete when their
    * operation is enqueued, not when it has run; the Work returned here completes when every one
    * of them has finished on the GPU. `fn` must be synchronous and issue the same device calls on
    * every rank; host calls inside it run as usual. Groups do not nest.
