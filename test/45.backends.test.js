@@ -324,8 +324,8 @@ describe('45 backends', function () {
       console.log(JSON.stringify({ at, values }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
     if (!r) this.skip();
     const { at, values } = r.out;
-    assert.ok(at.allReduce < 250 && at.allToAll < 250, JSON.stringify(at));
-    assert.ok(at.group >= 290, JSON.stringify(at));
+    // The group's event fires 300 ms after ncclGroupEnd, which comes after both enqueues.
+    assert.ok(at.group - Math.max(at.allReduce, at.allToAll) >= 250, JSON.stringify(at));
     assert.deepEqual(values, [1.5, 1.5, 1.5, 1.5]);
   });
 
