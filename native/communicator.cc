@@ -509,8 +509,10 @@ Napi::Value Communicator::Close(const Napi::CallbackInfo& info) {
     throw e;
   }
   queue_->close();
-  // No work is pending, so the queue thread no longer uses the NCCL communicator.
-  if (nccl_) nccl_->backend.reset();
+  // No work is pending, so the queue thread no longer uses the NCCL
+  // communicator, unless an abort left it inside a call: then the backend
+  // goes with the last reference to this state instead.
+  if (nccl_ && !queue_->aborted()) nccl_->backend.reset();
   return env.Undefined();
 }
 
@@ -520,6 +522,12 @@ Napi::Value Communicator::Abort(const Napi::CallbackInfo& info) {
   std::string reason = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value()
                                           : "the communicator was aborted";
   queue_->abort(env, reason);
+  // As torch's abort() does: in-flight device work stops now instead of at
+  // its timeout, and the waiter gives it back.
+  if (nccl_) {
+    std::shared_ptr<gpu::NcclBackend> backend = std::atomic_load(&nccl_->backend);
+    if (backend) backend->abort();
+  }
   return env.Undefined();
 }
 

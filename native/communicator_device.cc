@@ -65,10 +65,11 @@ gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank
     if (!gloo || !gloo->store()) {
       throw CollectiveFailure(codes::kInternal, "no rendezvous store for NCCL");
     }
-    state.backend.reset();
+    std::atomic_store(&state.backend, std::shared_ptr<gpu::NcclBackend>());
     const std::string key = gloo->prefix() + "/nccl/" + std::to_string(state.generation++);
-    state.backend =
-        gpu::NcclBackend::connect(*gloo->store(), key, rank, size, state.device, timeout);
+    // Atomic: abort() reads it on the JS thread.
+    std::atomic_store(&state.backend, gpu::NcclBackend::connect(*gloo->store(), key, rank, size,
+                                                                state.device, timeout));
   }
   gpu::NcclBackend& nb = *state.backend;
   if (state.groupOpen && !state.groupStarted) {

@@ -2,14 +2,16 @@
 // (communicator_device.cc) and close().
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "gpu/nccl_backend.h"
 
 namespace collectives {
 
-// `backend` and `generation` belong to the queue thread; `device` is set on
-// the JS thread by the first device call.
+// `backend` and `generation` belong to the queue thread, which replaces the
+// backend with std::atomic_store so that abort() may read it on the JS thread
+// (std::atomic_load); `device` is set on the JS thread by the first device call.
 struct NcclState {
   std::shared_ptr<gpu::NcclBackend> backend;
   int generation = 0;

@@ -37,6 +37,9 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
 
   size_t pending() const { return pending_; }
   bool closed() const { return closed_; }
+  // JS thread. After abort the queue thread may still be inside the work it
+  // was running.
+  bool aborted() const { return aborted_; }
 
  private:
   WorkQueue() = default;

@@ -72,6 +72,11 @@ bool NcclBackend::aborted() {
   return comm_ == nullptr;
 }
 
+void NcclBackend::abort() {
+  std::lock_guard<std::mutex> lock(mu_);
+  abortLocked(false);
+}
+
 void NcclBackend::abortLocked(bool onQueueThread) {
   if (grouped_) {
     if (!onQueueThread) {

@@ -52,6 +52,9 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   int device() const { return device_; }
   // Queue thread: whether the next call needs a fresh backend.
   bool aborted();
+  // Any thread: aborts the NCCL communicator (ncclCommAbort), at once or,
+  // while the queue thread holds a group open, at its next call.
+  void abort();
 
   // ncclGroupStart: the calls until endGroup are enqueued together and leave
   // no completion. endGroup: ncclGroupEnd, the point where the group's
