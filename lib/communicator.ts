@@ -463,15 +463,7 @@ export class Communicator {
     const inName = kind === 'allReduce' || kind === 'broadcast' || kind === 'reduce' ? 'buffer' : 'input';
     const outName = kind === 'allReduce' || kind === 'reduce' ? 'options.output' : 'output';
     const dtype = input.dtype;
-    if (o.dtype !== undefined && o.dtype !== dtype) {
-      throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${dtype}) or nothing`, o.dtype);
-    }
-    if (output !== undefined && output.dtype !== dtype) {
-      throw argTypeError(outName, `a DeviceBuffer of ${dtype}`, `a DeviceBuffer of ${output.dtype}`);
-    }
-    if (output !== undefined && output.device !== input.device) {
-      throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
-    }
+    checkDeviceDType(input, output, outName, o.dtype);
     const op = reduces ? checkReduceOp(o.op, dtype) : 'sum';
     const root = rooted && o.root !== undefined ? checkInt('options.root', o.root, 0, this.size - 1) : 0;
     const n = this.size;
