@@ -103,12 +103,16 @@ export class Communicator {
    * What runs `op` (nccl-tests' name: 'all_reduce', 'reduce_scatter', 'all_gather',
    * 'broadcast', 'reduce', 'alltoall', 'barrier') on `bytes` bytes at the default
    * timeout, e.g. 'sync halving-doubling'. Benchmarks print it beside their numbers.
+   * With `{ device: true }`, what runs it on DeviceBuffers: 'nccl', and for 'alltoall'
+   * 'nccl alltoall' (ncclAlltoAll, NCCL 2.28+) or 'nccl send/recv' (grouped send/recv).
    */
-  algorithm(op: string, bytes: number): string {
+  algorithm(op: string, bytes: number, options?: { device?: boolean }): string {
     if (typeof op !== 'string') throw argTypeError('op', 'an operation name', op);
     checkInt('bytes', bytes, 0, Number.MAX_SAFE_INTEGER);
+    const o = checkOptions<{ device?: boolean }>('options', options, ['device']);
+    if (o.device !== undefined && typeof o.device !== 'boolean') throw argTypeError('options.device', 'a boolean', o.device);
     try {
-      return this.#native.algorithm(op, bytes);
+      return this.#native.algorithm(op, bytes, o.device === true);
     } catch (err) {
       throw fromNative(err, this.rank, 'algorithm');
     }
@@ -247,16 +251,28 @@ export class Communicator {
   /**
    * All-to-all with per-rank counts: the first inputSplits[0] elements go to
    * rank 0, the next inputSplits[1] to rank 1…; outputSplits[r] elements
-   * arrive from rank r, in rank order.
+   * arrive from rank r, in rank order. On DeviceBuffers: grouped
+   * ncclSend/ncclRecv; input and output must not overlap.
    */
-  allToAllV<T extends HostArray>(
-    input: HostArray,
+  allToAllV<T extends CollectiveBuffer>(
+    input: CollectiveBuffer,
     inputSplits: readonly number[],
     output: T,
     outputSplits: readonly number[],
     options?: DataOptions,
   ): Work<T> {
     const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
+    if (onDevice(['input', input], ['output', output])) {
+      const inp = input as DeviceBuffer;
+      const out = output as DeviceBuffer;
+      checkDeviceDType(inp, out, 'output', o.dtype);
+      const ins = this.#checkSplits('inputSplits', inputSplits, inp.length, "the input's length");
+      const outs = this.#checkSplits('outputSplits', outputSplits, out.length, "the output's length");
+      const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+      return this.#issue('allToAllV', output, (n) =>
+        n.deviceAllToAllV(DeviceBuffer.native(inp), ins, DeviceBuffer.native(out), outs, timeout),
+      );
+    }
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
     const dtype = resolveDType('input', inp, o.dtype);
@@ -297,14 +313,42 @@ export class Communicator {
     return this.#quantized('allReduce', buffer, options?.output, options) as Work<T>;
   }
 
-  /** Sends `buffer` to `peer`; completes when the peer has received it. */
-  send<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    return this.#pointToPoint('send', buffer, peer, options);
+  /**
+   * Sends `buffer` to `peer`; completes when the peer has received it.
+   *
+   * A DeviceBuffer goes by ncclSend on the communicator's stream. As in NCCL there are no
+   * tags: sends and receives between two ranks match in issue order, and a send whose matching
+   * receive the peer issues only after its own send to this rank deadlocks. Pair them in
+   * `group(fn)` (like torch's batch_isend_irecv), which is also the only way to send to this
+   * rank itself.
+   */
+  send<T extends CollectiveBuffer>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    if (buffer instanceof DeviceBuffer) return this.#deviceSendRecv('send', buffer, peer, options) as Work<T>;
+    return this.#pointToPoint('send', buffer as HostArray, peer, options) as Work<T>;
   }
 
-  /** Receives into `buffer` from `peer` a message sent with the same tag. */
-  recv<T extends HostArray>(buffer: T, peer: number, options?: P2POptions): Work<T> {
-    return this.#pointToPoint('recv', buffer, peer, options);
+  /**
+   * Receives into `buffer` from `peer` a message sent with the same tag. A DeviceBuffer
+   * receives by ncclRecv, matched in issue order (see send).
+   */
+  recv<T extends CollectiveBuffer>(buffer: T, peer: number, options?: P2POptions): Work<T> {
+    if (buffer instanceof DeviceBuffer) return this.#deviceSendRecv('recv', buffer, peer, options) as Work<T>;
+    return this.#pointToPoint('recv', buffer as HostArray, peer, options) as Work<T>;
+  }
+
+  #deviceSendRecv(operation: 'send' | 'recv', buffer: DeviceBuffer, peer: unknown, options: P2POptions | undefined): Work<DeviceBuffer> {
+    const o = checkOptions<P2POptions>('options', options, ['dtype', 'tag', 'timeoutMs']);
+    checkDeviceDType(buffer, undefined, 'buffer', o.dtype);
+    // A rank may send to itself on NCCL, but only inside a group: alone, the send would hang.
+    const other = checkInt('peer', peer, 0, this.size - 1);
+    if (o.tag !== undefined && o.tag !== 0) {
+      throw argRangeError('options.tag', '0 or nothing (NCCL matches device transfers in issue order, without tags)', o.tag);
+    }
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    if (other === this.rank && !this.#inGroup) {
+      throw argRangeError('peer', `another rank than this one (${this.rank}), or this one inside group(fn)`, other);
+    }
+    return this.#issue(operation, buffer, (n) => n.deviceSendRecv(operation === 'send', DeviceBuffer.native(buffer), other, timeout));
   }
 
   /**
@@ -419,15 +463,7 @@ export class Communicator {
     const inName = kind === 'allReduce' || kind === 'broadcast' || kind === 'reduce' ? 'buffer' : 'input';
     const outName = kind === 'allReduce' || kind === 'reduce' ? 'options.output' : 'output';
     const dtype = input.dtype;
-    if (o.dtype !== undefined && o.dtype !== dtype) {
-      throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${dtype}) or nothing`, o.dtype);
-    }
-    if (output !== undefined && output.dtype !== dtype) {
-      throw argTypeError(outName, `a DeviceBuffer of ${dtype}`, `a DeviceBuffer of ${output.dtype}`);
-    }
-    if (output !== undefined && output.device !== input.device) {
-      throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
-    }
+    checkDeviceDType(input, output, outName, o.dtype);
     const op = reduces ? checkReduceOp(o.op, dtype) : 'sum';
     const root = rooted && o.root !== undefined ? checkInt('options.root', o.root, 0, this.size - 1) : 0;
     const n = this.size;
@@ -457,8 +493,9 @@ export class Communicator {
   }
 
   /**
-   * Runs `fn`, which issues device collectives, as one NCCL group (ncclGroupStart/End): NCCL
-   * launches them together. The Works of the calls made inside `fn` complete when their
+   * Runs `fn`, which issues device calls (collectives, send/recv), as one NCCL group
+   * (ncclGroupStart/End): NCCL launches them together, and pairs sends with receives
+   * (torch's batch_isend_irecv). The Works of the calls made inside `fn` complete when their
    * operation is enqueued, not when it has run; the Work returned here completes when every one
    * of them has finished on the GPU. `fn` must be synchronous and issue the same device calls on
    * every rank; host calls inside it run as usual. Groups do not nest.
@@ -527,6 +564,19 @@ export class Communicator {
     }
     if (sum !== total) throw argRangeError(name, `counts summing to ${what} (${total})`, `a sum of ${sum}`);
     return splits as number[];
+  }
+}
+
+/** The dtype of device call: the input's; the output's and options.dtype, if given, must match. */
+function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined, outName: string, dtype: unknown): void {
+  if (dtype !== undefined && dtype !== input.dtype) {
+    throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${input.dtype}) or nothing`, dtype);
+  }
+  if (output !== undefined && output.dtype !== input.dtype) {
+    throw argTypeError(outName, `a DeviceBuffer of ${input.dtype}`, `a DeviceBuffer of ${output.dtype}`);
+  }
+  if (output !== undefined && output.device !== input.device) {
+    throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
   }
 }
 

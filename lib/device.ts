@@ -72,6 +72,8 @@ function call<T>(operation: string, f: () => T): T {
  * `free()` again is a no-op; any other use after it throws CollectiveError
  * DESTROYED. Views from `subarray()` share the memory: they keep it allocated
  * while they are reachable, and freeing the parent makes them unusable.
+ * Freeing a buffer that an in-flight collective uses is safe: the memory is
+ * released when the last such collective settles.
  *
  * Without a usable GPU the constructor throws CollectiveError
  * BACKEND_UNAVAILABLE with the reason `backends().cuda.reason` gives.

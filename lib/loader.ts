@@ -86,7 +86,7 @@ export interface NativeCommunicator {
   readonly size: number;
   readonly pending: number;
   readonly closed: boolean;
-  algorithm(op: string, bytes: number): string;
+  algorithm(op: string, bytes: number, device: boolean): string;
   allReduce(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   reduceScatter(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   allGather(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;
@@ -103,6 +103,14 @@ export interface NativeCommunicator {
     root: number,
     timeoutMs: number,
   ): Promise<void>;
+  deviceAllToAllV(
+    input: NativeDeviceBuffer,
+    inputSplits: number[],
+    output: NativeDeviceBuffer,
+    outputSplits: number[],
+    timeoutMs: number,
+  ): Promise<void>;
+  deviceSendRecv(isSend: boolean, buffer: NativeDeviceBuffer, peer: number, timeoutMs: number): Promise<void>;
   deviceGroup(begin: boolean, timeoutMs: number): Promise<void>;
   allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;

@@ -2,6 +2,9 @@
 // time on the calling thread (the communicator's queue thread) and throws
 // CollectiveFailure on error. Pointers stay valid for the whole call: the
 // communicator pins the JavaScript buffers until the operation completes.
+// The NCCL backend is the exception: its calls return once the operation is
+// enqueued on its CUDA stream and leave a completion for the waiter thread
+// (gpu/nccl_backend.h).
 #pragma once
 
 #include <chrono>
@@ -16,8 +19,10 @@ namespace collectives {
 
 using Millis = std::chrono::milliseconds;
 
-// A posted point-to-point transfer whose completion is awaited later, so that
-// a send and the matching receive never wait on each other's queue.
+// Work whose completion is awaited later on the waiter thread: a posted
+// point-to-point transfer, so that a send and the matching receive never wait
+// on each other's queue, or device work enqueued on a CUDA stream, so that the
+// queue thread issues the next operation while the GPU runs this one.
 class PendingTransfer {
  public:
   virtual ~PendingTransfer() = default;

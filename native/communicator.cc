@@ -7,8 +7,8 @@
 #include "args.h"
 #include "errors.h"
 #include "gloo/gloo_backend.h"
-#include "gpu/device_buffer.h"
 #include "gpu/nccl_backend.h"
+#include "nccl_state.h"
 #include "store/tcp_store.h"
 
 namespace collectives {
@@ -26,6 +26,8 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::AllToAll>("allToAll"),
           InstanceMethod<&Communicator::AllToAllV>("allToAllV"),
           InstanceMethod<&Communicator::DeviceCollective>("deviceCollective"),
+          InstanceMethod<&Communicator::DeviceAllToAllV>("deviceAllToAllV"),
+          InstanceMethod<&Communicator::DeviceSendRecv>("deviceSendRecv"),
           InstanceMethod<&Communicator::DeviceGroup>("deviceGroup"),
           InstanceMethod<&Communicator::AllToAllQuantized>("allToAllQuantized"),
           InstanceMethod<&Communicator::ReduceScatterQuantized>("reduceScatterQuantized"),
@@ -412,153 +414,6 @@ Napi::Value Communicator::AllToAllV(const Napi::CallbackInfo& info) {
   return queue_->push(env, std::move(work));
 }
 
-// The NCCL side of a communicator. `backend` and `generation` belong to the
-// queue thread; `device` is set on the JS thread by the first device call.
-struct NcclState {
-  std::shared_ptr<gpu::NcclBackend> backend;
-  int generation = 0;
-  int device = -1;
-  // Queue thread: a group is open; started once its first device call runs
-  // (the NCCL communicator exists by then).
-  bool groupOpen = false;
-  bool groupStarted = false;
-};
-
-namespace {
-
-gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
-  AddonData* data = env.GetInstanceData<AddonData>();
-  if (!v.IsObject() || data->deviceBufferConstructor.IsEmpty() ||
-      !v.As<Napi::Object>().InstanceOf(data->deviceBufferConstructor.Value())) {
-    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
-  }
-  return gpu::DeviceBuffer::Unwrap(v.As<Napi::Object>());
-}
-
-}  // namespace
-
-// deviceCollective(kind, input, output | null, op, root, timeoutMs): kind is
-// allReduce, reduceScatter, allGather, broadcast, reduce or allToAll.
-Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::string kind = stringArg(env, info[0], "kind");
-  static const char* const kinds[] = {"allReduce", "reduceScatter", "allGather",
-                                      "broadcast", "reduce",        "allToAll"};
-  const char* operation = nullptr;
-  for (const char* k : kinds) {
-    if (kind == k) operation = k;
-  }
-  if (!operation) throwRangeError(env, "kind: unknown device collective '" + kind + "'");
-  checkOpen(env, operation);
-  gpu::DeviceBuffer* in = deviceArg(env, info[1], "input");
-  bool haveOut = !(info[2].IsNull() || info[2].IsUndefined());
-  gpu::DeviceBuffer* out = haveOut ? deviceArg(env, info[2], "output") : in;
-  DType dtype = in->dtype();
-  if (out->dtype() != dtype) {
-    throwTypeError(env, std::string("output: expected a DeviceBuffer of ") + dtypeName(dtype) +
-                            ", got " + dtypeName(out->dtype()));
-  }
-  if (out->device() != in->device()) {
-    throwRangeError(env, "output: expected a DeviceBuffer on device " +
-                             std::to_string(in->device()) + ", got device " +
-                             std::to_string(out->device()));
-  }
-  RedOp op = RedOp::kSum;
-  if (kind == "allReduce" || kind == "reduceScatter" || kind == "reduce") {
-    op = redOpArg(env, info[3], dtype);
-  }
-  int root = 0;
-  if (kind == "broadcast" || kind == "reduce") root = checkRoot(env, info[4], "root");
-  Millis timeout = timeoutArg(env, info[5]);
-  const size_t n = size_t(size_);
-  size_t count = in->length();
-  if (kind == "allReduce" || kind == "reduce" || kind == "allToAll") {
-    checkLength(env, "output", out->length(), in->length(), "the input's length");
-  } else if (kind == "reduceScatter") {
-    checkLength(env, "input", in->length(), out->length() * n, "output length x world size");
-    count = out->length();
-  } else if (kind == "allGather") {
-    checkLength(env, "output", out->length(), in->length() * n, "input length x world size");
-  }
-  if (kind == "allToAll") {
-    if (in->length() % n != 0) {
-      throwRangeError(env, "input: expected a length divisible by the world size (" +
-                               std::to_string(size_) + "), got " + std::to_string(in->length()));
-    }
-    count = in->length() / n;
-  }
-  if (!nccl_) nccl_ = std::make_shared<NcclState>();
-  if (nccl_->device < 0) nccl_->device = in->device();
-  if (in->device() != nccl_->device) {
-    throwRangeError(env, "input: this communicator runs NCCL on device " +
-                             std::to_string(nccl_->device) + ", got a DeviceBuffer on device " +
-                             std::to_string(in->device()));
-  }
-  void* inData = in->data(env);
-  void* outData = out->data(env);
-  if (kind == "allToAll" && inData == outData) {
-    throwRangeError(env, "output: must not be the input's memory");
-  }
-  auto work = newWork(info, operation, {info[1]});
-  if (haveOut) work->pin(info[2]);
-  auto state = nccl_;
-  const int rank = rank_, size = size_, device = nccl_->device;
-  const std::string k = kind;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    if (!state->backend || state->backend->aborted()) {
-      auto* gloo = dynamic_cast<GlooBackend*>(b.get());
-      if (!gloo || !gloo->store()) {
-        throw CollectiveFailure(codes::kInternal, "no rendezvous store for NCCL");
-      }
-      state->backend.reset();
-      const std::string key = gloo->prefix() + "/nccl/" + std::to_string(state->generation++);
-      state->backend = gpu::NcclBackend::connect(*gloo->store(), key, rank, size, device, timeout);
-    }
-    gpu::NcclBackend& nb = *state->backend;
-    if (state->groupOpen && !state->groupStarted) {
-      nb.beginGroup();
-      state->groupStarted = true;
-    }
-    if (k == "allReduce") {
-      nb.allReduce(inData, outData, count, dtype, op, timeout);
-    } else if (k == "reduceScatter") {
-      nb.reduceScatter(inData, outData, count, dtype, op, timeout);
-    } else if (k == "allGather") {
-      nb.allGather(inData, outData, count, dtype, timeout);
-    } else if (k == "broadcast") {
-      nb.broadcast(inData, count, dtype, root, timeout);
-    } else if (k == "reduce") {
-      nb.reduce(inData, rank == root ? outData : nullptr, count, dtype, op, root, timeout);
-    } else {
-      nb.allToAll(inData, outData, count, dtype, timeout);
-    }
-  };
-  return queue_->push(env, std::move(work));
-}
-
-Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  checkOpen(env, "group");
-  if (!info[0].IsBoolean()) throwTypeError(env, "begin: expected a boolean");
-  const bool begin = info[0].As<Napi::Boolean>().Value();
-  Millis timeout = timeoutArg(env, info[1]);
-  if (!nccl_) nccl_ = std::make_shared<NcclState>();
-  auto work = newWork(info, "group");
-  auto state = nccl_;
-  work->run = [=](std::shared_ptr<Backend>&) {
-    if (begin) {
-      state->groupOpen = true;
-      state->groupStarted = false;
-      return;
-    }
-    const bool started = state->groupStarted;
-    state->groupOpen = false;
-    state->groupStarted = false;
-    if (started && state->backend) state->backend->endGroup(timeout);
-  };
-  return queue_->push(env, std::move(work));
-}
-
 // send(buffer, dtype, peer, tag, timeoutMs)
 Napi::Value Communicator::Send(const Napi::CallbackInfo& info) {
   return PointToPoint(info, true);
@@ -621,14 +476,27 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   return queue_->push(env, std::move(work));
 }
 
-// algorithm(op, bytes) -> string: what runs `op` (nccl-tests' name) on `bytes` bytes.
+// algorithm(op, bytes, device) -> string: what runs `op` (nccl-tests' name) on
+// `bytes` bytes of host memory, or of device memory when `device` is true.
 Napi::Value Communicator::Algorithm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = stringArg(env, info[0], "op");
   size_t bytes = size_t(intArg(env, info[1], "bytes", 0, int64_t(1) << 53));
+  const bool device = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   std::string name = GlooBackend::describe(tuning_, size_, op, bytes);
   if (name.empty()) throwRangeError(env, "op: expected an nccl-tests operation name, got '" + op + "'");
-  return Napi::String::New(env, name);
+  // A barrier stays on Gloo whatever the buffers.
+  if (!device || op == "barrier") return Napi::String::New(env, name);
+  const gpu::NcclStatus& ns = gpu::nccl();
+  if (!ns.available) {
+    Napi::Error e = Napi::Error::New(env, "algorithm: NCCL is not available: " + ns.reason);
+    e.Set("code", Napi::String::New(env, codes::kBackendUnavailable));
+    throw e;
+  }
+  if (op == "alltoall") {
+    return Napi::String::New(env, gpu::NcclBackend::allToAllAlgorithm(*ns.api));
+  }
+  return Napi::String::New(env, "nccl");
 }
 
 // close(): stops the idle queue. The TypeScript layer waits for pending work.
@@ -641,8 +509,10 @@ Napi::Value Communicator::Close(const Napi::CallbackInfo& info) {
     throw e;
   }
   queue_->close();
-  // No work is pending, so the queue thread no longer uses the NCCL communicator.
-  if (nccl_) nccl_->backend.reset();
+  // No work is pending, so the queue thread no longer uses the NCCL
+  // communicator, unless an abort left it inside a call: then the backend
+  // goes with the last reference to this state instead.
+  if (nccl_ && !queue_->aborted()) nccl_->backend.reset();
   return env.Undefined();
 }
 
@@ -652,6 +522,12 @@ Napi::Value Communicator::Abort(const Napi::CallbackInfo& info) {
   std::string reason = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value()
                                           : "the communicator was aborted";
   queue_->abort(env, reason);
+  // As torch's abort() does: in-flight device work stops now instead of at
+  // its timeout, and the waiter gives it back.
+  if (nccl_) {
+    std::shared_ptr<gpu::NcclBackend> backend = std::atomic_load(&nccl_->backend);
+    if (backend) backend->abort();
+  }
   return env.Undefined();
 }
 

@@ -14,6 +14,10 @@
 
 namespace collectives {
 
+namespace gpu {
+class DeviceBuffer;
+}
+
 class Communicator : public Napi::ObjectWrap<Communicator> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -38,6 +42,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value AllToAllV(const Napi::CallbackInfo& info);
   // Collectives over DeviceBuffers, run by the NCCL backend.
   Napi::Value DeviceCollective(const Napi::CallbackInfo& info);
+  Napi::Value DeviceAllToAllV(const Napi::CallbackInfo& info);
+  Napi::Value DeviceSendRecv(const Napi::CallbackInfo& info);
   // deviceGroup(begin, timeoutMs): brackets device calls in ncclGroupStart/End.
   Napi::Value DeviceGroup(const Napi::CallbackInfo& info);
   // Quantized collectives (quant/communicator_quantized.cc).
@@ -59,6 +65,11 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   // A work that pins this communicator and the buffers it reads or writes.
   std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation,
                                 std::initializer_list<Napi::Value> buffers = {});
+  // A work that also pins and leases the DeviceBuffers it uses
+  // (communicator_device.cc).
+  std::unique_ptr<Work> newDeviceWork(
+      const Napi::CallbackInfo& info, const char* operation,
+      std::initializer_list<std::pair<Napi::Value, gpu::DeviceBuffer*>> buffers, Millis timeout);
   void checkOpen(Napi::Env env, const char* operation);
   int checkRoot(Napi::Env env, const Napi::Value& v, const char* name);
   void checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
@@ -71,7 +82,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   int rank_ = 0;
   int size_ = 1;
   GlooTuning tuning_;
-  // The NCCL backend, created by the first device collective (queue thread).
+  // The NCCL backend, created by the first device call (queue thread).
   std::shared_ptr<struct NcclState> nccl_;
 };
 

@@ -2,8 +2,8 @@
 //
 // Lifecycle: created on the JS thread with its buffers pinned and a promise
 // deferred; `run` executes on the communicator's queue thread and never
-// touches the JS environment; a point-to-point operation leaves a transfer
-// that the waiter thread completes; then the JS thread settles the promise
+// touches the JS environment; a point-to-point or device operation leaves a
+// transfer that the waiter thread completes; then the JS thread settles the promise
 // (resolve on success, reject with the failure's code otherwise) and unpins
 // the buffers. Abort settles a work early (ABORTED); its buffers stay pinned
 // until the thread that still holds it lets go.
@@ -47,6 +47,8 @@ struct Work {
   // JS thread only.
   Napi::Promise::Deferred deferred;
   std::vector<Napi::Reference<Napi::Value>> pins;
+  // Other holds released with the work on the JS thread (device memory leases).
+  std::vector<std::shared_ptr<void>> leases;
   // Builds the resolution value; undefined when empty.
   std::function<Napi::Value(Napi::Env)> result;
   bool settled = false;

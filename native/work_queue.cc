@@ -181,6 +181,8 @@ void WorkQueue::abort(Napi::Env env, const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queue_);
     if (running_) inFlight.push_back(running_);
+    // The one the waiter is awaiting too: device work spends its whole run there.
+    if (awaiting_) inFlight.push_back(awaiting_);
     for (Work* w : transfers_) inFlight.push_back(w);
     stopping_ = true;
   }

@@ -1,5 +1,6 @@
 // The per-communicator queue: a thread that runs operations one at a time in
-// issue order, a second thread that awaits posted point-to-point transfers,
+// issue order, a second thread that awaits, in the same order, what they left
+// pending (posted point-to-point transfers, device work on a CUDA stream),
 // and a thread-safe function that hands finished work back to the JS thread.
 // The JS thread owns `pending_` and the thread-safe function's ref count, so
 // an idle communicator never keeps the process alive.
@@ -36,6 +37,9 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
 
   size_t pending() const { return pending_; }
   bool closed() const { return closed_; }
+  // JS thread. After abort the queue thread may still be inside the work it
+  // was running.
+  bool aborted() const { return aborted_; }
 
  private:
   WorkQueue() = default;

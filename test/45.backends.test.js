@@ -212,20 +212,24 @@ describe('45 backends', function () {
     assert.doesNotMatch(r.stdout, /pending/);
   });
 
-  it('the NCCL suite (test/gpu/30) passes against host-memory stand-ins for the CUDA runtime and NCCL', function () {
+  it('the NCCL suite (test/gpu/30) passes against host-memory stand-ins for the CUDA runtime and NCCL, with and without ncclAlltoAll', function () {
     const cudart = compile('fake4/libcudart.so.12', 'fake_cudart.c');
-    const ncclLib = compile('fake4/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
-    if (!cudart || !ncclLib) this.skip();
+    if (!cudart) this.skip();
     const mocha = require.resolve('mocha/bin/mocha.js');
-    // One device: the stand-in NCCL has only 1-rank communicators.
-    const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
-      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1' },
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /1[0-9] passing/);
-    // Every NCCL communicator is released (destroyed or aborted) by exit, once.
-    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+    // NCCL 2.21 (all-to-all as grouped send/recv) and 2.28 (ncclAlltoAll).
+    for (const [dir, defines, algorithm] of [['fake4', ['-DVERSION=22105'], 'nccl send/recv'], ['fake4b', ['-DVERSION=22803', '-DALLTOALL'], 'nccl alltoall']]) {
+      const ncclLib = compile(`${dir}/libnccl.so.2`, 'fake_nccl.c', defines);
+      // One device: the stand-in NCCL has only 1-rank communicators.
+      const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '30.nccl.test.js')], {
+        env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', COLLECTIVES_TEST_ALLTOALL: algorithm },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /[12][0-9] passing/);
+      // Every NCCL communicator is released (destroyed or aborted) by exit, once.
+      assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+      if (algorithm === 'nccl alltoall') assert.match(r.stderr, /fake-nccl: [1-9]\d* ncclAlltoAll calls\n/);
+    }
   });
 
   it('collectives-bench --backend nccl runs every operation on DeviceBuffers, #wrong 0, against the stand-ins', function () {
@@ -291,6 +295,176 @@ describe('45 backends', function () {
     const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'gpu-call-cost.js'), '--iters', '0'], { encoding: 'utf8' });
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /gpu-call-cost: --iters: expected a positive integer, got '0'/);
+  });
+
+  /** Runs `code` (a script over `c`, the package) with the stand-in CUDA runtime and NCCL; returns its last stdout line as JSON. */
+  function withFakes(dir, code, env = {}, ncclDefines = []) {
+    const cudart = compile(`${dir}/libcudart.so.12`, 'fake_cudart.c');
+    const ncclLib = compile(`${dir}/libnccl.so.2`, 'fake_nccl.c', ['-DVERSION=22105', ...ncclDefines]);
+    if (!cudart || !ncclLib) return null;
+    const script = `const c = require(${JSON.stringify(DIST)});\n(async () => {\n${code}\n})().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_REPORT: '1', FAKE_CUDA_REPORT: '1', ...env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+    return { out: JSON.parse(r.stdout.trim().split('\n').pop()), stderr: r.stderr };
+  }
+
+  it('device collectives complete off the queue thread: the next call is issued while the device runs, completions keep issue order', function () {
+    // Each event completes 300 ms after it is recorded. Waiting for each in turn on the queue
+    // thread would take 10 x 300 ms; issued back to back they finish together.
+    const r = withFakes('fake7', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const bufs = Array.from({ length: 10 }, (_, i) => new c.DeviceBuffer('int32', 4).fill(i));
+      const order = [];
+      const t0 = Date.now();
+      const works = bufs.map((b, i) => comm.allReduce(b).wait().then(() => order.push(i)));
+      const host = Float32Array.of(7);
+      works.push(comm.allReduce(host).wait().then(() => order.push('host')));
+      await Promise.all(works);
+      const elapsed = Date.now() - t0;
+      const values = bufs.map((b) => b.copyTo()[0]);
+      for (const b of bufs) b.free();
+      await comm.destroy();
+      console.log(JSON.stringify({ order, elapsed, values }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    const { order, elapsed, values } = r.out;
+    // The host call issued last ran while the device calls were still in flight.
+    assert.deepEqual(order, ['host', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(elapsed >= 290 && elapsed < 1500, `${elapsed} ms`);
+    assert.deepEqual(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('group(fn): the calls inside complete once enqueued, the group when the event recorded at ncclGroupEnd fires', function () {
+    const r = withFakes('fake13', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('float32', 4).fill(1.5);
+      const t = new c.DeviceBuffer('float32', 4);
+      const at = {};
+      const t0 = Date.now();
+      const inner = [];
+      const g = comm.group(() => {
+        inner.push(comm.allReduce(a).wait().then(() => (at.allReduce = Date.now() - t0)));
+        inner.push(comm.allToAll(a, t).wait().then(() => (at.allToAll = Date.now() - t0)));
+      });
+      await g.wait();
+      at.group = Date.now() - t0;
+      await Promise.all(inner);
+      const values = Array.from(t.copyTo());
+      a.free();
+      t.free();
+      await comm.destroy();
+      console.log(JSON.stringify({ at, values }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    const { at, values } = r.out;
+    // The group's event fires 300 ms after ncclGroupEnd, which comes after both enqueues.
+    assert.ok(at.group - Math.max(at.allReduce, at.allToAll) >= 250, JSON.stringify(at));
+    assert.deepEqual(values, [1.5, 1.5, 1.5, 1.5]);
+  });
+
+  it('a device call that times out aborts the NCCL communicator: calls enqueued behind it fail ABORTED, the next one gets a fresh communicator', function () {
+    const r = withFakes('fake8', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const b = new c.DeviceBuffer('float32', 4).fill(2);
+      process.env.FAKE_CUDA_EVENT_HANG = '1';
+      const settled = await Promise.allSettled([0, 1, 2].map(() => comm.allReduce(b, { timeoutMs: 200 }).wait()));
+      delete process.env.FAKE_CUDA_EVENT_HANG;
+      const out = settled.map((s) => s.status === 'rejected' ? [s.reason.name, s.reason.code, s.reason.operation] : 'ok');
+      await comm.allReduce(b, { timeoutMs: 200 }).wait();
+      out.push('ok', Array.from(b.copyTo()));
+      b.free();
+      await comm.destroy();
+      console.log(JSON.stringify(out));`);
+    if (!r) this.skip();
+    assert.deepEqual(r.out, [
+      ['CollectiveError', 'TIMEOUT', 'allReduce'],
+      ['CollectiveError', 'ABORTED', 'allReduce'],
+      ['CollectiveError', 'ABORTED', 'allReduce'],
+      'ok',
+      [2, 2, 2, 2],
+    ]);
+  });
+
+  it('free() of a DeviceBuffer an in-flight device call uses: unusable at once, the memory released when the call settles', function () {
+    // Events complete 300 ms after they are recorded; the stand-in reports how many allocations
+    // are live whenever one of 12345 bytes is made.
+    const r = withFakes('fake9', `
+      const probe = () => new c.DeviceBuffer('uint8', 12345).free();
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('int32', 4).fill(5);
+      const out = new c.DeviceBuffer('int32', 4).fill(0);
+      const view = a.subarray(1, 3);
+      const w = comm.allReduce(a, { output: out });
+      const v = comm.allReduce(view);
+      a.free();
+      out.free();
+      const after = [a.freed, out.freed, view.freed];
+      const uses = [() => comm.allReduce(a), () => comm.allReduce(view), () => out.copyTo(), () => a.fill(1)].map((f) => {
+        try { f(); return 'no throw'; } catch (e) { return e.code; }
+      });
+      probe(); // both allocations still live: the calls are in flight
+      const results = await Promise.allSettled([w.wait(), v.wait()]);
+      await new Promise((r) => setImmediate(r));
+      probe(); // released once both settled
+      await comm.destroy();
+      console.log(JSON.stringify({ after, uses, results: results.map((x) => x.status) }));`, { FAKE_CUDA_EVENT_DELAY_MS: '300' });
+    if (!r) this.skip();
+    assert.deepEqual(r.out, {
+      after: [true, true, true],
+      uses: ['DESTROYED', 'DESTROYED', 'DESTROYED', 'DESTROYED'],
+      results: ['fulfilled', 'fulfilled'],
+    });
+    const probes = [...r.stderr.matchAll(/fake-cuda probe: (\d+) live/g)].map((m) => Number(m[1]));
+    assert.deepEqual(probes, [2, 0]);
+    // Released once, never twice (the count would go below 0).
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+  });
+
+  it('abort() with a device call in flight and its buffer freed: ABORTED at once, the NCCL communicator aborted, the memory released once', function () {
+    // The device never finishes and the timeout is long: only abort() can end the call.
+    const r = withFakes('fake10', `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const a = new c.DeviceBuffer('float32', 8).fill(1);
+      const w = comm.allReduce(a, { timeoutMs: 60000 });
+      await new Promise((r) => setTimeout(r, 50)); // enqueued, now with the waiter
+      a.free();
+      comm.abort();
+      const res = await w.wait().then(() => 'ok', (e) => e.code);
+      await new Promise((r) => setTimeout(r, 300)); // the waiter gives the call back
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+      new c.DeviceBuffer('uint8', 12345).free();
+      console.log(JSON.stringify(res));`, { FAKE_CUDA_EVENT_HANG: '1' });
+    if (!r) this.skip();
+    assert.equal(r.out, 'ABORTED');
+    assert.match(r.stderr, /fake-cuda probe: 0 live/);
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+  });
+
+  it('joining the NCCL communicator is bounded by the call\'s timeout where NCCL has ncclCommInitRankConfig; older NCCL joins blocking', function () {
+    const code = `
+      const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
+      const b = new c.DeviceBuffer('int32', 3).fill(4);
+      const out = [];
+      const t0 = Date.now();
+      try { await comm.allReduce(b, { timeoutMs: 300 }).wait(); out.push('ok'); }
+      catch (e) { out.push([e.name, e.code, e.operation, Date.now() - t0 >= 250 ? 'waited' : 'quick', e.message]); }
+      delete process.env.FAKE_NCCL_INIT_HANG;
+      await comm.allReduce(b, { timeoutMs: 300 }).wait(); // a fresh join succeeds
+      out.push(Array.from(b.copyTo()));
+      b.free();
+      await comm.destroy();
+      console.log(JSON.stringify(out));`;
+    const hung = withFakes('fake11', code, { FAKE_NCCL_INIT_HANG: '1' });
+    if (!hung) this.skip();
+    const [failure, values] = hung.out;
+    assert.deepEqual(failure.slice(0, 4), ['CollectiveError', 'TIMEOUT', 'allReduce', 'waited']);
+    assert.match(failure[4], /ncclCommInitRankConfig: rank 0 of 1 did not finish joining the NCCL communicator within 300 ms/);
+    assert.deepEqual(values, [4, 4, 4]);
+    // Before NCCL 2.14 there is no non-blocking init: the blocking one runs (and cannot hang here).
+    const old = withFakes('fake12', code, { FAKE_NCCL_INIT_HANG: '1' }, ['-DNO_INIT_CONFIG']);
+    assert.deepEqual(old.out, ['ok', [4, 4, 4]]);
   });
 
   it('device collectives: the watchdog turns a hang into TIMEOUT and an asynchronous NCCL error into PEER_LOST; no NCCL is BACKEND_UNAVAILABLE', function () {

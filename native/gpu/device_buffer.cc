@@ -118,8 +118,12 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void DeviceAllocation::markFreed() {
+  freed = true;
+  if (leases == 0) release();
+}
+
 void DeviceAllocation::release() {
-  if (freed) return;
   freed = true;
   if (!ptr) return;
   const CudaStatus& s = cuda();
@@ -199,6 +203,24 @@ void DeviceBuffer::checkUsable(Napi::Env env, const char* operation) const {
                std::string(operation) + ": the DeviceBuffer was freed" +
                    (owner_ || detached_ ? "" : " (its parent buffer was freed)"));
   }
+}
+
+namespace {
+
+struct Lease {
+  explicit Lease(std::shared_ptr<DeviceAllocation> a) : allocation(std::move(a)) {
+    allocation->leases++;
+  }
+  ~Lease() {
+    if (--allocation->leases == 0 && allocation->freed) allocation->release();
+  }
+  std::shared_ptr<DeviceAllocation> allocation;
+};
+
+}  // namespace
+
+std::shared_ptr<void> DeviceBuffer::lease() const {
+  return allocation_ ? std::make_shared<Lease>(allocation_) : nullptr;
 }
 
 void* DeviceBuffer::data(Napi::Env env) const {
@@ -293,10 +315,11 @@ Napi::Value DeviceBuffer::Fill(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DeviceBuffer::Free(const Napi::CallbackInfo& info) {
-  // A second free() is a no-op, as close() is. A view's free() only detaches
+  // A second free() is a no-op, as close() is. Memory an in-flight operation
+  // still uses is released when that operation settles. A view's free() only detaches
   // the view; the allocation belongs to the buffer that made it.
   if (owner_) {
-    if (allocation_) allocation_->release();
+    if (allocation_) allocation_->markFreed();
   } else {
     detached_ = true;
   }

@@ -4,6 +4,13 @@
 // it or when the last buffer or view over it is garbage-collected. A freed
 // allocation makes every view over it unusable (DESTROYED).
 //
+// A collective that reads or writes the memory holds a lease on the
+// allocation until its Work settles. free() during such an operation makes
+// the buffer unusable at once, as always, but the memory is released only
+// when the last lease goes: NCCL never works on memory handed back to CUDA
+// (torch's ProcessGroupNCCL likewise keeps a collective's tensors alive until
+// its work completes).
+//
 // Copies and fills are synchronous on the calling thread: they return when
 // the device memory holds the data (or the host array does).
 #pragma once
@@ -19,13 +26,17 @@
 namespace collectives {
 namespace gpu {
 
-// One cudaMalloc, shared by a buffer and its views.
+// One cudaMalloc, shared by a buffer and its views. JS thread only.
 struct DeviceAllocation {
   void* ptr = nullptr;
   size_t bytes = 0;
   int device = 0;
-  bool freed = false;
+  bool freed = false;  // free() was called: unusable from now on
+  int leases = 0;      // in-flight operations using the memory
   ~DeviceAllocation() { release(); }
+  // free(): releases now, or when the last lease goes.
+  void markFreed();
+  // cudaFree, once.
   void release();
 };
 
@@ -41,6 +52,9 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   DType dtype() const { return dtype_; }
   size_t length() const { return length_; }
   int device() const { return allocation_ ? allocation_->device : 0; }
+  // Keeps the memory allocated until the returned lease is destroyed (on the
+  // JS thread), even if free() is called meanwhile.
+  std::shared_ptr<void> lease() const;
 
  private:
   Napi::Value GetDType(const Napi::CallbackInfo& info);

@@ -22,6 +22,16 @@ void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
 
 #define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
 
+// A symbol that later NCCL releases added: null where the loaded one lacks it.
+template <typename F>
+void bindOptional(const DynamicLibrary& lib, F*& fn, const char* name) {
+  try {
+    bind(lib, fn, name);
+  } catch (const MissingSymbol&) {
+    fn = nullptr;
+  }
+}
+
 NcclStatus load() {
   NcclStatus s;
   LibrarySearch search = ncclSearch();
@@ -70,6 +80,8 @@ NcclStatus load() {
     COLLECTIVES_BIND(*lib, api, ncclRecv);
     COLLECTIVES_BIND(*lib, api, ncclGroupStart);
     COLLECTIVES_BIND(*lib, api, ncclGroupEnd);
+    if (s.version >= 21400) bindOptional(*lib, api.ncclCommInitRankConfig, "ncclCommInitRankConfig");
+    if (s.version >= 22800) bindOptional(*lib, api.ncclAlltoAll, "ncclAlltoAll");
   } catch (const MissingSymbol& e) {
     s.reason = e.what();
     return s;

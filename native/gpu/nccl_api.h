@@ -4,6 +4,7 @@
 // these; loading checks the version first.
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -24,6 +25,21 @@ static_assert(sizeof(ncclUniqueId) == 128, "ncclUniqueId is 128 bytes");
 
 constexpr ncclResult_t ncclSuccess = 0;
 constexpr ncclResult_t ncclInProgress = 7;
+
+// ncclConfig_t as NCCL 2.14 laid it out (the release that added
+// ncclCommInitRankConfig and `blocking`). NCCL copies min(size, its own
+// sizeof) bytes, rejects a magic other than 0xcafebeef, and takes only the
+// fields that `version` had: later fields keep NCCL's defaults. The last
+// member only fills the padding NCCL would read as cgaClusterSize (2.17),
+// with NCCL's "unset".
+struct NcclConfig {
+  size_t size = sizeof(NcclConfig);
+  unsigned int magic = 0xcafebeef;
+  unsigned int version = 21400;
+  int blocking = INT_MIN;
+  int unsetCgaClusterSize = INT_MIN;
+};
+static_assert(sizeof(NcclConfig) == 24, "NCCL 2.14's ncclConfig_t prefix is 24 bytes");
 
 // ncclDataType_t
 enum NcclDataType : int {
@@ -75,6 +91,9 @@ struct NcclApi {
   ncclResult_t (*ncclGetVersion)(int* version);
   ncclResult_t (*ncclGetUniqueId)(ncclUniqueId* id);
   ncclResult_t (*ncclCommInitRank)(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank);
+  // NCCL 2.14 and later; null before.
+  ncclResult_t (*ncclCommInitRankConfig)(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank,
+                                         NcclConfig* config);
   ncclResult_t (*ncclCommDestroy)(ncclComm_t comm);
   ncclResult_t (*ncclCommAbort)(ncclComm_t comm);
   ncclResult_t (*ncclCommGetAsyncError)(ncclComm_t comm, ncclResult_t* asyncError);
@@ -95,6 +114,9 @@ struct NcclApi {
                            cudaStream_t stream);
   ncclResult_t (*ncclRecv)(void* recv, size_t count, int dtype, int peer, ncclComm_t comm,
                            cudaStream_t stream);
+  // NCCL 2.28 and later; null before (all-to-all is then grouped send/recv).
+  ncclResult_t (*ncclAlltoAll)(const void* send, void* recv, size_t count, int dtype,
+                               ncclComm_t comm, cudaStream_t stream);
   ncclResult_t (*ncclGroupStart)();
   ncclResult_t (*ncclGroupEnd)();
 

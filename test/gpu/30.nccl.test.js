@@ -116,6 +116,18 @@ describe('gpu 30 NCCL', function () {
     assert.deepEqual(hostArr, Float32Array.of(1, 2, 3));
   });
 
+  it('algorithm(op, bytes, { device: true }) names what runs device calls', function () {
+    assert.equal(comm.algorithm('all_reduce', 1024, { device: true }), 'nccl');
+    assert.equal(comm.algorithm('broadcast', 8, { device: true }), 'nccl');
+    // The barrier stays on Gloo.
+    assert.equal(comm.algorithm('barrier', 0, { device: true }), comm.algorithm('barrier', 0));
+    // ncclAlltoAll from NCCL 2.28 on, grouped send/recv before.
+    const want = process.env.COLLECTIVES_TEST_ALLTOALL ?? (/^2\.(2[89]|[3-9]\d)/.test(backends().nccl.version) ? 'nccl alltoall' : 'nccl send/recv');
+    assert.equal(comm.algorithm('alltoall', 1024, { device: true }), want);
+    assert.throws(() => comm.algorithm('alltoall', 8, { device: 1 }), isCode('INVALID_ARGUMENT', /^options\.device/));
+    assert.throws(() => comm.algorithm('all_to_all', 8, { device: true }), isCode('INVALID_ARGUMENT', /all_to_all/));
+  });
+
   it('mixing host arrays and DeviceBuffers in one call is INVALID_ARGUMENT naming both', function () {
     const d = dev('float32', new Float32Array(4));
     const h = new Float32Array(4);
@@ -176,6 +188,49 @@ describe('gpu 30 NCCL', function () {
     assert.deepEqual(a.copyTo(), Int32Array.of(1, 2, 3));
   });
 
+  it('allToAllV on DeviceBuffers, with its argument checks', async function () {
+    const host = Int32Array.from({ length: 7 }, (_, i) => 3 * i - 5);
+    const a = dev('int32', host);
+    const t = new DeviceBuffer('int32', 7);
+    live.push(t);
+    const w = comm.allToAllV(a, [7], t, [7]);
+    assert.equal(await w.wait(), t);
+    assert.deepEqual(t.copyTo(), host);
+    // Empty exchanges complete too.
+    const e = new DeviceBuffer('int32', 0);
+    live.push(e);
+    await comm.allToAllV(e, [0], t.subarray(0, 0), [0]).wait();
+    assert.throws(() => comm.allToAllV(a, [6], t, [7]), isCode('INVALID_ARGUMENT', /^inputSplits: expected counts summing to the input's length \(7\)/));
+    assert.throws(() => comm.allToAllV(a, [7], t, [7, 0]), isCode('INVALID_ARGUMENT', /^outputSplits/));
+    assert.throws(() => comm.allToAllV(a, [7], new Int32Array(7), [7]), isCode('INVALID_ARGUMENT', /^output: .*like input/));
+    assert.throws(() => comm.allToAllV(a, [7], dev('float32', new Float32Array(7)), [7]), isCode('INVALID_ARGUMENT', /^output: expected a DeviceBuffer of int32/));
+    const whole = dev('int32', new Int32Array(10));
+    assert.throws(() => comm.allToAllV(whole.subarray(0, 6), [6], whole.subarray(4, 10), [6]), isCode('INVALID_ARGUMENT', /^output: must not overlap the input's memory/));
+  });
+
+  it('send/recv of DeviceBuffers: a send to this rank and its receive, paired in a group', async function () {
+    const host = Float64Array.from({ length: 9 }, (_, i) => i / 4 - 1);
+    const a = dev('float64', host);
+    const r = new DeviceBuffer('float64', 9);
+    live.push(r);
+    let s, q;
+    const g = comm.group(() => {
+      s = comm.send(a, comm.rank);
+      q = comm.recv(r, comm.rank);
+    });
+    await g.wait();
+    assert.equal(await s.wait(), a);
+    assert.equal(await q.wait(), r);
+    assert.deepEqual(r.copyTo(), host);
+    assert.throws(() => comm.send(a, comm.size), isCode('INVALID_ARGUMENT', /^peer/));
+    assert.throws(() => comm.recv(r, comm.rank), isCode('INVALID_ARGUMENT', /^peer: expected another rank than this one \(0\), or this one inside group\(fn\)/));
+    assert.throws(() => comm.recv(r, 0, { tag: 3 }), isCode('INVALID_ARGUMENT', /^options\.tag: expected 0 or nothing \(NCCL matches device transfers in issue order/));
+    assert.throws(() => comm.send(a, 0, { dtype: 'float32' }), isCode('INVALID_ARGUMENT', /^options\.dtype/));
+    const freed = new DeviceBuffer('float64', 2);
+    freed.free();
+    assert.throws(() => comm.group(() => comm.send(freed, comm.rank)), isCode('DESTROYED'));
+  });
+
   it('2 ranks on 2 GPUs: every collective, checked against host arithmetic', async function () {
     const devices = backends().cuda.devices;
     if (devices < 2 || process.env.COLLECTIVES_TEST_ONE_GPU) {
@@ -219,6 +274,18 @@ describe('gpu 30 NCCL', function () {
         const o = new c.DeviceBuffer('float32', n, { device: r });
         await comm.reduce(a, { output: o, root: 0 }).wait();
         if (r === 0) assert.deepEqual(o.copyTo(), sum);
+        // allToAllV: rank 0 sends 3 elements to rank 0 and 5 to rank 1; rank 1 sends 2 and 6.
+        const ins = r === 0 ? [3, 5] : [2, 6];
+        const outs = r === 0 ? [3, 2] : [5, 6];
+        const v = new c.DeviceBuffer('float32', outs[0] + outs[1], { device: r });
+        await comm.allToAllV(a, ins, v, outs).wait();
+        const sent = (p) => Float32Array.from({ length: n }, (_, i) => i + 10 * p);
+        const wantV = r === 0 ? [...sent(0).subarray(0, 3), ...sent(1).subarray(0, 2)] : [...sent(0).subarray(3, 8), ...sent(1).subarray(2, 8)];
+        assert.deepEqual(v.copyTo(), Float32Array.from(wantV));
+        // send/recv both ways at once, paired in a group.
+        const back = new c.DeviceBuffer('float32', n, { device: r });
+        await comm.group(() => { comm.send(a, 1 - r); comm.recv(back, 1 - r); }).wait();
+        assert.deepEqual(back.copyTo(), sent(1 - r));
         await comm.destroy();
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const run = (rank) =>
