@@ -41,6 +41,10 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   DType dtype() const { return dtype_; }
   size_t length() const { return length_; }
   int device() const { return allocation_ ? allocation_->device : 0; }
+  bool freed() const { return detached_ || !allocation_ || allocation_->freed; }
+  // The allocation and the byte range in it, to tell whether two buffers overlap.
+  const DeviceAllocation* allocation() const { return allocation_.get(); }
+  size_t byteOffset() const { return offset_; }
 
  private:
   Napi::Value GetDType(const Napi::CallbackInfo& info);
@@ -57,7 +61,6 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   Napi::Value Fill(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);
 
-  bool freed() const { return detached_ || !allocation_ || allocation_->freed; }
   void checkUsable(Napi::Env env, const char* operation) const;
   struct HostSpan {
     ArrayView host;
