@@ -148,6 +148,8 @@ export interface PrebuildManifest {
   gloo?: string;
   /** The libraries shipped beside the addon and found through its RUNPATH ($ORIGIN). */
   libraries: { file: string; package?: string; version?: string }[];
+  /** The CUDA kernels (libcollectives_cuda.so), when the prebuild has them: opened at run time, not linked. */
+  cudaKernels?: { file: string; needs: string[] };
 }
 
 /** The C library of this process: glibc with its version, musl, or none (not Linux). */
