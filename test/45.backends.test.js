@@ -81,9 +81,16 @@ describe('45 backends', function () {
       assert.ok(b.nccl.tried.length > 3);
     }
     if (b.cuda.available) assert.ok(b.cuda.devices > 0);
+    // The kernels of the device ops, under cuda: found (with its C API version) or why not.
+    const k = b.cuda.kernels;
+    assert.equal(typeof k.available, 'boolean');
+    assert.ok(Array.isArray(k.tried));
+    if (k.available) assert.deepEqual([typeof k.library, k.version, k.reason], ['string', '1', undefined]);
+    else assert.match(k.reason, /libcollectives_cuda\.so/);
     assert.deepEqual(backends(), b, 'the answer is kept for the process');
     console.log(`      cuda: ${b.cuda.available ? `${b.cuda.version}, ${b.cuda.devices} devices` : b.cuda.reason}`);
     console.log(`      nccl: ${b.nccl.available ? b.nccl.version : b.nccl.reason}`);
+    console.log(`      cuda kernels: ${k.available ? k.library : k.reason}`);
   });
 
   it('the addon does not link the CUDA runtime, NCCL or its CUDA kernels', function () {
