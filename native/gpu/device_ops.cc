@@ -32,7 +32,9 @@ DeviceArg deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
     throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
   }
   DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
-  if (b->freed()) throwCoded(env, codes::kDestroyed, std::string(name) + ": the DeviceBuffer was freed");
+  if (b->freed()) {
+    throwCoded(env, codes::kDestroyed, std::string(name) + ": the DeviceBuffer was freed");
+  }
   const size_t bytes = b->length() * dtypeSize(b->dtype());
   return {name, b, b->data(env), b->byteOffset(), b->byteOffset() + bytes};
 }
@@ -42,7 +44,8 @@ bool floatType(DType t) { return t == DType::kFloat32 || isHalf(t); }
 DeviceArg floatArg(Napi::Env env, const Napi::Value& v, const char* name) {
   DeviceArg a = deviceArg(env, v, name);
   if (!floatType(a.buffer->dtype())) {
-    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer of float32, float16 or bfloat16, got one of " +
+    throwTypeError(env, std::string(name) +
+                            ": expected a DeviceBuffer of float32, float16 or bfloat16, got one of " +
                             dtypeName(a.buffer->dtype()));
   }
   return a;
@@ -93,7 +96,8 @@ void checkTogether(Napi::Env env, std::initializer_list<const DeviceArg*> args) 
 void checkAligned(Napi::Env env, const DeviceArg& a) {
   if (reinterpret_cast<uintptr_t>(a.ptr) % 4 != 0) {
     throwRangeError(env, std::string(a.name) +
-                             ": expected a DeviceBuffer starting at a multiple of 4 bytes (the chunk's scales are float32), got byteOffset " +
+                             ": expected a DeviceBuffer starting at a multiple of 4 bytes (the "
+                             "chunk's scales are float32), got byteOffset " +
                              std::to_string(a.begin));
   }
 }
@@ -131,7 +135,8 @@ void finish(Napi::Env env, const Launch& l, const char* what, int rc) {
   if (rc != 0) throwCoded(env, codes::kInternal, l.kernels.describe(what, rc));
   const cudaError_t err = l.cuda.cudaStreamSynchronize(nullptr);
   if (err != cudaSuccess) {
-    throwCoded(env, codes::kInternal, l.cuda.describe((std::string("cudaStreamSynchronize after ") + what).c_str(), err));
+    const std::string call = std::string("cudaStreamSynchronize after ") + what;
+    throwCoded(env, codes::kInternal, l.cuda.describe(call.c_str(), err));
   }
 }
 
