@@ -22,6 +22,12 @@ export interface CudaStatus extends LibraryStatus {
   devices?: number;
   /** The CUDA version the driver supports, e.g. "12.4". */
   driverVersion?: string;
+  /**
+   * libcollectives_cuda, the kernels of the device operations (ops on DeviceBuffers, quantize /
+   * dequantize on DeviceBuffers): searched in COLLECTIVES_CUDA_KERNELS when set, else beside the
+   * addon, else the usual library folders. `version` is its C API version.
+   */
+  kernels: LibraryStatus;
 }
 
 export interface Backends {
@@ -36,8 +42,8 @@ export interface Backends {
 /**
  * What this machine can use. The CUDA runtime and NCCL are searched for the
  * first time this (or DeviceBuffer) is called, and the answer is kept for the
- * life of the process: set COLLECTIVES_CUDA_LIBRARY / COLLECTIVES_NCCL_LIBRARY
- * before that.
+ * life of the process: set COLLECTIVES_CUDA_LIBRARY / COLLECTIVES_NCCL_LIBRARY /
+ * COLLECTIVES_CUDA_KERNELS before that.
  */
 export function backends(): Backends {
   const addon = loadAddon();

@@ -9,7 +9,7 @@ import {
   checkReduceOp,
   resolveDType,
 } from './dtypes';
-import { DeviceBuffer } from './device';
+import { DeviceBuffer, onDevice } from './device';
 import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
@@ -578,32 +578,6 @@ function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined,
   if (output !== undefined && output.device !== input.device) {
     throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
   }
-}
-
-/**
- * Whether a call's buffers are DeviceBuffers (NCCL) rather than host arrays (Gloo); throws
- * INVALID_ARGUMENT naming both when one call mixes them. Undefined entries are absent options.
- */
-function onDevice(...args: [string, unknown][]): boolean {
-  const present = args.filter(([, v]) => v !== undefined);
-  const device = present.filter(([, v]) => v instanceof DeviceBuffer);
-  if (device.length === 0) return false;
-  const host = present.find(([, v]) => !(v instanceof DeviceBuffer));
-  if (host) {
-    const [d] = device[0];
-    const e = new TypeError(
-      `${host[0]}: expected a DeviceBuffer like ${d} (host arrays and DeviceBuffers cannot be mixed in one call), got ${describeBuffer(host[1])}`,
-    );
-    (e as TypeError & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
-    throw e;
-  }
-  return true;
-}
-
-function describeBuffer(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'an object';
-  return typeof v;
 }
 
 function sameLength(name: string, a: HostArray, expected: number, what: string): void {

@@ -51,15 +51,20 @@ function fromNative(err: unknown, operation: string): Error {
   const e = err as { code?: unknown; message?: string };
   const codes = Object.values(ErrorCode) as string[];
   const code = typeof e?.code === 'string' && codes.includes(e.code) ? (e.code as ErrorCode) : ErrorCode.INTERNAL;
-  return new CollectiveError(code, `DeviceBuffer.${operation}: ${e?.message ?? String(err)}`, -1, `DeviceBuffer.${operation}`);
+  return new CollectiveError(code, `${operation}: ${e?.message ?? String(err)}`, -1, operation);
 }
 
-function call<T>(operation: string, f: () => T): T {
+/** @internal runs a synchronous native call on device memory, its errors as CollectiveError named for `operation`. */
+export function deviceCall<T>(operation: string, f: () => T): T {
   try {
     return f();
   } catch (err) {
     throw fromNative(err, operation);
   }
+}
+
+function call<T>(operation: string, f: () => T): T {
+  return deviceCall(`DeviceBuffer.${operation}`, f);
 }
 
 /**
@@ -222,4 +227,31 @@ export class DeviceBuffer {
   static native(b: DeviceBuffer): NativeDeviceBuffer {
     return b[NATIVE];
   }
+}
+
+/**
+ * @internal Whether a call's buffers are DeviceBuffers (device code: NCCL, the CUDA kernels)
+ * rather than host arrays (Gloo, host loops); throws INVALID_ARGUMENT naming both when one call
+ * mixes them. Undefined entries are absent options.
+ */
+export function onDevice(...args: [string, unknown][]): boolean {
+  const present = args.filter(([, v]) => v !== undefined);
+  const device = present.filter(([, v]) => v instanceof DeviceBuffer);
+  if (device.length === 0) return false;
+  const host = present.find(([, v]) => !(v instanceof DeviceBuffer));
+  if (host) {
+    const [d] = device[0];
+    const e = new TypeError(
+      `${host[0]}: expected a DeviceBuffer like ${d} (host arrays and DeviceBuffers cannot be mixed in one call), got ${describeBuffer(host[1])}`,
+    );
+    (e as TypeError & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
+    throw e;
+  }
+  return true;
+}
+
+function describeBuffer(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'an object';
+  return typeof v;
 }

@@ -21,7 +21,8 @@ export interface NativeOps {
 
 /** Run-time loaded CUDA and NCCL (native/gpu/). */
 export interface NativeGpu {
-  backends(): { cuda: NativeLibraryStatus & { devices?: number; driverVersion?: string }; nccl: NativeLibraryStatus };
+  backends(): { cuda: NativeLibraryStatus & { devices?: number; driverVersion?: string; kernels: NativeLibraryStatus }; nccl: NativeLibraryStatus };
+  ops: NativeDeviceOps;
   DeviceBuffer: {
     new (dtype: number, length: number, device: number): NativeDeviceBuffer;
     new (parent: NativeDeviceBuffer, begin: number, end: number): NativeDeviceBuffer;
@@ -48,6 +49,17 @@ export interface NativeDeviceBuffer {
   copyTo<T extends ArrayBufferView>(target: T, offset: number): T;
   fill(value: number | bigint): unknown;
   free(): void;
+}
+
+/** The elementwise operations and codecs on DeviceBuffers (native/gpu/device_ops.cc); dtypes are the buffers'. */
+export interface NativeDeviceOps {
+  adamwStep(param: NativeDeviceBuffer, grad: NativeDeviceBuffer, expAvg: NativeDeviceBuffer, expAvgSq: NativeDeviceBuffer, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  nesterovStep(param: NativeDeviceBuffer, delta: NativeDeviceBuffer, momentumBuffer: NativeDeviceBuffer, lr: number, momentum: number): void;
+  axpy(a: number, x: NativeDeviceBuffer, y: NativeDeviceBuffer): void;
+  scale(x: NativeDeviceBuffer, a: number): void;
+  cast(input: NativeDeviceBuffer, output: NativeDeviceBuffer): void;
+  quantize(input: NativeDeviceBuffer, format: number, blockSize: number, output: NativeDeviceBuffer, residual: NativeDeviceBuffer | null, seed: bigint | null): void;
+  dequantize(bytes: NativeDeviceBuffer, count: number, format: number, blockSize: number, output: NativeDeviceBuffer): void;
 }
 
 /** The codecs (native/quant/quant_exports.cc). */
@@ -144,6 +156,8 @@ export interface PrebuildManifest {
   gloo?: string;
   /** The libraries shipped beside the addon and found through its RUNPATH ($ORIGIN). */
   libraries: { file: string; package?: string; version?: string }[];
+  /** The CUDA kernels (libcollectives_cuda.so), when the prebuild has them: opened at run time, not linked. */
+  cudaKernels?: { file: string; needs: string[] };
 }
 
 /** The C library of this process: glibc with its version, musl, or none (not Linux). */

@@ -1,20 +1,27 @@
 import { argRangeError, argTypeError } from './errors';
 import { DTYPE_CODE, checkArray, resolveDType, type DType, type HostArray } from './dtypes';
+import { DeviceBuffer, deviceCall, onDevice } from './device';
+import { checkDeviceBuffer, checkFloat32Buffers, checkSameDType, deviceOps } from './device-args';
 import { type NativeOps, loadAddon } from './loader';
 import { checkInt, checkOptions } from './options';
 
 /**
  * Elementwise operations of the training layer (optimizer steps, axpy, scale,
- * casts), on host typed arrays today: native C++ loops over the same
- * per-element math as the CUDA kernels (native/ops/elementwise_math.h), so a
- * host step and a device step give the same float32 bits. Device buffers
- * (`DeviceBuffer`) will be accepted in the same positions once the GPU
- * backend's device memory lands; the signatures will not change.
- * Synchronous: pure computation on this thread, in place where noted.
+ * casts), one API for host and device memory:
+ * - on host typed arrays, native C++ loops on this thread;
+ * - on DeviceBuffers, the CUDA kernels of libcollectives_cuda, launched on
+ *   the buffers' device; the call waits for the kernel before it returns.
+ * Both run the same per-element math (native/ops/elementwise_math.h), so a
+ * host step and a device step give the same float32 bits.
+ * Synchronous either way, in place where noted. The arrays of one call are
+ * all host arrays or all DeviceBuffers on one device: mixing them is a
+ * TypeError naming the argument. On device, a freed buffer is DESTROYED and
+ * a machine without the CUDA kernels gives BACKEND_UNAVAILABLE with the reason
+ * (backends().cuda.kernels.reason).
  */
 
-/** What every array argument accepts today: host memory. */
-export type Float32Buffer = Float32Array;
+/** A float32 array argument: host memory, or a DeviceBuffer of float32. */
+export type Float32Buffer = Float32Array | DeviceBuffer;
 
 export interface AdamWOptions {
   /** Learning rate (default 1e-3). */
@@ -91,11 +98,23 @@ function checkApart(named: Array<[string, ArrayBufferView]>): void {
  * p -= lr/(1-β1^t) · m / (√v / √(1-β2^t) + eps). All float32.
  */
 export function adamwStep(param: Float32Buffer, grad: Float32Buffer, expAvg: Float32Buffer, expAvgSq: Float32Buffer, options: AdamWOptions): void {
+  const named: [string, unknown][] = [['param', param], ['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]];
+  if (onDevice(...named)) {
+    const [p, g, m, v] = checkFloat32Buffers('adamwStep', named).map((b) => DeviceBuffer.native(b));
+    const a = adamwArgs(options);
+    deviceCall('adamwStep', () => deviceOps().adamwStep(p, g, m, v, ...a));
+    return;
+  }
   const p = checkFloat32('param', param);
   const g = checkFloat32('grad', grad, p.length);
   const m = checkFloat32('expAvg', expAvg, p.length);
   const v = checkFloat32('expAvgSq', expAvgSq, p.length);
   checkApart([['param', p], ['grad', g], ['expAvg', m], ['expAvgSq', v]]);
+  ops().adamwStep(p, g, m, v, ...adamwArgs(options));
+}
+
+/** lr, beta1, beta2, eps, weightDecay, step from the options, defaults filled in. */
+function adamwArgs(options: AdamWOptions): [number, number, number, number, number, number] {
   if (options === undefined) throw argTypeError('options', 'an options object with step', options);
   const o = checkOptions<AdamWOptions>('options', options, ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'step']);
   const lr = checkNumber('options.lr', o.lr, 1e-3);
@@ -104,7 +123,7 @@ export function adamwStep(param: Float32Buffer, grad: Float32Buffer, expAvg: Flo
   const eps = checkNumber('options.eps', o.eps, 1e-8);
   const wd = checkNumber('options.weightDecay', o.weightDecay, 1e-2);
   const step = checkInt('options.step', o.step, 1, Number.MAX_SAFE_INTEGER);
-  ops().adamwStep(p, g, m, v, lr, beta1, beta2, eps, wd, step);
+  return [lr, beta1, beta2, eps, wd, step];
 }
 
 /**
@@ -114,20 +133,35 @@ export function adamwStep(param: Float32Buffer, grad: Float32Buffer, expAvg: Flo
  * buf = μ·buf + delta; p -= lr·(delta + μ·buf). `momentumBuffer` starts at zero.
  */
 export function nesterovStep(param: Float32Buffer, delta: Float32Buffer, momentumBuffer: Float32Buffer, options: NesterovOptions): void {
+  const named: [string, unknown][] = [['param', param], ['delta', delta], ['momentumBuffer', momentumBuffer]];
+  if (onDevice(...named)) {
+    const [p, d, b] = checkFloat32Buffers('nesterovStep', named).map((x) => DeviceBuffer.native(x));
+    const [lr, mu] = nesterovArgs(options);
+    deviceCall('nesterovStep', () => deviceOps().nesterovStep(p, d, b, lr, mu));
+    return;
+  }
   const p = checkFloat32('param', param);
   const d = checkFloat32('delta', delta, p.length);
   const b = checkFloat32('momentumBuffer', momentumBuffer, p.length);
   checkApart([['param', p], ['delta', d], ['momentumBuffer', b]]);
-  if (options === undefined) throw argTypeError('options', 'an options object with lr and momentum', options);
-  const o = checkOptions<NesterovOptions>('options', options, ['lr', 'momentum']);
-  const lr = checkNumber('options.lr', o.lr);
-  const mu = checkNumber('options.momentum', o.momentum);
+  const [lr, mu] = nesterovArgs(options);
   ops().nesterovStep(p, d, b, lr, mu);
 }
 
-/** y += a·x in place (float32). x may be y itself. */
+function nesterovArgs(options: NesterovOptions): [number, number] {
+  if (options === undefined) throw argTypeError('options', 'an options object with lr and momentum', options);
+  const o = checkOptions<NesterovOptions>('options', options, ['lr', 'momentum']);
+  return [checkNumber('options.lr', o.lr), checkNumber('options.momentum', o.momentum)];
+}
+
+/** y += a·x in place (float32). x may be y itself (the same array or the same DeviceBuffer view). */
 export function axpy(a: number, x: Float32Buffer, y: Float32Buffer): void {
   const alpha = checkNumber('a', a);
+  if (onDevice(['x', x], ['y', y])) {
+    const [xs, ys] = checkFloat32Buffers('axpy', [['x', x], ['y', y]]).map((b) => DeviceBuffer.native(b));
+    deviceCall('axpy', () => deviceOps().axpy(alpha, xs, ys));
+    return;
+  }
   const xs = checkFloat32('x', x);
   const ys = checkFloat32('y', y, xs.length);
   if (overlaps(xs, ys) && !(xs.buffer === ys.buffer && xs.byteOffset === ys.byteOffset)) {
@@ -138,6 +172,12 @@ export function axpy(a: number, x: Float32Buffer, y: Float32Buffer): void {
 
 /** x *= a in place (float32). */
 export function scale(x: Float32Buffer, a: number): void {
+  if (onDevice(['x', x])) {
+    const xs = DeviceBuffer.native(checkDeviceBuffer('scale', 'x', x, ['float32']));
+    const alpha = checkNumber('a', a);
+    deviceCall('scale', () => deviceOps().scale(xs, alpha));
+    return;
+  }
   const xs = checkFloat32('x', x);
   ops().scale(xs, checkNumber('a', a));
 }
@@ -151,12 +191,22 @@ function castDType(name: string, a: HostArray, dtype: unknown): DType {
 /**
  * Converts between float32, float16 and bfloat16 (Uint16Array holds the
  * half types' bits) with round-to-nearest-even; NaN stays NaN, overflow
- * becomes ±Infinity. `output` must have the input's length.
+ * becomes ±Infinity. `output` must have the input's length. On DeviceBuffers
+ * the dtypes are the buffers' own (the options may repeat them).
  */
-export function cast(input: HostArray, output: HostArray, options?: CastOptions): void {
+export function cast(input: HostArray | DeviceBuffer, output: HostArray | DeviceBuffer, options?: CastOptions): void {
   const o = checkOptions<CastOptions>('options', options, ['inputDtype', 'outputDtype']);
-  const inp = checkArray('input', input);
-  const out = checkArray('output', output);
+  if (onDevice(['input', input], ['output', output])) {
+    const floats = ['float32', 'float16', 'bfloat16'] as const;
+    const inp = checkDeviceBuffer('cast', 'input', input, floats);
+    const out = checkDeviceBuffer('cast', 'output', output, floats, { name: 'input', buffer: inp, length: inp.length });
+    checkSameDType('options.inputDtype', o.inputDtype, inp);
+    checkSameDType('options.outputDtype', o.outputDtype, out);
+    deviceCall('cast', () => deviceOps().cast(DeviceBuffer.native(inp), DeviceBuffer.native(out)));
+    return;
+  }
+  const inp = checkArray('input', input as HostArray);
+  const out = checkArray('output', output as HostArray);
   const it = castDType('input', inp, o.inputDtype);
   const ot = castDType('output', out, o.outputDtype);
   if (out.length !== inp.length) throw argRangeError('output', `${inp.length} elements (the input's length)`, out.length);

@@ -2,6 +2,8 @@ import { argRangeError, argTypeError } from './errors';
 import { DTYPE_CODE, REDUCE_OP_CODE, type DType, type HostArray, checkArray, resolveDType } from './dtypes';
 import { type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
+import { DeviceBuffer, deviceCall, onDevice } from './device';
+import { checkDeviceBuffer, checkSameDType, deviceOps } from './device-args';
 
 /**
  * Blockwise formats. Each block of `blockSize` elements shares one float32
@@ -56,6 +58,32 @@ export interface Quantized {
   scales: Float32Array;
   /** The packed values (int4: element 2i in the low nibble of byte i). */
   payload: Uint8Array;
+}
+
+/**
+ * quantize() on a DeviceBuffer: the same options, with the output (a uint8 DeviceBuffer of
+ * quantizedSize() bytes starting at a multiple of 4 bytes) and the error-feedback residual
+ * (a float32 DeviceBuffer of the input's length) on the input's device.
+ */
+export interface DeviceQuantizeOptions extends Omit<QuantizeOptions, 'output' | 'errorFeedback'> {
+  /** Allocated on the input's device when absent. */
+  output?: DeviceBuffer;
+  errorFeedback?: DeviceBuffer;
+}
+
+/** One quantized tensor in device memory: the wire bytes as a uint8 DeviceBuffer. */
+export interface DeviceQuantized {
+  format: QuantFormat;
+  blockSize: number;
+  count: number;
+  bytes: DeviceBuffer;
+}
+
+export interface DeviceDequantizeOptions {
+  /** Where the values go (count elements, float32 / float16 / bfloat16); a new DeviceBuffer of `dtype` when absent. */
+  output?: DeviceBuffer;
+  /** Default float32 (or the output's). */
+  dtype?: DType;
 }
 
 /** What dequantize needs: a Quantized, or the same fields around received bytes. */
@@ -144,10 +172,57 @@ export function quantizedSize(count: number, options?: { format?: QuantFormat; b
 
 /**
  * Quantizes float32 / float16 / bfloat16 data into one message (scales, then
- * payload). Synchronous: pure computation on this thread.
+ * payload). Synchronous: on host arrays pure computation on this thread; on a
+ * DeviceBuffer a CUDA kernel on its device, waited for before returning, whose
+ * bytes equal the host's for the same input and options (stochastic rounding
+ * and error feedback included). A freed buffer is DESTROYED; without the CUDA
+ * kernels it is BACKEND_UNAVAILABLE (backends().cuda.kernels.reason).
  */
-export function quantize(input: HostArray, options?: QuantizeOptions): Quantized {
-  const o = checkOptions<QuantizeOptions>('options', options, ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'output']);
+export function quantize(input: DeviceBuffer, options?: DeviceQuantizeOptions): DeviceQuantized;
+export function quantize(input: HostArray, options?: QuantizeOptions): Quantized;
+export function quantize(input: HostArray | DeviceBuffer, options?: QuantizeOptions | DeviceQuantizeOptions): Quantized | DeviceQuantized {
+  const o = checkOptions<QuantizeOptions | DeviceQuantizeOptions>('options', options, ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'output']);
+  if (onDevice(['input', input], ['options.output', o.output], ['options.errorFeedback', o.errorFeedback])) {
+    return quantizeOnDevice(input as DeviceBuffer, o as DeviceQuantizeOptions);
+  }
+  return quantizeOnHost(input as HostArray, o as QuantizeOptions);
+}
+
+const FLOATS = ['float32', 'float16', 'bfloat16'] as const;
+
+function quantizeOnDevice(input: DeviceBuffer, o: DeviceQuantizeOptions): DeviceQuantized {
+  const inp = checkDeviceBuffer('quantize', 'input', input, FLOATS);
+  checkSameDType('options.dtype', o.dtype, inp);
+  const format = checkFormat('options.format', o.format);
+  const blockSize = checkBlockSize('options.blockSize', o.blockSize);
+  const seed = checkSeed('options.stochastic', o.stochastic);
+  const size = quant().quantizedSize(inp.length, FORMAT_CODE[format], blockSize);
+  let residual: DeviceBuffer | null = null;
+  if (o.errorFeedback !== undefined) {
+    residual = checkDeviceBuffer('quantize', 'options.errorFeedback', o.errorFeedback, ['float32'], { name: 'input', buffer: inp, length: inp.length });
+  }
+  let bytes: DeviceBuffer;
+  const allocated = o.output === undefined;
+  if (allocated) {
+    bytes = new DeviceBuffer('uint8', size, { device: inp.device });
+  } else {
+    bytes = checkDeviceBuffer('quantize', 'options.output', o.output, ['uint8'], { name: 'input', buffer: inp });
+    if (bytes.length !== size) throw argRangeError('options.output', `a DeviceBuffer of ${size} bytes (quantizedSize)`, bytes.length);
+    if (bytes.byteOffset % 4 !== 0) throw argRangeError('options.output', 'a DeviceBuffer starting at a multiple of 4 bytes (the scales are float32)', `byteOffset ${bytes.byteOffset}`);
+  }
+  const nativeResidual = residual === null ? null : DeviceBuffer.native(residual);
+  try {
+    deviceCall('quantize', () =>
+      deviceOps().quantize(DeviceBuffer.native(inp), FORMAT_CODE[format], blockSize, DeviceBuffer.native(bytes), nativeResidual, seed),
+    );
+  } catch (err) {
+    if (allocated) bytes.free(); // device memory: not left to the garbage collector
+    throw err;
+  }
+  return { format, blockSize, count: inp.length, bytes };
+}
+
+function quantizeOnHost(input: HostArray, o: QuantizeOptions): Quantized {
   const inp = checkArray('input', input);
   const dtype = quantDType('input', inp, o.dtype);
   const format = checkFormat('options.format', o.format);
@@ -170,6 +245,30 @@ export function quantize(input: HostArray, options?: QuantizeOptions): Quantized
   return view(format, blockSize, inp.length, bytes);
 }
 
+function dequantizeOnDevice(bytes: DeviceBuffer, format: QuantFormat, blockSize: number, count: number, o: DeviceDequantizeOptions): DeviceBuffer {
+  const b = checkDeviceBuffer('dequantize', 'q.bytes', bytes, ['uint8']);
+  const size = quant().quantizedSize(count, FORMAT_CODE[format], blockSize);
+  if (b.length !== size) throw argRangeError('q.bytes', `${size} bytes (quantizedSize of ${count} elements)`, b.length);
+  if (b.byteOffset % 4 !== 0) throw argRangeError('q.bytes', 'a DeviceBuffer starting at a multiple of 4 bytes (the scales are float32)', `byteOffset ${b.byteOffset}`);
+  let out: DeviceBuffer;
+  const allocated = o.output === undefined;
+  if (allocated) {
+    const dtype = o.dtype === undefined ? 'float32' : o.dtype;
+    if (!(FLOATS as readonly unknown[]).includes(dtype)) throw argTypeError('options.dtype', "'float32', 'float16' or 'bfloat16'", o.dtype);
+    out = new DeviceBuffer(dtype, count, { device: b.device });
+  } else {
+    out = checkDeviceBuffer('dequantize', 'options.output', o.output, FLOATS, { name: 'q.bytes', buffer: b, length: count });
+    checkSameDType('options.dtype', o.dtype, out);
+  }
+  try {
+    deviceCall('dequantize', () => deviceOps().dequantize(DeviceBuffer.native(b), count, FORMAT_CODE[format], blockSize, DeviceBuffer.native(out)));
+  } catch (err) {
+    if (allocated) out.free(); // device memory: not left to the garbage collector
+    throw err;
+  }
+  return out;
+}
+
 function view(format: QuantFormat, blockSize: number, count: number, bytes: Uint8Array): Quantized {
   const blocks = Math.ceil(count / blockSize);
   const payloadBytes = format === 'int4' ? Math.ceil(count / 2) : count;
@@ -183,13 +282,22 @@ function view(format: QuantFormat, blockSize: number, count: number, bytes: Uint
   return { format, blockSize, count, bytes, scales, payload: bytes.subarray(4 * blocks, 4 * blocks + payloadBytes) };
 }
 
-/** Turns a quantized message back into values (float32 unless told otherwise). */
-export function dequantize(q: QuantizedLike, options?: DequantizeOptions): HostArray {
+/**
+ * Turns a quantized message back into values (float32 unless told otherwise).
+ * With the bytes in a DeviceBuffer (a DeviceQuantized) the values go to a
+ * DeviceBuffer on its device, by a CUDA kernel waited for before returning.
+ */
+export function dequantize(q: DeviceQuantized, options?: DeviceDequantizeOptions): DeviceBuffer;
+export function dequantize(q: QuantizedLike, options?: DequantizeOptions): HostArray;
+export function dequantize(q: QuantizedLike | DeviceQuantized, options?: DequantizeOptions | DeviceDequantizeOptions): HostArray | DeviceBuffer {
   if (q === null || typeof q !== 'object') throw argTypeError('q', 'a quantized tensor ({ format, blockSize, count, bytes })', q);
-  const o = checkOptions<DequantizeOptions>('options', options, ['output', 'dtype']);
+  const o = checkOptions<DequantizeOptions | DeviceDequantizeOptions>('options', options, ['output', 'dtype']);
   const format = checkFormat('q.format', q.format);
   const blockSize = checkBlockSize('q.blockSize', q.blockSize);
   const count = checkInt('q.count', q.count, 0, Number.MAX_SAFE_INTEGER);
+  if (onDevice(['q.bytes', q.bytes], ['options.output', o.output])) {
+    return dequantizeOnDevice(q.bytes as DeviceBuffer, format, blockSize, count, o as DeviceDequantizeOptions);
+  }
   if (!(q.bytes instanceof Uint8Array)) throw argTypeError('q.bytes', 'a Uint8Array', q.bytes);
   const native = quant();
   const size = native.quantizedSize(count, FORMAT_CODE[format], blockSize);
@@ -203,7 +311,7 @@ export function dequantize(q: QuantizedLike, options?: DequantizeOptions): HostA
     }
     out = dtype === 'float32' ? new Float32Array(count) : new Uint16Array(count);
   } else {
-    out = checkArray('options.output', o.output);
+    out = checkArray('options.output', o.output as HostArray);
     dtype = quantDType('options.output', out, o.dtype);
     if (out.length !== count) throw argRangeError('options.output', `${count} elements (q.count)`, out.length);
     if (overlaps(out, q.bytes)) throw argRangeError('options.output', 'memory apart from q.bytes', 'an overlapping array');

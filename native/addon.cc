@@ -6,6 +6,7 @@
 #include "dtype.h"
 #include "ops/ops_exports.h"
 #include "gpu/device_buffer.h"
+#include "gpu/device_ops.h"
 #include "quant/quant_exports.h"
 
 // CMake passes the version from Gloo's package config; node-gyp has none.
@@ -30,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   quant::registerExports(env, exports);
   ops::registerExports(env, exports);
   gpu::registerExports(env, exports);
+  gpu::registerDeviceOps(env, exports.Get("gpu").As<Napi::Object>());
   return exports;
 }
 

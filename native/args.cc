@@ -18,6 +18,12 @@ void throwRangeError(Napi::Env env, const std::string& message) {
   throw e;
 }
 
+void throwCoded(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  throw e;
+}
+
 namespace {
 
 bool arrayTypeFits(napi_typedarray_type type, DType dtype) {

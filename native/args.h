@@ -24,6 +24,8 @@ struct ArrayView {
 
 [[noreturn]] void throwTypeError(Napi::Env env, const std::string& message);
 [[noreturn]] void throwRangeError(Napi::Env env, const std::string& message);
+// An Error with one of errors.h's codes (DESTROYED, BACKEND_UNAVAILABLE, INTERNAL, ...).
+[[noreturn]] void throwCoded(Napi::Env env, const char* code, const std::string& message);
 
 DType dtypeArg(Napi::Env env, const Napi::Value& v);
 RedOp redOpArg(Napi::Env env, const Napi::Value& v, DType dtype);

@@ -39,6 +39,10 @@ for f in "prebuilds/$PLATFORM/$addon" "prebuilds/$PLATFORM/libgloo.so.0" "prebui
          scripts/install.js CMakeLists.txt binding.gyp native/addon.cc README.md LICENSE package.json; do
   grep -qx "$f" "$work/contents.txt" || fail "the tarball lacks $f"
 done
+kernels=$(node -p "require('./prebuilds/$PLATFORM/manifest.json').cudaKernels?.file ?? ''")
+if [ -n "$kernels" ]; then
+  grep -qx "prebuilds/$PLATFORM/$kernels" "$work/contents.txt" || fail "the manifest lists $kernels but the tarball lacks it"
+fi
 if grep -E '^(build|test|bench|examples|node_modules|\.ci)/' "$work/contents.txt" >"$work/extra.txt"; then
   fail "the tarball holds files it must not: $(head -5 "$work/extra.txt" | tr '\n' ' ')"
 fi
@@ -74,7 +78,7 @@ cat >"$work/app/allreduce.mjs" <<'EOF'
 // One rank of the check: an exact all-reduce, and where Gloo was mapped from.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { init, versions } from 'collectives';
+import { backends, init, versions } from 'collectives';
 
 const prebuilds = createRequire(import.meta.url).resolve('collectives/package.json').replace(/package\.json$/, 'prebuilds/');
 const comm = await init();
@@ -93,6 +97,11 @@ const problems = [];
 if (wrong) problems.push(`all-reduce: ${wrong} of ${n} elements wrong`);
 if (!addon.startsWith(prebuilds)) problems.push(`the addon was loaded from ${addon}, not from ${prebuilds}`);
 if (foreign.length) problems.push(`libraries mapped from outside the prebuilds folder: ${foreign.join(', ')}`);
+// The CUDA kernels shipped beside the addon are the ones it finds (loading them needs no GPU).
+if (process.env.CHECK_KERNELS) {
+  const k = backends().cuda.kernels;
+  if (k.library !== prebuilds + 'linux-x64/' + process.env.CHECK_KERNELS) problems.push(`the CUDA kernels came from ${k.library ?? 'nowhere'} (${k.reason ?? ''}), not from the prebuilds folder`);
+}
 const gloo = mapped.filter((f) => /libgloo/.test(f));
 if (!gloo.length) problems.push('no libgloo mapped at all');
 await comm.destroy();
@@ -159,7 +168,7 @@ EOF
 printf '%s\n' "${hide_libs[@]}" | sort -u >"$work/hide_libs"
 printf '%s\n' "${hide_dirs[@]}" >"$work/hide_dirs"
 printf '%s\n' "${hide_tools[@]}" | sort -u >"$work/hide_tools"
-export CHECK_SHIPPED
+export CHECK_SHIPPED CHECK_KERNELS=$kernels
 CHECK_SHIPPED=$(node -p 'JSON.stringify(require(process.argv[1]).libraries.map((l) => l.file))' "$ROOT/prebuilds/$PLATFORM/manifest.json")
 
 # 3. Install and run, inside the namespace.

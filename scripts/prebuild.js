@@ -7,6 +7,9 @@
 //                          node-gyp-build reads too (prebuildify --napi --strip --tag-libc)
 //   libgloo.so.0, …        Gloo and every library it needs that is not the C or C++ runtime,
 //                          copied from the system and found through RUNPATH $ORIGIN
+//   libcollectives_cuda.so the CUDA kernels of the device operations, stripped, when the build made
+//                          them (nvcc found): the addon opens it at run time from its own folder;
+//                          it needs only the driver's libcuda.so.1 (the CUDA runtime is inside)
 //   manifest.json          what is there and what it needs (read by lib/loader.ts)
 //   licenses/              the copyright files of the shipped libraries' Debian packages
 //
@@ -106,7 +109,7 @@ function prebuildify() {
 
 async function main() {
   if (process.platform !== 'linux') fail(`prebuilds are made on Linux only, not ${process.platform}`);
-  for (const tool of ['patchelf', 'strip', 'ldd']) {
+  for (const tool of ['patchelf', 'strip', 'ldd', 'readelf']) {
     if (!have(tool)) fail(`${tool} is missing (apt-get install ${tool === 'patchelf' ? 'patchelf' : 'binutils libc-bin'})`);
   }
   fs.rmSync(OUT, { recursive: true, force: true });
@@ -143,6 +146,8 @@ async function main() {
     if (!lib.file || path.dirname(lib.file) !== OUT) fail(`${lib.name} resolves to ${lib.file}, not ${OUT}`);
   }
 
+  const kernels = shipKernels();
+
   const licenses = path.join(OUT, 'licenses');
   fs.mkdirSync(licenses, { recursive: true });
   for (const l of shipped) {
@@ -158,7 +163,8 @@ async function main() {
     }
   }
 
-  const files = [addon, ...shipped.map((l) => path.join(OUT, l.file))];
+  // The kernels count too: the addon loads them at run time, and they fail there if too new.
+  const files = [addon, ...shipped.map((l) => path.join(OUT, l.file)), ...(kernels ? [path.join(OUT, kernels.file)] : [])];
   const gloo = shipped.find((l) => l.file.startsWith('libgloo'));
   const manifest = {
     addon: path.basename(addon),
@@ -169,6 +175,7 @@ async function main() {
     gloo: gloo && gloo.version ? `${gloo.package} ${gloo.version}` : undefined,
     builtOn: `${osRelease()}, Node ${process.version}`,
     libraries: shipped.map(({ file, package: pkg, version }) => ({ file, package: pkg, version })),
+    ...(kernels ? { cudaKernels: kernels } : {}),
   };
   fs.writeFileSync(path.join(OUT, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 
@@ -178,6 +185,32 @@ async function main() {
     console.log(`  ${f.padEnd(28)} ${st.isDirectory() ? '(folder)' : `${(st.size / 1024).toFixed(0)} KiB`}`);
   }
   console.log(`prebuild: needs glibc >= ${manifest.glibc} and libstdc++ with GLIBCXX_${manifest.glibcxx} from the system, nothing else.`);
+}
+
+/** NEEDED entries of an ELF file (its direct dependencies). */
+function needed(file) {
+  const out = execFileSync('readelf', ['-d', file], { encoding: 'utf8' });
+  return [...out.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+}
+
+/**
+ * Ships build/Release/libcollectives_cuda.so beside the addon when the build made it. Its CUDA
+ * runtime is linked in statically, and the runtime opens the driver (libcuda.so.1) itself, so it
+ * may need nothing but the C and C++ runtime from the system: checked here.
+ */
+function shipKernels() {
+  const built = path.join(ROOT, 'build', 'Release', 'libcollectives_cuda.so');
+  if (!fs.existsSync(built)) {
+    console.log('prebuild: no build/Release/libcollectives_cuda.so (nvcc not found or COLLECTIVES_CUDA=0): the prebuild has no CUDA kernels');
+    return undefined;
+  }
+  const dest = path.join(OUT, 'libcollectives_cuda.so');
+  fs.copyFileSync(built, dest);
+  fs.chmodSync(dest, 0o644);
+  execFileSync('strip', ['--strip-unneeded', dest]);
+  const foreign = needed(dest).filter((n) => !SYSTEM.test(n));
+  if (foreign.length) fail(`libcollectives_cuda.so needs ${foreign.join(', ')}: it may need only the C/C++ runtime (and the driver, opened at run time)`);
+  return { file: 'libcollectives_cuda.so', needs: ['libcuda.so.1 (the NVIDIA driver, opened at run time)'] };
 }
 
 function osRelease() {

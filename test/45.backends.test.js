@@ -38,6 +38,16 @@ function compile(name, source, defines = []) {
   return r.status === 0 ? out : null;
 }
 
+/** The stand-in for libcollectives_cuda: fake_kernels.cc over the host code (C++, so `c++`). */
+function compileKernels(name, defines = []) {
+  const out = path.join(tmp, name);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const native = path.join(ROOT, 'native');
+  const r = spawnSync('c++', ['-shared', '-fPIC', '-std=c++17', '-ffp-contract=off', '-fvisibility=hidden', '-O1', `-I${native}`, '-o', out, ...defines,
+    path.join(FAKES, 'fake_kernels.cc'), path.join(native, 'quant', 'codec.cc'), path.join(native, 'ops', 'elementwise.cc')], { encoding: 'utf8' });
+  return r.status === 0 ? out : null;
+}
+
 describe('45 backends', function () {
   before(function () {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-gpu-'));
@@ -71,18 +81,25 @@ describe('45 backends', function () {
       assert.ok(b.nccl.tried.length > 3);
     }
     if (b.cuda.available) assert.ok(b.cuda.devices > 0);
+    // The kernels of the device ops, under cuda: found (with its C API version) or why not.
+    const k = b.cuda.kernels;
+    assert.equal(typeof k.available, 'boolean');
+    assert.ok(Array.isArray(k.tried));
+    if (k.available) assert.deepEqual([typeof k.library, k.version, k.reason], ['string', '1', undefined]);
+    else assert.match(k.reason, /libcollectives_cuda\.so/);
     assert.deepEqual(backends(), b, 'the answer is kept for the process');
     console.log(`      cuda: ${b.cuda.available ? `${b.cuda.version}, ${b.cuda.devices} devices` : b.cuda.reason}`);
     console.log(`      nccl: ${b.nccl.available ? b.nccl.version : b.nccl.reason}`);
+    console.log(`      cuda kernels: ${k.available ? k.library : k.reason}`);
   });
 
-  it('the addon does not link the CUDA runtime or NCCL', function () {
+  it('the addon does not link the CUDA runtime, NCCL or its CUDA kernels', function () {
     const addon = require(DIST).versions().addon;
     const r = spawnSync('readelf', ['-d', addon], { encoding: 'utf8' });
     if (r.status !== 0) this.skip();
     const needed = r.stdout.split('\n').filter((l) => l.includes('(NEEDED)'));
     assert.ok(needed.length > 0, r.stdout);
-    for (const line of needed) assert.doesNotMatch(line, /cudart|nccl|libcuda/, line);
+    for (const line of needed) assert.doesNotMatch(line, /cudart|nccl|libcuda|collectives_cuda/, line);
   });
 
   it('an explicit COLLECTIVES_NCCL_LIBRARY / COLLECTIVES_CUDA_LIBRARY that does not load is named in the reason', function () {
@@ -505,5 +522,73 @@ describe('45 backends', function () {
       assert.deepEqual(o.slice(0, 2), ['CollectiveError', 'BACKEND_UNAVAILABLE']);
       assert.match(o[3], /NCCL is not available/);
     }
+  });
+
+  it('the CUDA kernels library: COLLECTIVES_CUDA_KERNELS, else beside the addon; its API version is checked', function () {
+    this.timeout(120000);
+    const cudart = compile('fake7/libcudart.so.12', 'fake_cudart.c');
+    const kernels = compileKernels('fake7/libcollectives_cuda.so');
+    if (!cudart || !kernels) this.skip();
+    const env = { COLLECTIVES_CUDA_LIBRARY: cudart, FAKE_CUDA_DEVICES: '1' };
+    let k = inChild('c.backends().cuda.kernels', { ...env, COLLECTIVES_CUDA_KERNELS: kernels });
+    assert.deepEqual([k.available, k.library, k.version, k.reason], [true, kernels, '1', undefined]);
+    const missing = path.join(tmp, 'no-such-libcollectives_cuda.so');
+    k = inChild('c.backends().cuda.kernels', { ...env, COLLECTIVES_CUDA_KERNELS: missing });
+    assert.equal(k.available, false);
+    assert.equal(k.reason, `COLLECTIVES_CUDA_KERNELS=${missing} did not load: no such file`);
+    const v2 = compileKernels('fake8/libcollectives_cuda.so', ['-DAPI_VERSION=2']);
+    k = inChild('c.backends().cuda.kernels', { ...env, COLLECTIVES_CUDA_KERNELS: v2 });
+    assert.equal(k.available, false);
+    assert.match(k.reason, /^libcollectives_cuda\.so at .*fake8\/libcollectives_cuda\.so has API version 2; this addon needs version 1/);
+    // Beside the addon file (build/Release, prebuilds/linux-x64): a copy of the addon in a folder
+    // with the kernels library in it finds that one first.
+    const addon = require(DIST).versions().addon;
+    const folder = path.join(tmp, 'addon-folder');
+    fs.mkdirSync(folder, { recursive: true });
+    fs.copyFileSync(addon, path.join(folder, 'collectives.node'));
+    fs.copyFileSync(kernels, path.join(folder, 'libcollectives_cuda.so'));
+    k = inChild('c.backends().cuda.kernels', { ...env, COLLECTIVES_ADDON: path.join(folder, 'collectives.node'), COLLECTIVES_CUDA_KERNELS: '' });
+    assert.deepEqual([k.available, k.library], [true, path.join(folder, 'libcollectives_cuda.so')]);
+    // Not beside it: the addon's folder is the first place tried, and the reason names it.
+    fs.rmSync(path.join(folder, 'libcollectives_cuda.so'));
+    k = inChild('c.backends().cuda.kernels', { ...env, COLLECTIVES_ADDON: path.join(folder, 'collectives.node'), COLLECTIVES_CUDA_KERNELS: '' });
+    if (!k.available) {
+      assert.match(k.reason, /^libcollectives_cuda\.so \(the CUDA kernels\) not found; searched /);
+      assert.ok(k.reason.includes(folder), k.reason);
+      assert.ok(k.tried[0].startsWith(`${path.join(folder, 'libcollectives_cuda.so')}: `), k.tried[0]);
+    }
+  });
+
+  it('device ops without the kernels library are BACKEND_UNAVAILABLE with the reason; a failed launch is INTERNAL', function () {
+    this.timeout(120000);
+    const cudart = compile('fake9/libcudart.so.12', 'fake_cudart.c');
+    const kernels = compileKernels('fake9/libcollectives_cuda.so');
+    if (!cudart || !kernels) this.skip();
+    const env = { COLLECTIVES_CUDA_LIBRARY: cudart, FAKE_CUDA_DEVICES: '1' };
+    const body = "c.scale(new c.DeviceBuffer('float32', 4).fill(1), 2)";
+    let r = inChild(body, { ...env, COLLECTIVES_CUDA_KERNELS: path.join(tmp, 'no-kernels.so') });
+    assert.deepEqual([r.thrown, r.code], ['CollectiveError', 'BACKEND_UNAVAILABLE']);
+    assert.match(r.message, /^scale: the CUDA kernels are not available: COLLECTIVES_CUDA_KERNELS=.*no-kernels\.so did not load/);
+    r = inChild("c.quantize(new c.DeviceBuffer('float32', 4).fill(1))", { ...env, COLLECTIVES_CUDA_KERNELS: kernels, FAKE_KERNELS_FAIL: '700' });
+    assert.deepEqual([r.thrown, r.code], ['CollectiveError', 'INTERNAL']);
+    assert.equal(r.message, 'quantize: collectives_cuda_quantize failed (error 700: an illegal memory access was encountered)');
+  });
+
+  it('the device-ops suite (test/gpu/25) passes against host-memory stand-ins for the CUDA runtime and the kernels', function () {
+    this.timeout(120000);
+    const cudart = compile('fake10/libcudart.so.12', 'fake_cudart.c');
+    const kernels = compileKernels('fake10/libcollectives_cuda.so');
+    if (!cudart || !kernels) this.skip();
+    const mocha = require.resolve('mocha/bin/mocha.js');
+    // Two devices: the suite's check of buffers on different devices runs too.
+    const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '25.device-ops.test.js')], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_CUDA_KERNELS: kernels, FAKE_CUDA_DEVICES: '2', FAKE_CUDA_REPORT: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1\d passing/);
+    assert.doesNotMatch(r.stdout, /pending/);
+    // Every device buffer the suite allocated, including the outputs quantize and dequantize made, is freed.
+    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
   });
 });

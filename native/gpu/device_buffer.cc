@@ -11,17 +11,12 @@
 #include "args.h"
 #include "errors.h"
 #include "gpu/cuda_api.h"
+#include "gpu/kernels_api.h"
 #include "gpu/nccl_api.h"
 
 namespace collectives {
 namespace gpu {
 namespace {
-
-[[noreturn]] void throwCoded(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::Error::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  throw e;
-}
 
 // The loaded runtime with at least one device, or BACKEND_UNAVAILABLE.
 const CudaApi& requireCuda(Napi::Env env) {
@@ -109,6 +104,11 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
     co.Set("devices", Napi::Number::New(env, c.devices));
     if (c.driverVersion > 0) co.Set("driverVersion", Napi::String::New(env, cudaVersionString(c.driverVersion)));
   }
+  // The kernels of the device operations (lib/ops.ts, lib/quantized.ts): a
+  // library of their own, so CUDA can be available while they are not.
+  const KernelsStatus& k = kernels();
+  co.Set("kernels", statusObject(env, k.available, k.library,
+                                 k.version > 0 ? std::to_string(k.version) : "", k.reason, k.tried));
   out.Set("cuda", co);
   const NcclStatus& n = nccl();
   out.Set("nccl", statusObject(env, n.available, n.library, ncclVersionString(n.version), n.reason,

@@ -55,6 +55,10 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   // Keeps the memory allocated until the returned lease is destroyed (on the
   // JS thread), even if free() is called meanwhile.
   std::shared_ptr<void> lease() const;
+  bool freed() const { return detached_ || !allocation_ || allocation_->freed; }
+  // The allocation and the byte range in it, to tell whether two buffers overlap.
+  const DeviceAllocation* allocation() const { return allocation_.get(); }
+  size_t byteOffset() const { return offset_; }
 
  private:
   Napi::Value GetDType(const Napi::CallbackInfo& info);
@@ -71,7 +75,6 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   Napi::Value Fill(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);
 
-  bool freed() const { return detached_ || !allocation_ || allocation_->freed; }
   void checkUsable(Napi::Env env, const char* operation) const;
   struct HostSpan {
     ArrayView host;

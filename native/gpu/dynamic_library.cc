@@ -68,7 +68,8 @@ std::string lastDlError() {
 }  // namespace
 
 std::vector<std::string> searchFolders(const LibrarySearch& search) {
-  std::vector<std::string> dirs = splitPath(env("LD_LIBRARY_PATH"));
+  std::vector<std::string> dirs = search.firstDirs;
+  for (const auto& d : splitPath(env("LD_LIBRARY_PATH"))) dirs.push_back(d);
   for (const char* var : {"CUDA_HOME", "CUDA_PATH"}) {
     std::string root = env(var);
     if (!root.empty()) dirs.push_back(root + "/lib64");

@@ -17,6 +17,7 @@ struct LibrarySearch {
   std::vector<std::string> names;        // sonames, preferred first
   std::string overrideEnv;               // e.g. COLLECTIVES_NCCL_LIBRARY: an explicit path
   std::vector<std::string> wheelDirs;    // inside a Python site-packages, e.g. nvidia/nccl/lib
+  std::vector<std::string> firstDirs;    // searched before all the others (the addon's own folder)
 };
 
 // One place tried: the path (or bare soname) and why it did not load.

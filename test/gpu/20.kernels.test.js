@@ -2,8 +2,8 @@
 // The CUDA kernels of libcollectives_cuda against the host code, through the
 // collectives_cuda_selftest program CMake builds beside it (native/gpu/kernels/
 // selftest.cc): the codecs byte for byte, AdamW / Nesterov within float32
-// rounding (bitwise expected), axpy / scale / cast bit for bit. Device
-// buffers are not reachable from JavaScript yet, so the comparison runs in C++.
+// rounding (bitwise expected), axpy / scale / cast bit for bit, in C++.
+// test/gpu/25 checks the same kernels through the JavaScript API.
 // Skips, saying why, without a GPU or without the CUDA build. With
 // COLLECTIVES_GPU_BENCH=1 it also prints the codec throughput table.
 

@@ -1,0 +1,103 @@
+#include "gpu/kernels_api.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+
+namespace collectives {
+namespace gpu {
+namespace {
+
+// The folder of the file this code was loaded from (the addon), found from
+// the address of one of its functions: the build and the prebuild put
+// libcollectives_cuda.so beside the addon.
+std::string addonFolder() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&kernels), &info) == 0 || !info.dli_fname) return "";
+  std::string file = info.dli_fname;
+  size_t slash = file.find_last_of('/');
+  return slash == std::string::npos ? "" : file.substr(0, slash);
+}
+
+LibrarySearch kernelsSearch() {
+  LibrarySearch s;
+  s.names = {"libcollectives_cuda.so"};
+  s.overrideEnv = "COLLECTIVES_CUDA_KERNELS";
+  std::string own = addonFolder();
+  if (!own.empty()) s.firstDirs = {own};
+  return s;
+}
+
+template <typename F>
+void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
+  fn = reinterpret_cast<F*>(lib.symbol(name));
+}
+
+#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
+
+KernelsStatus load() {
+  KernelsStatus s;
+  LibrarySearch search = kernelsSearch();
+  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
+  if (!lib) {
+    const char* set = std::getenv(search.overrideEnv.c_str());
+    if (set && *set) {
+      s.reason = search.overrideEnv + "=" + set + " did not load: " +
+                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
+    } else {
+      s.reason = "libcollectives_cuda.so (the CUDA kernels) not found; " +
+                 summarizeAttempts(s.tried) +
+                 "; it is built beside the addon when nvcc is found (or set " +
+                 search.overrideEnv + ")";
+    }
+    return s;
+  }
+  s.library = lib->path();
+  static KernelsApi api;
+  try {
+    // The version first: a library of another API version may have other
+    // signatures under the same names.
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_api_version);
+    s.version = api.collectives_cuda_api_version();
+    if (s.version != kKernelsApiVersion) {
+      s.reason = "libcollectives_cuda.so at " + s.library + " has API version " +
+                 std::to_string(s.version) + "; this addon needs version " +
+                 std::to_string(kKernelsApiVersion) + " (rebuild both from the same source)";
+      return s;
+    }
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_error_string);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_quantize);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_dequantize);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_adamw);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_nesterov);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_axpy);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_scale);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_cast);
+  } catch (const MissingSymbol& e) {
+    s.reason = e.what();
+    return s;
+  }
+  lib.release();  // stays loaded for the life of the process
+  s.api = &api;
+  s.available = true;
+  return s;
+}
+
+}  // namespace
+
+std::string KernelsApi::describe(const char* what, int code) const {
+  const char* message = collectives_cuda_error_string ? collectives_cuda_error_string(code) : nullptr;
+  return std::string(what) + " failed (error " + std::to_string(code) + ": " +
+         (message ? message : "unknown") + ")";
+}
+
+const KernelsStatus& kernels() {
+  static std::once_flag once;
+  static KernelsStatus status;
+  std::call_once(once, [] { status = load(); });
+  return status;
+}
+
+}  // namespace gpu
+}  // namespace collectives
