@@ -15,10 +15,14 @@ import { type CallOptions, checkInt, checkOptions, checkTimeout } from './option
 import type { GlooTuning } from './tuning';
 import { Work } from './work';
 import {
+  type DeviceQuantizedAllReduceOptions,
+  type DeviceQuantizedCallOptions,
+  type DeviceQuantizedReduceOptions,
   type QuantizedAllReduceOptions,
   type QuantizedCallOptions,
   type QuantizedKind,
   type QuantizedReduceOptions,
+  deviceQuantizedCallArgs,
   quantizedCallArgs,
 } from './quantized';
 
@@ -287,7 +291,9 @@ export class Communicator {
    * All-to-all whose chunks travel quantized (scales and payload) and arrive
    * dequantized in the input's dtype. errorFeedback: input.length elements.
    */
-  allToAllQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T> {
+  allToAllQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T>;
+  allToAllQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedCallOptions): Work<DeviceBuffer>;
+  allToAllQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('allToAll', input, output, options);
   }
 
@@ -295,12 +301,16 @@ export class Communicator {
    * Reduce-scatter with one quantization per element: quantize, all-to-all,
    * dequantize and reduce in float32. errorFeedback: input.length elements.
    */
-  reduceScatterQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedReduceOptions): Work<T> {
+  reduceScatterQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedReduceOptions): Work<T>;
+  reduceScatterQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedReduceOptions): Work<DeviceBuffer>;
+  reduceScatterQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('reduceScatter', input, output, options);
   }
 
   /** All-gather of quantized shards, dequantized on every rank. errorFeedback: input.length elements. */
-  allGatherQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T> {
+  allGatherQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T>;
+  allGatherQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedCallOptions): Work<DeviceBuffer>;
+  allGatherQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('allGather', input, output, options);
   }
 
@@ -309,8 +319,11 @@ export class Communicator {
    * every rank ends with the same bits. In place unless options.output is
    * given. errorFeedback: length + ceil(length / size) elements.
    */
-  allReduceQuantized<T extends HostArray>(buffer: T, options?: QuantizedAllReduceOptions): Work<T> {
-    return this.#quantized('allReduce', buffer, options?.output, options) as Work<T>;
+  allReduceQuantized<T extends HostArray>(buffer: T, options?: QuantizedAllReduceOptions): Work<T>;
+  allReduceQuantized(buffer: DeviceBuffer, options?: DeviceQuantizedAllReduceOptions): Work<DeviceBuffer>;
+  allReduceQuantized(buffer: unknown, options?: unknown): Work<unknown> {
+    const output = options !== null && typeof options === 'object' ? (options as { output?: unknown }).output : undefined;
+    return this.#quantized('allReduce', buffer, output, options);
   }
 
   /**
@@ -526,7 +539,25 @@ export class Communicator {
     return end;
   }
 
-  #quantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {
+  #quantized(kind: QuantizedKind, input: unknown, output: unknown, options: unknown): Work<unknown> {
+    const operation = `${kind}Quantized` as const;
+    const inName = kind === 'allReduce' ? 'buffer' : 'input';
+    const outName = kind === 'allReduce' ? 'options.output' : 'output';
+    const feedback = options !== null && typeof options === 'object' ? (options as { errorFeedback?: unknown }).errorFeedback : undefined;
+    if (onDevice([inName, input], [outName, output], ['options.errorFeedback', feedback])) {
+      if (this.#inGroup) {
+        // The codec kernels would run at once and the exchanges only at the group's end.
+        const e = new Error(`${operation}: quantized collectives cannot run inside group()`);
+        (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
+        throw e;
+      }
+      const d = deviceQuantizedCallArgs(kind, this.size, input as DeviceBuffer, output, options as DeviceQuantizedAllReduceOptions | undefined, this.#timeoutMs);
+      return this.#issue(operation, d.result, (n) => n.deviceQuantized(...d.args));
+    }
+    return this.#hostQuantized(kind, input, output, options as QuantizedAllReduceOptions | undefined);
+  }
+
+  #hostQuantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {
     const c = quantizedCallArgs(kind, this.size, input, output, options, this.#timeoutMs);
     const operation = `${kind}Quantized` as const;
     return this.#issue(operation, c.output as T, (n) => n[operation](c.input, c.output, ...c.args));

@@ -37,6 +37,9 @@ export {
   type QuantizedCallOptions,
   type QuantizedReduceOptions,
   type QuantizedAllReduceOptions,
+  type DeviceQuantizedCallOptions,
+  type DeviceQuantizedReduceOptions,
+  type DeviceQuantizedAllReduceOptions,
 } from './quantized';
 export {
   adamwStep,

@@ -72,6 +72,17 @@ export interface NativeQuant {
 }
 
 /** Arguments of every quantized collective, after `input` and `output`. */
+export type NativeDeviceQuantizedArgs = [
+  kind: number,
+  input: NativeDeviceBuffer,
+  output: NativeDeviceBuffer | null,
+  format: number,
+  blockSize: number,
+  op: number,
+  residual: NativeDeviceBuffer | null,
+  seed: bigint | null,
+  timeoutMs: number,
+];
 export type NativeQuantizedArgs = [dtype: number, format: number, blockSize: number, op: number, residual: Float32Array | null, seed: bigint | null, timeoutMs: number];
 
 export interface NativeConnectOptions {
@@ -124,6 +135,7 @@ export interface NativeCommunicator {
   ): Promise<void>;
   deviceSendRecv(isSend: boolean, buffer: NativeDeviceBuffer, peer: number, timeoutMs: number): Promise<void>;
   deviceGroup(begin: boolean, timeoutMs: number): Promise<void>;
+  deviceQuantized(...args: NativeDeviceQuantizedArgs): Promise<void>;
   allToAllQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   reduceScatterQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   allGatherQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;

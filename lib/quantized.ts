@@ -1,6 +1,6 @@
 import { argRangeError, argTypeError } from './errors';
 import { DTYPE_CODE, REDUCE_OP_CODE, type DType, type HostArray, checkArray, resolveDType } from './dtypes';
-import { type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
+import { type NativeDeviceQuantizedArgs, type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import { DeviceBuffer, deviceCall, onDevice } from './device';
 import { checkDeviceBuffer, checkSameDType, deviceOps } from './device-args';
@@ -111,6 +111,19 @@ export interface QuantizedReduceOptions extends QuantizedCallOptions {
 export interface QuantizedAllReduceOptions extends QuantizedReduceOptions {
   /** Out-of-place: the result goes here and the input is left unchanged. */
   output?: HostArray;
+}
+
+/** The quantized collectives' options on DeviceBuffers: the error-feedback residual is a float32 DeviceBuffer. */
+export interface DeviceQuantizedCallOptions extends Omit<QuantizedCallOptions, 'errorFeedback'> {
+  errorFeedback?: DeviceBuffer;
+}
+export interface DeviceQuantizedReduceOptions extends DeviceQuantizedCallOptions {
+  /** 'sum' (default) or 'avg'. */
+  op?: 'sum' | 'avg';
+}
+export interface DeviceQuantizedAllReduceOptions extends DeviceQuantizedReduceOptions {
+  /** Out-of-place: the result goes here and the input is left unchanged. */
+  output?: DeviceBuffer;
 }
 
 function quant(): NativeQuant {
@@ -380,6 +393,74 @@ export function quantizedCallArgs(
     checkTimeout('options.timeoutMs', o.timeoutMs, defaultTimeoutMs),
   ];
   return { input: inp, output: out, args };
+}
+
+/** The native kind codes of the device quantized collectives (communicator_device_quantized.cc). */
+const DEVICE_KIND_CODE: Record<QuantizedKind, number> = { allToAll: 0, reduceScatter: 1, allGather: 2, allReduce: 3 };
+
+/**
+ * @internal Validates a quantized collective's arguments on DeviceBuffers (onDevice() has said
+ * they are) for a communicator of `size` ranks: the same rules as on host arrays, with the
+ * dtype taken from the input and a float32 DeviceBuffer as the residual. Returns the native
+ * call's arguments and the Work's result.
+ */
+export function deviceQuantizedCallArgs(
+  kind: QuantizedKind,
+  size: number,
+  input: DeviceBuffer,
+  output: unknown,
+  options: DeviceQuantizedAllReduceOptions | undefined,
+  defaultTimeoutMs: number,
+): { result: DeviceBuffer; args: NativeDeviceQuantizedArgs } {
+  const operation = `${kind}Quantized`;
+  const keys = ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'timeoutMs'];
+  if (kind === 'reduceScatter' || kind === 'allReduce') keys.push('op');
+  if (kind === 'allReduce') keys.push('output');
+  const o = checkOptions<DeviceQuantizedAllReduceOptions>('options', options, keys);
+  const inName = kind === 'allReduce' ? 'buffer' : 'input';
+  const outName = kind === 'allReduce' ? 'options.output' : 'output';
+  const inp = checkDeviceBuffer(operation, inName, input, FLOATS);
+  checkSameDType('options.dtype', o.dtype, inp);
+  const out = kind === 'allReduce' && output === undefined ? undefined : checkDeviceBuffer(operation, outName, output, [inp.dtype], { name: inName, buffer: inp });
+  let op: 'sum' | 'avg' = 'sum';
+  if (o.op !== undefined) {
+    if (o.op !== 'sum' && o.op !== 'avg') throw argTypeError('options.op', "'sum' or 'avg' (a quantized reduction)", o.op);
+    op = o.op;
+  }
+  const outLength = out === undefined ? inp.length : out.length;
+  let residualLength = inp.length;
+  switch (kind) {
+    case 'allToAll':
+      if (inp.length % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inp.length);
+      if (outLength !== inp.length) throw argRangeError('output', `${inp.length} elements (the input's length)`, outLength);
+      break;
+    case 'reduceScatter':
+      if (inp.length !== outLength * size) throw argRangeError('input', `${outLength * size} elements (output.length × world size (${outLength} × ${size}))`, inp.length);
+      break;
+    case 'allGather':
+      if (outLength !== inp.length * size) throw argRangeError('output', `${inp.length * size} elements (input.length × world size (${inp.length} × ${size}))`, outLength);
+      break;
+    case 'allReduce':
+      if (outLength !== inp.length) throw argRangeError('options.output', `${inp.length} elements (the buffer's length)`, outLength);
+      residualLength = inp.length + Math.ceil(inp.length / size);
+      break;
+  }
+  const residual =
+    o.errorFeedback === undefined
+      ? null
+      : checkDeviceBuffer(operation, 'options.errorFeedback', o.errorFeedback, ['float32'], { name: inName, buffer: inp, length: residualLength });
+  const args: NativeDeviceQuantizedArgs = [
+    DEVICE_KIND_CODE[kind],
+    DeviceBuffer.native(inp),
+    out === undefined ? null : DeviceBuffer.native(out),
+    FORMAT_CODE[checkFormat('options.format', o.format)],
+    checkBlockSize('options.blockSize', o.blockSize),
+    REDUCE_OP_CODE[op],
+    residual === null ? null : DeviceBuffer.native(residual),
+    checkSeed('options.stochastic', o.stochastic),
+    checkTimeout('options.timeoutMs', o.timeoutMs, defaultTimeoutMs),
+  ];
+  return { result: out ?? inp, args };
 }
 
 /**

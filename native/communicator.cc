@@ -29,6 +29,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::DeviceAllToAllV>("deviceAllToAllV"),
           InstanceMethod<&Communicator::DeviceSendRecv>("deviceSendRecv"),
           InstanceMethod<&Communicator::DeviceGroup>("deviceGroup"),
+          InstanceMethod<&Communicator::DeviceQuantized>("deviceQuantized"),
           InstanceMethod<&Communicator::AllToAllQuantized>("allToAllQuantized"),
           InstanceMethod<&Communicator::ReduceScatterQuantized>("reduceScatterQuantized"),
           InstanceMethod<&Communicator::AllGatherQuantized>("allGatherQuantized"),

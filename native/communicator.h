@@ -46,6 +46,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value DeviceSendRecv(const Napi::CallbackInfo& info);
   // deviceGroup(begin, timeoutMs): brackets device calls in ncclGroupStart/End.
   Napi::Value DeviceGroup(const Napi::CallbackInfo& info);
+  // Quantized collectives over DeviceBuffers (communicator_device_quantized.cc).
+  Napi::Value DeviceQuantized(const Napi::CallbackInfo& info);
   // Quantized collectives (quant/communicator_quantized.cc).
   Napi::Value AllToAllQuantized(const Napi::CallbackInfo& info);
   Napi::Value ReduceScatterQuantized(const Napi::CallbackInfo& info);

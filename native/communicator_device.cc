@@ -12,11 +12,10 @@
 #include "errors.h"
 #include "gloo/gloo_backend.h"
 #include "gpu/device_buffer.h"
+#include "device_calls.h"
 #include "nccl_state.h"
 
 namespace collectives {
-
-namespace {
 
 gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
   AddonData* data = env.GetInstanceData<AddonData>();
@@ -27,7 +26,6 @@ gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* na
   return gpu::DeviceBuffer::Unwrap(v.As<Napi::Object>());
 }
 
-// JS thread: every device call of a communicator runs on the device of its first.
 void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffer,
                  const char* name) {
   if (state.device < 0) state.device = buffer.device();
@@ -38,20 +36,18 @@ void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffe
   }
 }
 
-// JS thread: NCCL has no in-place all-to-all; overlapping views would corrupt the input.
+// NCCL has no in-place all-to-all; overlapping views would corrupt the input.
 void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, void* inData,
-                   const gpu::DeviceBuffer& out, void* outData) {
+                   const gpu::DeviceBuffer& out, void* outData, const char* name) {
   const char* a = static_cast<const char*>(inData);
   const char* b = static_cast<const char*>(outData);
   const size_t aBytes = in.length() * dtypeSize(in.dtype());
   const size_t bBytes = out.length() * dtypeSize(out.dtype());
   if (a < b + bBytes && b < a + aBytes) {
-    throwRangeError(env, "output: must not overlap the input's memory");
+    throwRangeError(env, std::string(name) + ": must not overlap the input's memory");
   }
 }
 
-// Queue thread: the NCCL backend, joined on first use or after an abort, and
-// inside the group the JS side opened, if any.
 gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
                          Millis timeout) {
   if (state.groupStarted && state.backend && state.backend->aborted()) {
@@ -78,8 +74,6 @@ gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank
   }
   return nb;
 }
-
-}  // namespace
 
 std::unique_ptr<Work> Communicator::newDeviceWork(
     const Napi::CallbackInfo& info, const char* operation,

@@ -591,4 +591,30 @@ describe('45 backends', function () {
     // Every device buffer the suite allocated, including the outputs quantize and dequantize made, is freed.
     assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
   });
+
+  it('the device quantized suite (test/gpu/40) passes against host-memory stand-ins for the CUDA runtime, NCCL and the kernels', function () {
+    this.timeout(120000);
+    const cudart = compile('fake13/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake13/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    const kernels = compileKernels('fake13/libcollectives_cuda.so');
+    if (!cudart || !ncclLib || !kernels) this.skip();
+    const mocha = require.resolve('mocha/bin/mocha.js');
+    // One device: the stand-in NCCL has only 1-rank communicators.
+    const r = spawnSync(process.execPath, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'gpu', '40.quantized.test.js')], {
+      env: {
+        ...process.env,
+        COLLECTIVES_CUDA_LIBRARY: cudart,
+        COLLECTIVES_NCCL_LIBRARY: ncclLib,
+        COLLECTIVES_CUDA_KERNELS: kernels,
+        FAKE_CUDA_DEVICES: '1',
+        FAKE_CUDA_REPORT: '1',
+        FAKE_NCCL_REPORT: '1',
+      },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /\d+ passing/);
+    assert.match(r.stdout, /1 pending/, 'only the 2-GPU case is skipped');
+    assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
+  });
 });

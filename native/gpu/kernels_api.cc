@@ -69,10 +69,12 @@ KernelsStatus load() {
     COLLECTIVES_BIND(*lib, api, collectives_cuda_error_string);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_quantize);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_dequantize);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_dequantize_accumulate);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_adamw);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_nesterov);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_axpy);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_scale);
+    COLLECTIVES_BIND(*lib, api, collectives_cuda_divide);
     COLLECTIVES_BIND(*lib, api, collectives_cuda_cast);
   } catch (const MissingSymbol& e) {
     s.reason = e.what();

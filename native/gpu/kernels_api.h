@@ -32,6 +32,8 @@ struct KernelsApi {
                                    void* stream);
   int (*collectives_cuda_dequantize)(const void* in, size_t count, int format, size_t blockSize,
                                      int dtype, void* out, void* stream);
+  int (*collectives_cuda_dequantize_accumulate)(const void* in, size_t count, int format,
+                                                size_t blockSize, float* acc, void* stream);
   int (*collectives_cuda_adamw)(float* param, const float* grad, float* expAvg, float* expAvgSq,
                                 size_t n, double lr, double beta1, double beta2, double eps,
                                 double weightDecay, int64_t step, void* stream);
@@ -39,6 +41,7 @@ struct KernelsApi {
                                    float lr, float momentum, void* stream);
   int (*collectives_cuda_axpy)(size_t n, float a, const float* x, float* y, void* stream);
   int (*collectives_cuda_scale)(size_t n, float a, float* x, void* stream);
+  int (*collectives_cuda_divide)(size_t n, float d, float* x, void* stream);
   int (*collectives_cuda_cast)(const void* in, int inDtype, void* out, int outDtype, size_t n,
                                void* stream);
 

@@ -260,6 +260,19 @@ void NcclBackend::reduce(const void* in, void* out, size_t count, DType dtype, R
   complete("reduce", timeout);
 }
 
+void NcclBackend::makeCurrent() {
+  checkCuda("cudaSetDevice", cuda_->cudaSetDevice(device_));
+}
+
+void NcclBackend::recordCompletion(const char* operation, Millis timeout) {
+  NCCL_READY(operation, timeout);
+  if (grouped_) {
+    throw CollectiveFailure(codes::kInvalidArgument,
+                            std::string(operation) + ": cannot run inside group()");
+  }
+  complete(operation, timeout);
+}
+
 void NcclBackend::beginGroup() {
   NCCL_READY("group", Millis(0));
   check("ncclGroupStart", nccl_->ncclGroupStart());

@@ -33,6 +33,7 @@
 
 #include "../backend.h"
 #include "gpu/cuda_api.h"
+#include "gpu/device_scratch.h"
 #include "gpu/nccl_api.h"
 
 namespace collectives {
@@ -61,6 +62,18 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   // completion event is recorded.
   void beginGroup();
   void endGroup(Millis timeout);
+
+  // Queue thread: work composed of kernels and NCCL calls (the quantized
+  // collectives) enqueues its kernels on stream() after makeCurrent(), its
+  // exchanges through the collectives above (whose completions it drops), and
+  // ends with recordCompletion(), the event its Work completes through.
+  // Not inside a group: the kernels would run before the group's exchanges.
+  cudaStream_t stream() const { return stream_; }
+  const CudaApi& cudaApi() const { return *cuda_; }
+  void makeCurrent();
+  void recordCompletion(const char* operation, Millis timeout);
+  // The composed work's device scratch (send, receive, accumulator).
+  DeviceScratch* scratch() { return scratch_; }
 
   // Queue thread: the completion of the last call, or null inside a group.
   std::unique_ptr<PendingTransfer> takeCompletion() { return std::move(issued_); }
@@ -135,6 +148,7 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
   std::mutex eventsMu_;
   std::vector<cudaEvent_t> events_;
   std::unique_ptr<PendingTransfer> issued_;
+  DeviceScratch scratch_[3];
   // The call being enqueued (queue thread, mu_): for waiting out ncclInProgress.
   const char* callOperation_ = "";
   Millis callTimeout_{0};

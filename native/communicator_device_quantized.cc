@@ -1,0 +1,192 @@
+// The Communicator's quantized collectives over DeviceBuffers (declared in
+// communicator.h): the steps of quant/quantized_ops.cc with the CUDA codec
+// kernels and NCCL's byte exchanges, all enqueued on the NCCL backend's
+// stream by the queue thread, and one completion event for the whole call
+// (awaited on the waiter thread like every device call). Same arguments and
+// rules as the host form, and the same bytes for the same input.
+#include <string>
+
+#include "args.h"
+#include "communicator.h"
+#include "device_calls.h"
+#include "errors.h"
+#include "gpu/device_quant_engine.h"
+#include "gpu/kernels_api.h"
+#include "quant/quant_args.h"
+#include "quant/quantized_ops.h"
+
+namespace collectives {
+
+namespace {
+
+enum class DeviceQuantOp { kAllToAll = 0, kReduceScatter, kAllGather, kAllReduce };
+
+const char* deviceQuantOpName(DeviceQuantOp k) {
+  switch (k) {
+    case DeviceQuantOp::kAllToAll: return "allToAllQuantized";
+    case DeviceQuantOp::kReduceScatter: return "reduceScatterQuantized";
+    case DeviceQuantOp::kAllGather: return "allGatherQuantized";
+    case DeviceQuantOp::kAllReduce: return "allReduceQuantized";
+  }
+  return "quantized";
+}
+
+bool overlaps(const gpu::DeviceBuffer& a, const gpu::DeviceBuffer& b) {
+  if (a.allocation() != b.allocation()) return false;
+  const size_t aEnd = a.byteOffset() + a.length() * dtypeSize(a.dtype());
+  const size_t bEnd = b.byteOffset() + b.length() * dtypeSize(b.dtype());
+  return a.byteOffset() < bEnd && b.byteOffset() < aEnd && aEnd > a.byteOffset() &&
+         bEnd > b.byteOffset();
+}
+
+}  // namespace
+
+// deviceQuantized(kind, input, output | null, format, blockSize, op,
+//                 errorFeedback | null, seed | null, timeoutMs)
+Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t kindCode = intArg(env, info[0], "kind", 0, 3);
+  const DeviceQuantOp k = DeviceQuantOp(kindCode);
+  const char* operation = deviceQuantOpName(k);
+  checkOpen(env, operation);
+  const bool reduces = k == DeviceQuantOp::kReduceScatter || k == DeviceQuantOp::kAllReduce;
+  gpu::DeviceBuffer* in = deviceArg(env, info[1], k == DeviceQuantOp::kAllReduce ? "buffer" : "input");
+  const bool haveOut = !(info[2].IsNull() || info[2].IsUndefined());
+  if (!haveOut && k != DeviceQuantOp::kAllReduce) deviceArg(env, info[2], "output");
+  const char* outName = k == DeviceQuantOp::kAllReduce ? "options.output" : "output";
+  gpu::DeviceBuffer* out = haveOut ? deviceArg(env, info[2], outName) : in;
+  const DType dtype = in->dtype();
+  if (!quant::quantizable(dtype)) {
+    throwTypeError(env, std::string(k == DeviceQuantOp::kAllReduce ? "buffer" : "input") +
+                            ": expected a DeviceBuffer of float32, float16 or bfloat16, got " +
+                            dtypeName(dtype));
+  }
+  if (out->dtype() != dtype) {
+    throwTypeError(env, std::string(outName) + ": expected a DeviceBuffer of " +
+                            dtypeName(dtype) + ", got " + dtypeName(out->dtype()));
+  }
+  quant::QuantSpec spec;
+  spec.format = quant::formatArg(env, info[3]);
+  spec.blockSize = quant::blockSizeArg(env, info[4]);
+  RedOp op = RedOp::kSum;
+  if (reduces) {
+    op = redOpArg(env, info[5], dtype);
+    if (op != RedOp::kSum && op != RedOp::kAvg) {
+      throwRangeError(env, "op: expected sum or avg for a quantized reduction");
+    }
+  }
+  spec.stochastic = quant::seedArg(env, info[7], &spec.seed);
+  const Millis timeout = timeoutArg(env, info[8]);
+  const size_t n = size_t(size_);
+  size_t count = 0;
+  size_t residualLength = in->length();
+  switch (k) {
+    case DeviceQuantOp::kAllToAll:
+      checkLength(env, "output", out->length(), in->length(), "the input's length");
+      if (in->length() % n != 0) {
+        throwRangeError(env, "input: expected a length divisible by the world size (" +
+                                 std::to_string(size_) + "), got " +
+                                 std::to_string(in->length()));
+      }
+      count = in->length() / n;
+      break;
+    case DeviceQuantOp::kReduceScatter:
+      checkLength(env, "input", in->length(), out->length() * n, "output length x world size");
+      count = out->length();
+      break;
+    case DeviceQuantOp::kAllGather:
+      checkLength(env, "output", out->length(), in->length() * n, "input length x world size");
+      count = in->length();
+      break;
+    case DeviceQuantOp::kAllReduce:
+      checkLength(env, "options.output", out->length(), in->length(), "the buffer's length");
+      count = in->length();
+      residualLength = in->length() + quant::shardCount(in->length(), size_);
+      break;
+  }
+  gpu::DeviceBuffer* residual = nullptr;
+  if (!(info[6].IsNull() || info[6].IsUndefined())) {
+    residual = deviceArg(env, info[6], "options.errorFeedback");
+    if (residual->dtype() != DType::kFloat32) {
+      throwTypeError(env, std::string("options.errorFeedback: expected a float32 DeviceBuffer, got ") +
+                              dtypeName(residual->dtype()));
+    }
+    checkLength(env, "options.errorFeedback", residual->length(), residualLength,
+                "the residual's length for this call");
+    if (residual->device() != in->device()) {
+      throwRangeError(env, "options.errorFeedback: expected a DeviceBuffer on device " +
+                               std::to_string(in->device()) + ", got device " +
+                               std::to_string(residual->device()));
+    }
+    if (overlaps(*residual, *in) || overlaps(*residual, *out)) {
+      throwRangeError(env, "options.errorFeedback: must not overlap the input's or output's memory");
+    }
+  }
+  if (out->device() != in->device()) {
+    throwRangeError(env, std::string(outName) + ": expected a DeviceBuffer on device " +
+                             std::to_string(in->device()) + ", got device " +
+                             std::to_string(out->device()));
+  }
+  if (!nccl_) nccl_ = std::make_shared<NcclState>();
+  checkDevice(env, *nccl_, *in, k == DeviceQuantOp::kAllReduce ? "buffer" : "input");
+  const gpu::KernelsStatus& ks = gpu::kernels();
+  if (!ks.available) {
+    throwCoded(env, codes::kBackendUnavailable,
+               std::string(operation) + ": the CUDA kernels library is not available: " + ks.reason);
+  }
+  const gpu::KernelsApi* kernels = ks.api;
+  const void* inData = in->data(env);
+  void* outData = out->data(env);
+  float* residualData = residual ? static_cast<float*>(residual->data(env)) : nullptr;
+  std::unique_ptr<Work> work;
+  if (residual && haveOut) {
+    work = newDeviceWork(info, operation, {{info[1], in}, {info[2], out}, {info[6], residual}}, timeout);
+  } else if (residual) {
+    work = newDeviceWork(info, operation, {{info[1], in}, {info[6], residual}}, timeout);
+  } else if (haveOut) {
+    work = newDeviceWork(info, operation, {{info[1], in}, {info[2], out}}, timeout);
+  } else {
+    work = newDeviceWork(info, operation, {{info[1], in}}, timeout);
+  }
+  Work* raw = work.get();
+  auto state = nccl_;
+  const int rank = rank_, size = size_;
+  work->run = [=](std::shared_ptr<Backend>& b) {
+    if (state->groupOpen) {
+      // The kernels would run at once and the exchanges only at the group's end.
+      throw CollectiveFailure(codes::kInvalidArgument,
+                              std::string(operation) + ": quantized collectives cannot run inside group()");
+    }
+    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+    nb.makeCurrent();
+    gpu::DeviceQuantEngine engine(
+        *kernels, nb.cudaApi(), nb.stream(), nb.scratch(), rank, size,
+        [&nb, timeout](const uint8_t* send, uint8_t* recv, size_t slot) {
+          nb.allToAll(send, recv, slot, DType::kUint8, timeout);
+        },
+        [&nb, timeout](const uint8_t* send, uint8_t* recv, size_t slot) {
+          nb.allGather(send, recv, slot, DType::kUint8, timeout);
+        });
+    switch (k) {
+      case DeviceQuantOp::kAllToAll:
+        quant::allToAllQuantized(engine, inData, outData, count, dtype, spec, residualData);
+        break;
+      case DeviceQuantOp::kReduceScatter:
+        quant::reduceScatterQuantized(engine, inData, outData, count, dtype, op, spec,
+                                      residualData);
+        break;
+      case DeviceQuantOp::kAllGather:
+        quant::allGatherQuantized(engine, inData, outData, count, dtype, spec, residualData);
+        break;
+      case DeviceQuantOp::kAllReduce:
+        quant::allReduceQuantized(engine, inData, outData, count, dtype, op, spec, residualData);
+        break;
+    }
+    // One event after the last kernel: the Work completes when all of it has run.
+    nb.recordCompletion(operation, timeout);
+    raw->transfer = nb.takeCompletion();
+  };
+  return queue_->push(env, std::move(work));
+}
+
+}  // namespace collectives
