@@ -152,6 +152,22 @@ describe('gpu 30 NCCL', function () {
     assert.throws(() => comm.allReduce(f, { bogus: 1 }), isCode('INVALID_ARGUMENT'));
   });
 
+  it('communicators from split() and subgroup() run device calls on NCCL communicators of their own', async function () {
+    const child = await comm.split(0);
+    const sub = await comm.subgroup([0]);
+    try {
+      const host = Float32Array.of(1.5, -2, 3);
+      const a = dev('float32', host);
+      await comm.allReduce(a).wait();
+      await child.allReduce(a, { op: 'max' }).wait();
+      await sub.allReduce(a, { op: 'avg' }).wait();
+      assert.deepEqual(a.copyTo(), host);
+    } finally {
+      await child.destroy();
+      await sub.destroy();
+    }
+  });
+
   it('a freed DeviceBuffer is DESTROYED', function () {
     const f = new DeviceBuffer('float32', 4);
     f.free();
