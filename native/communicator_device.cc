@@ -17,6 +17,19 @@
 
 namespace collectives {
 
+namespace {
+
+CallKind deviceCallKind(const std::string& kind) {
+  if (kind == "allReduce") return CallKind::kAllReduce;
+  if (kind == "reduceScatter") return CallKind::kReduceScatter;
+  if (kind == "allGather") return CallKind::kAllGather;
+  if (kind == "broadcast") return CallKind::kBroadcast;
+  if (kind == "reduce") return CallKind::kReduce;
+  return CallKind::kAllToAll;
+}
+
+}  // namespace
+
 gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
   AddonData* data = env.GetInstanceData<AddonData>();
   if (!v.IsObject() || data->deviceBufferConstructor.IsEmpty() ||
@@ -167,6 +180,11 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
     // Awaited on the waiter thread while this thread issues the next call.
     raw->transfer = nb.takeCompletion();
   };
+  const bool reduces = k == "allReduce" || k == "reduceScatter" || k == "reduce";
+  const bool rooted = k == "broadcast" || k == "reduce";
+  diagnostics_->guard(*work, {deviceCallKind(k), dtype, true, count, rooted ? root : -1,
+                             reduces ? int32_t(op) : -1, true},
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -211,6 +229,7 @@ Napi::Value Communicator::DeviceAllToAllV(const Napi::CallbackInfo& info) {
     nb.allToAllV(inData, inCounts, outData, outCounts, dtype, timeout);
     raw->transfer = nb.takeCompletion();
   };
+  diagnostics_->guard(*work, {CallKind::kAllToAllV, dtype, true, 0, -1, -1, true}, timeout);
   return queue_->push(env, std::move(work));
 }
 
@@ -244,6 +263,9 @@ Napi::Value Communicator::DeviceSendRecv(const Napi::CallbackInfo& info) {
     }
     raw->transfer = nb.takeCompletion();
   };
+  diagnostics_->guard(*work, {isSend ? CallKind::kSend : CallKind::kRecv, dtype, true, count, peer,
+                             -1, true},
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 

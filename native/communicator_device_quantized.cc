@@ -186,6 +186,9 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
     nb.recordCompletion(operation, timeout);
     raw->transfer = nb.takeCompletion();
   };
+  diagnostics_->guard(*work, quantizedSignature(int(k), dtype, count, reduces ? int32_t(op) : -1,
+                                                spec, true),
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 

@@ -26,9 +26,12 @@ struct Wire {
   uint8_t kind;
   uint8_t dtype;
   uint8_t hasDtype;
-  uint8_t pad[5];
+  uint8_t device;
+  int32_t format;
+  uint32_t blockSize;
+  uint8_t pad[4];
 };
-static_assert(sizeof(Wire) == 32, "the fingerprint is 32 bytes on the wire");
+static_assert(sizeof(Wire) == 40, "the fingerprint is 40 bytes on the wire");
 
 const char* kindName(CallKind k) {
   switch (k) {
@@ -43,6 +46,10 @@ const char* kindName(CallKind k) {
     case CallKind::kSplit: return "split";
     case CallKind::kSend: return "send";
     case CallKind::kRecv: return "recv";
+    case CallKind::kAllToAllQuantized: return "allToAllQuantized";
+    case CallKind::kReduceScatterQuantized: return "reduceScatterQuantized";
+    case CallKind::kAllGatherQuantized: return "allGatherQuantized";
+    case CallKind::kAllReduceQuantized: return "allReduceQuantized";
   }
   return "unknown";
 }
@@ -67,11 +74,15 @@ CallSignature fromWire(const Wire& w) {
   s.count = w.count;
   s.root = w.root;
   s.redOp = w.redOp;
+  s.device = w.device != 0;
+  s.format = w.format;
+  s.blockSize = w.blockSize;
   return s;
 }
 
 bool sameCall(const Wire& a, const Wire& b) {
   if (a.seq != b.seq || a.kind != b.kind || a.hasDtype != b.hasDtype) return false;
+  if (a.device != b.device || a.format != b.format || a.blockSize != b.blockSize) return false;
   if (a.hasDtype && a.dtype != b.dtype) return false;
   // allToAllV's counts differ between ranks by design; split's sizes differ by color.
   const auto kind = static_cast<CallKind>(a.kind);
@@ -113,6 +124,12 @@ std::string Diagnostics::describe(const CallSignature& s, uint64_t seq) {
   if (s.root >= 0) {
     parts.push_back((isPointToPoint(s.kind) ? "peer " : "root ") + std::to_string(s.root));
   }
+  if (s.format >= 0) {
+    static const char* const formats[] = {"int8", "int4", "fp8e4m3", "fp8e5m2"};
+    parts.push_back(std::string(s.format < 4 ? formats[s.format] : "?") + " blocks of " +
+                    std::to_string(s.blockSize));
+  }
+  if (s.device) parts.push_back("on device");
   out += "(";
   for (size_t i = 0; i < parts.size(); i++) out += (i ? ", " : "") + parts[i];
   out += ") #" + std::to_string(seq);
@@ -156,6 +173,9 @@ void Diagnostics::exchange(Backend& backend, const CallSignature& sig, uint64_t 
   mine.kind = uint8_t(sig.kind);
   mine.dtype = uint8_t(sig.dtype);
   mine.hasDtype = sig.hasDtype ? 1 : 0;
+  mine.device = sig.device ? 1 : 0;
+  mine.format = sig.format;
+  mine.blockSize = sig.blockSize;
   std::vector<Wire> all(static_cast<size_t>(size_));
   backend.allGather(&mine, all.data(), sizeof(Wire), DType::kUint8, timeout);
   bool same = true;

@@ -35,6 +35,10 @@ enum class CallKind : uint8_t {
   kSplit,
   kSend,
   kRecv,
+  kAllToAllQuantized,
+  kReduceScatterQuantized,
+  kAllGatherQuantized,
+  kAllReduceQuantized,
 };
 
 // What one rank asked for; compared across ranks in detail mode.
@@ -45,6 +49,9 @@ struct CallSignature {
   uint64_t count = 0;  // elements (per rank where the operation says so)
   int32_t root = -1;   // broadcast/reduce root; peer for send/recv
   int32_t redOp = -1;  // RedOp, or -1 for none
+  bool device = false;  // on DeviceBuffers (NCCL) rather than host arrays (Gloo)
+  int32_t format = -1;  // quantized calls: quant::Format
+  uint32_t blockSize = 0;
 };
 
 class Diagnostics : public std::enable_shared_from_this<Diagnostics> {

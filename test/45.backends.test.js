@@ -617,4 +617,52 @@ describe('45 backends', function () {
     assert.match(r.stdout, /1 pending/, 'only the 2-GPU case is skipped');
     assert.match(r.stderr, /fake-nccl: 0 live communicators\n/);
   });
+
+  it('COLLECTIVES_DEBUG=detail: a device call against a host call, and device calls that differ, reject with MISMATCH before NCCL is joined', function () {
+    this.timeout(60000);
+    const cudart = compile('fake14/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake14/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    if (!cudart || !ncclLib) this.skip();
+    // Two ranks on the stand-ins (whose NCCL cannot join 2 ranks: every device call here must
+    // be stopped by the fingerprint before it gets there).
+    const script = path.join(tmp, 'device-mismatch.js');
+    fs.writeFileSync(script, `
+      const c = require(${JSON.stringify(DIST)});
+      (async () => {
+        const comm = await c.init();
+        const r = comm.rank;
+        const out = [];
+        const b = new c.DeviceBuffer('float32', 8);
+        const calls = [
+          () => (r === 0 ? comm.allReduce(b) : comm.allReduce(new Float32Array(8))),
+          () => comm.allReduce(r === 0 ? b : b.subarray(0, 4)),
+          () => comm.allReduce(b, { op: r === 0 ? 'sum' : 'max' }),
+        ];
+        for (const call of calls) {
+          try { await call().wait(); out.push('resolved'); } catch (e) { out.push([e.code, e.message]); }
+        }
+        const h = Float32Array.of(r + 1);
+        await comm.allReduce(h).wait();
+        out.push(h[0]);
+        b.free();
+        await comm.destroy();
+        console.log('RESULT ' + JSON.stringify(out));
+      })().catch((e) => { console.error(e); process.exit(1); });`);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '2', '--master-port', '0', '--no-prefix', script], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', COLLECTIVES_DEBUG: 'detail' },
+      encoding: 'utf8',
+      timeout: 50000,
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const results = r.stdout.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)));
+    assert.equal(results.length, 2, r.stdout);
+    for (const out of results) {
+      assert.equal(out.length, 4, JSON.stringify(out));
+      for (const [code] of out.slice(0, 3)) assert.equal(code, 'MISMATCH', JSON.stringify(out));
+      assert.match(out[0][1], /rank 0 called allReduce\(float32 × 8, sum, on device\) #\d+; rank 1 called allReduce\(float32 × 8, sum\) #\d+/);
+      assert.match(out[1][1], /rank 0 called allReduce\(float32 × 8, sum, on device\).*rank 1 called allReduce\(float32 × 4, sum, on device\)/);
+      assert.match(out[2][1], /rank 1 called allReduce\(float32 × 8, max, on device\)/);
+      assert.equal(out[3], 3, 'the communicator stays usable: an exact host all-reduce after the mismatches');
+    }
+  });
 });

@@ -27,6 +27,17 @@ const char* quantOpName(QuantOp k) {
 
 }  // namespace
 
+CallSignature quantizedSignature(int kind, DType dtype, size_t count, int32_t redOp,
+                                 const quant::QuantSpec& spec, bool device) {
+  static const CallKind kinds[] = {CallKind::kAllToAllQuantized, CallKind::kReduceScatterQuantized,
+                                   CallKind::kAllGatherQuantized, CallKind::kAllReduceQuantized};
+  CallSignature sig{kinds[kind], dtype, true, count, -1, redOp};
+  sig.device = device;
+  sig.format = int32_t(spec.format);
+  sig.blockSize = uint32_t(spec.blockSize);
+  return sig;
+}
+
 // <op>Quantized(input, output, dtype, format, blockSize, op, errorFeedback | null,
 //               seed | null, timeoutMs)
 Napi::Value Communicator::Quantized(const Napi::CallbackInfo& info, int kind) {
@@ -102,6 +113,10 @@ Napi::Value Communicator::Quantized(const Napi::CallbackInfo& info, int kind) {
         break;
     }
   };
+  const bool reduces = k == QuantOp::kReduceScatter || k == QuantOp::kAllReduce;
+  diagnostics_->guard(*work, quantizedSignature(int(k), dtype, count, reduces ? int32_t(op) : -1,
+                                                spec, false),
+                      timeout);
   return queue_->push(env, std::move(work));
 }
 

@@ -6,6 +6,8 @@
 #include <napi.h>
 
 #include "../args.h"
+#include "../diagnostics.h"
+#include "quant_engine.h"
 #include "block_math.h"
 
 namespace collectives {
@@ -24,4 +26,11 @@ float* residualArg(Napi::Env env, const Napi::Value& v, size_t length, const Arr
                    const ArrayView& b);
 
 }  // namespace quant
+
+// The detail-mode fingerprint of a quantized collective: kind 0..3 is
+// allToAll, reduceScatter, allGather, allReduce; the format and block size
+// must agree across ranks too, and so must host against device.
+CallSignature quantizedSignature(int kind, DType dtype, size_t count, int32_t redOp,
+                                 const quant::QuantSpec& spec, bool device);
+
 }  // namespace collectives

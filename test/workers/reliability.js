@@ -164,6 +164,9 @@ const MISMATCHES = [
   ['reduce root', (w, r) => w.reduce(new Float32Array(8), { root: r === 0 ? 2 : 0 })],
   ['allGather count', (w, r) => w.allGather(new Float32Array(r + 1), new Float32Array((r + 1) * w.size))],
   ['barrier against all-reduce', (w, r) => (r === 0 ? w.barrier() : w.allReduce(new Float32Array(4)))],
+  ['quantized against plain', (w, r) => (r === 1 ? w.allReduce(new Float32Array(64)) : w.allReduceQuantized(new Float32Array(64)))],
+  ['quantized format', (w, r) => w.allReduceQuantized(new Float32Array(64), { format: r === 2 ? 'int4' : 'int8' })],
+  ['quantized block size', (w, r) => w.reduceScatterQuantized(new Float32Array(8 * w.size), new Float32Array(8), { blockSize: r === 0 ? 64 : 256 })],
 ];
 
 async function exact(world, check, name) {
