@@ -13,8 +13,8 @@ uint8_t* DeviceQuantEngine::scratch(Area which, size_t bytes) {
 
 void DeviceQuantEngine::check(const char* kernel, int rc) const {
   if (rc == 0) return;
-  throw CollectiveFailure(codes::kInternal, std::string(kernel) + " kernel: " +
-                                                kernels_.collectives_cuda_error_string(rc));
+  throw CollectiveFailure(codes::kInternal,
+                          kernels_.describe((std::string(kernel) + " kernel").c_str(), rc));
 }
 
 void DeviceQuantEngine::quantize(const void* in, DType dtype, size_t count,

@@ -6,11 +6,10 @@
 // host-memory stand-ins for the CUDA runtime and NCCL.
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const net = require('node:net');
 const path = require('node:path');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
+const { runRanks } = require('../helpers/gpu-ranks');
 const { backends, init, DeviceBuffer } = require(DIST);
 
 function isCode(code, pattern) {
@@ -253,13 +252,7 @@ describe('gpu 30 NCCL', function () {
       console.log(`      skipped: needs 2 GPUs, this machine shows ${devices}`);
       this.skip();
     }
-    const port = await new Promise((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-    const code = (rank) => `
+    const code = (rank, port) => `
       const assert = require('node:assert/strict');
       const c = require(${JSON.stringify(DIST)});
       (async () => {
@@ -304,14 +297,6 @@ describe('gpu 30 NCCL', function () {
         assert.deepEqual(back.copyTo(), sent(1 - r));
         await comm.destroy();
       })().catch((e) => { console.error(e); process.exit(1); });`;
-    const run = (rank) =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, ['-e', code(rank)], { stdio: ['ignore', 'inherit', 'pipe'] });
-        let err = '';
-        child.stderr.on('data', (d) => (err += d));
-        child.on('exit', (status) => resolve({ status, err }));
-      });
-    const results = await Promise.all([run(0), run(1)]);
-    for (const r of results) assert.equal(r.status, 0, r.err);
+    await runRanks(2, code);
   });
 });

@@ -1,0 +1,33 @@
+'use strict';
+// The GPU suites' multi-GPU cases: one process per rank (rank r on device r), each running a
+// script of its own that joins through a port chosen here, asserts, and exits non-zero on failure.
+
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const net = require('node:net');
+
+/** A TCP port free at the moment of asking, for the ranks' rendezvous. */
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Runs `code(rank, port)` (a script) in `ranks` processes at once; asserts every one exits 0. */
+async function runRanks(ranks, code) {
+  const port = await freePort();
+  const run = (rank) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['-e', code(rank, port)], { stdio: ['ignore', 'inherit', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      child.on('exit', (status) => resolve({ status, err }));
+    });
+  const results = await Promise.all(Array.from({ length: ranks }, (_, r) => run(r)));
+  for (const r of results) assert.equal(r.status, 0, r.err);
+}
+
+module.exports = { freePort, runRanks };
