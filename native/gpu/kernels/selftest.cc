@@ -287,6 +287,14 @@ void testElementwise() {
   }
 }
 
+// A launch's return code, checked without waiting for the kernel (timing).
+void launched(int rc, const char* what) {
+  if (rc != 0) {
+    std::fprintf(stderr, "%s: %s\n", what, collectives_cuda_error_string(rc));
+    std::exit(1);
+  }
+}
+
 // Codec throughput in GB/s of float32 input read (quantize) or output written
 // (dequantize), against a device-to-device copy of the same float32 bytes.
 void bench() {
@@ -316,18 +324,24 @@ void bench() {
   const char* names[] = {"int8", "int4", "fp8e4m3", "fp8e5m2"};
   for (int f = 0; f < 4; f++) {
     const float tq = time([&] {
-      collectives_cuda_quantize(x.p, 0, n, f, bs, 0, 0, 0, nullptr, q.p, nullptr);
+      launched(collectives_cuda_quantize(x.p, 0, n, f, bs, 0, 0, 0, nullptr, q.p, nullptr), "quantize");
     });
     const float td = time([&] {
-      collectives_cuda_dequantize(q.p, n, f, bs, 0, y.p, nullptr);
+      launched(collectives_cuda_dequantize(q.p, n, f, bs, 0, y.p, nullptr), "dequantize");
     });
     const float ta = time([&] {
-      collectives_cuda_dequantize_accumulate(q.p, n, f, bs, y.p, nullptr);
+      launched(collectives_cuda_dequantize_accumulate(q.p, n, f, bs, y.p, nullptr),
+               "dequantize_accumulate");
     });
     std::printf("%-28s %10.3f %10.1f %8.2f\n", (std::string("quantize ") + names[f]).c_str(), tq, gb / (tq / 1e3), copy / tq);
     std::printf("%-28s %10.3f %10.1f %8.2f\n", (std::string("dequantize ") + names[f]).c_str(), td, gb / (td / 1e3), copy / td);
     std::printf("%-28s %10.3f %10.1f %8.2f\n", (std::string("dequantize-accumulate ") + names[f]).c_str(), ta, gb / (ta / 1e3), copy / ta);
   }
+  const float ts = time([&] {
+    launched(collectives_cuda_quantize(x.p, 0, n, 0, bs, 1, 12345, 0, nullptr, q.p, nullptr),
+             "quantize stochastic");
+  });
+  std::printf("%-28s %10.3f %10.1f %8.2f\n", "quantize int8+stochastic", ts, gb / (ts / 1e3), copy / ts);
 }
 
 }  // namespace
