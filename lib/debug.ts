@@ -23,3 +23,20 @@ export function debugMode(option: unknown): DebugMode {
   if (!MODES.includes(mode)) throw argTypeError('COLLECTIVES_DEBUG', "'off' or 'detail'", v);
   return mode as DebugMode;
 }
+
+/**
+ * Whether calls keep their JavaScript stack: the option, else COLLECTIVES_CALL_SITES ('1' /
+ * 'true' or '0' / 'false'), else only in detail mode.
+ */
+export function callSitesOption(option: unknown, debug: DebugMode): boolean {
+  if (option !== undefined) {
+    if (typeof option !== 'boolean') throw argTypeError('options.callSites', 'a boolean', option);
+    return option;
+  }
+  const v = process.env.COLLECTIVES_CALL_SITES;
+  if (v === undefined || v === '') return debug === 'detail';
+  const t = v.toLowerCase();
+  if (t === '1' || t === 'true') return true;
+  if (t === '0' || t === 'false') return false;
+  throw argTypeError('COLLECTIVES_CALL_SITES', "'1', 'true', '0' or 'false'", v);
+}

@@ -56,8 +56,28 @@ export function fromNative(err: unknown, rank: number, operation: string, site?:
   if (site?.stack) {
     const frames = site.stack.split('\n').slice(1).join('\n');
     out.stack = `${out.name}: ${out.message}\n${frames}`;
+  } else {
+    SITELESS.add(out);
   }
   return out;
+}
+
+/** Errors made without the issuing call's stack: the first wait() that meets one gives it its own. */
+const SITELESS = new WeakSet<Error>();
+
+/**
+ * @internal Called inside an async wait() that caught `err`: when `err` has no call site, its
+ * stack becomes the waiter's (the async frames of whoever awaited), captured below `from`.
+ */
+export function stackAtWait(err: unknown, from: (...args: never[]) => unknown): unknown {
+  if (err instanceof Error && SITELESS.has(err)) {
+    SITELESS.delete(err);
+    const here: { stack?: string } = {};
+    Error.captureStackTrace(here, from);
+    const frames = (here.stack ?? '').split('\n').slice(1).join('\n');
+    err.stack = `${err.name}: ${err.message}\n${frames}`;
+  }
+  return err;
 }
 
 /** A TypeError for a bad argument, with code INVALID_ARGUMENT. */

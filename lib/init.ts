@@ -10,7 +10,7 @@ import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from './store/server';
 import { type GlooTuning, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
-import { type DebugMode, debugMode } from './debug';
+import { type DebugMode, callSitesOption, debugMode } from './debug';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -39,6 +39,12 @@ export interface InitOptions {
    * compare what they called and reject with MISMATCH when they differ.
    */
   debug?: DebugMode;
+  /**
+   * Keep each call's JavaScript stack, so that a failure shows the line that issued the call
+   * (COLLECTIVES_CALL_SITES=1). It costs about 5 µs a call, so it is off unless asked for or
+   * `debug` is 'detail'; without it a failure shows where it was awaited with `wait()`.
+   */
+  callSites?: boolean;
 }
 
 const INIT_KEYS = [
@@ -53,6 +59,7 @@ const INIT_KEYS = [
   'iface',
   'gloo',
   'debug',
+  'callSites',
 ] as const;
 
 function isLoopback(addr: string): boolean {
@@ -126,6 +133,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   const hostname = o.hostname ?? (iface ? undefined : await localAddressToward(masterAddr));
   const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
   const debug = debugMode(o.debug);
+  const callSites = callSitesOption(o.callSites, debug);
 
   if (token === '' && !storePath) {
     // Ranks started by hand (mpirun, srun, a shell loop) share no secret; they
@@ -187,7 +195,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     for (const c of cleanups) await c();
     throw fromNative(err, info.rank, 'init');
   }
-  return new Communicator(native, timeoutMs, tuning, cleanups);
+  return new Communicator(native, timeoutMs, tuning, cleanups, callSites);
 }
 
 /** Versions of the engines this build uses, and the addon file it loaded (a prebuild or a source build). */

@@ -1,3 +1,5 @@
+import { stackAtWait } from './errors';
+
 /**
  * One in-flight operation, like torch.distributed's Work. It is returned at
  * once; the operation runs off the JavaScript thread. Await it (it is
@@ -26,9 +28,17 @@ export class Work<T = void> implements PromiseLike<T> {
     this.#promise.catch(() => {});
   }
 
-  /** Resolves when the operation has completed (with its output, if any). */
-  wait(): Promise<T> {
-    return this.#promise;
+  /**
+   * Resolves when the operation has completed (with its output, if any). A failure's stack
+   * shows where this wait() was awaited, or where the call was issued when call sites are
+   * kept (init's `callSites`).
+   */
+  async wait(): Promise<T> {
+    try {
+      return await this.#promise;
+    } catch (err) {
+      throw stackAtWait(err, Work.prototype.wait);
+    }
   }
 
   /** True once the operation has finished, successfully or not. */
@@ -45,10 +55,10 @@ export class Work<T = void> implements PromiseLike<T> {
     onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
     onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
-    return this.#promise.then(onFulfilled, onRejected);
+    return this.wait().then(onFulfilled, onRejected);
   }
 
   catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<T | B> {
-    return this.#promise.catch(onRejected);
+    return this.wait().catch(onRejected);
   }
 }

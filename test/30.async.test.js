@@ -25,4 +25,28 @@ describe('30 asynchronous work', function () {
     assert.equal(r0.code, 0, all);
     assert.match(r0.stdout, /rank 0: all \d+ checks passed/, all);
   });
+
+  it('a failed call carries the stack of where it was awaited, or of where it was issued with callSites', async function () {
+    this.timeout(60000);
+    const results = {};
+    for (const sites of ['0', '1']) {
+      const res = await launchWorker('call-sites.js', { nproc: 2, env: { COLLECTIVES_CALL_SITES: sites }, killAfterMs: 40000 });
+      assertSucceeded(res, `call-sites worker, COLLECTIVES_CALL_SITES=${sites}`);
+      const line = res.stdout.split('\n').find((l) => l.includes('RESULT '));
+      assert.ok(line, res.stdout);
+      results[sites] = JSON.parse(line.slice(line.indexOf('RESULT ') + 7));
+    }
+    const off = results['0'];
+    assert.deepEqual(off.badOption, { name: 'TypeError', code: 'INVALID_ARGUMENT', message: 'options.callSites: expected a boolean, got "yes"' });
+    // Off (the default): the awaiting functions, as async frames; nothing of the library's.
+    assert.equal(off.waited.code, 'TIMEOUT');
+    assert.match(off.waited.stack, /^CollectiveError: allReduce on rank 0: .*\n\s+at async stepWaited \(.*call-sites\.js:9:/);
+    assert.equal(off.awaited.code, 'TIMEOUT');
+    assert.match(off.awaited.stack, /\n\s+at async stepAwaited \(.*call-sites\.js:13:/);
+    for (const s of [off.waited.stack, off.awaited.stack]) assert.doesNotMatch(s, /dist[\\/](errors|communicator|work)\.js/);
+    // On: the issuing line, synchronously, under the library's method.
+    const on = results['1'];
+    assert.match(on.waited.stack, /\n\s+at Communicator\.allReduce .*\n\s+at stepWaited \(.*call-sites\.js:9:/);
+    assert.match(on.awaited.stack, /\n\s+at Communicator\.broadcast .*\n\s+at stepAwaited \(.*call-sites\.js:13:/);
+  });
 });
