@@ -98,6 +98,7 @@ std::unique_ptr<Work> Communicator::newDeviceWork(
     work->leases.push_back(b.second->lease());
   }
   work->transferTimeout = timeout;
+  work->lane = kDeviceLane;
   return work;
 }
 
@@ -280,6 +281,7 @@ Napi::Value Communicator::DeviceGroup(const Napi::CallbackInfo& info) {
   auto work = newWork(info, "group");
   Work* raw = work.get();
   work->transferTimeout = timeout;
+  work->lane = kDeviceLane;
   auto state = nccl_;
   work->run = [=](std::shared_ptr<Backend>&) {
     if (begin) {

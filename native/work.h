@@ -22,6 +22,10 @@ namespace collectives {
 
 class WorkQueue;
 
+constexpr int kHostLane = 0;
+constexpr int kDeviceLane = 1;
+constexpr int kWorkLanes = 2;
+
 struct Work {
   Work(Napi::Env env, const char* operation)
       : operation(operation), deferred(Napi::Promise::Deferred::New(env)) {}
@@ -33,6 +37,9 @@ struct Work {
   // Set by `run` when completion is awaited on the waiter thread.
   std::unique_ptr<PendingTransfer> transfer;
   Millis transferTimeout{0};
+  // Which waiter thread awaits `transfer`: kHostLane (Gloo's point-to-point)
+  // or kDeviceLane (CUDA events). Set on the JS thread.
+  int lane = kHostLane;
 
   // Outcome, written by the worker threads before the hand-off to JS.
   bool failed = false;

@@ -38,19 +38,21 @@ std::shared_ptr<WorkQueue> WorkQueue::create(Napi::Env env,
 
 void WorkQueue::start(Napi::Env env, std::shared_ptr<Backend> backend) {
   backend_ = std::move(backend);
-  // Two users of the function: the runner and the waiter. Each releases it
-  // when its loop ends, and the function is finalized after the last one.
+  // Users of the function: the runner and one waiter per lane. Each releases
+  // it when its loop ends, and the function is finalized after the last one.
   tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                        "collectives", 0, 2);
+                                        "collectives", 0, 1 + kWorkLanes);
   tsfn_.Unref(env);
   auto self = shared_from_this();
   runner_ = std::thread([self] { self->runLoop(); });
-  waiter_ = std::thread([self] { self->waitLoop(); });
+  for (int l = 0; l < kWorkLanes; l++) lanes_[l].thread = std::thread([self, l] { self->waitLoop(l); });
 }
 
 WorkQueue::~WorkQueue() {
   if (runner_.joinable()) runner_.detach();
-  if (waiter_.joinable()) waiter_.detach();
+  for (Lane& lane : lanes_) {
+    if (lane.thread.joinable()) lane.thread.detach();
+  }
 }
 
 Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
@@ -85,18 +87,20 @@ void WorkQueue::runLoop() {
     runCaptured(*work, [&] {
       if (work->run) work->run(backend_);
     });
+    int lane = -1;
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = nullptr;
       if (work->transfer && !work->failed) {
-        transfers_.push_back(work);
+        lane = work->lane;
+        lanes_[lane].items.push_back(work);
         work = nullptr;
       }
     }
     if (work) {
       handOff(work);
     } else {
-      waitCv_.notify_one();
+      lanes_[lane].cv.notify_one();
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -110,22 +114,23 @@ void WorkQueue::runLoop() {
   tsfn_.Release();
 }
 
-void WorkQueue::waitLoop() {
+void WorkQueue::waitLoop(int l) {
+  Lane& lane = lanes_[l];
   for (;;) {
     Work* work = nullptr;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      waitCv_.wait(lock, [&] { return stopping_ || !transfers_.empty(); });
-      if (transfers_.empty()) break;
-      work = transfers_.front();
-      transfers_.pop_front();
-      awaiting_ = work;
+      lane.cv.wait(lock, [&] { return stopping_ || !lane.items.empty(); });
+      if (lane.items.empty()) break;
+      work = lane.items.front();
+      lane.items.pop_front();
+      lane.awaiting = work;
     }
     runCaptured(*work, [&] { work->transfer->wait(work->transferTimeout); });
     work->transfer.reset();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      awaiting_ = nullptr;
+      lane.awaiting = nullptr;
     }
     handOff(work);
   }
@@ -181,13 +186,15 @@ void WorkQueue::abort(Napi::Env env, const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queue_);
     if (running_) inFlight.push_back(running_);
-    // The one the waiter is awaiting too: device work spends its whole run there.
-    if (awaiting_) inFlight.push_back(awaiting_);
-    for (Work* w : transfers_) inFlight.push_back(w);
+    for (Lane& lane : lanes_) {
+      // The one a waiter is awaiting too: device work spends its whole run there.
+      if (lane.awaiting) inFlight.push_back(lane.awaiting);
+      for (Work* w : lane.items) inFlight.push_back(w);
+    }
     stopping_ = true;
   }
   cv_.notify_all();
-  waitCv_.notify_all();
+  for (Lane& lane : lanes_) lane.cv.notify_all();
   for (Work* w : queued) {
     std::unique_ptr<Work> work(w);
     work->owner.reset();
@@ -204,7 +211,9 @@ void WorkQueue::abort(Napi::Env env, const std::string& reason) {
   }
   tsfn_.Unref(env);
   if (runner_.joinable()) runner_.detach();
-  if (waiter_.joinable()) waiter_.detach();
+  for (Lane& lane : lanes_) {
+    if (lane.thread.joinable()) lane.thread.detach();
+  }
 }
 
 void WorkQueue::close() {
@@ -215,33 +224,45 @@ void WorkQueue::close() {
     stopping_ = true;
   }
   cv_.notify_all();
-  waitCv_.notify_all();
+  for (Lane& lane : lanes_) lane.cv.notify_all();
   if (!aborted_) {
     if (runner_.joinable()) runner_.join();
-    if (waiter_.joinable()) waiter_.join();
+    for (Lane& lane : lanes_) {
+      if (lane.thread.joinable()) lane.thread.join();
+    }
   }
 }
 
 void WorkQueue::teardown() {
-  bool joinRunner, joinWaiter;
+  bool joinRunner;
+  bool joinWaiter[kWorkLanes];
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     // Work that never started is dropped with the environment.
     queue_.clear();
     joinRunner = runner_.joinable() && running_ == nullptr;
-    joinWaiter = waiter_.joinable() && awaiting_ == nullptr && transfers_.empty();
-    if (!(joinRunner && joinWaiter) || aborted_) envGone_ = true;
+    bool all = joinRunner;
+    for (int l = 0; l < kWorkLanes; l++) {
+      const Lane& lane = lanes_[l];
+      joinWaiter[l] = lane.thread.joinable() && lane.awaiting == nullptr && lane.items.empty();
+      all = all && joinWaiter[l];
+    }
+    if (!all || aborted_) envGone_ = true;
   }
   cv_.notify_all();
-  waitCv_.notify_all();
+  for (Lane& lane : lanes_) lane.cv.notify_all();
   closed_ = true;
   // Idle threads end at once; one inside Gloo may stay there until its
   // timeout and is left to the exiting process.
   if (joinRunner && !envGone_) runner_.join();
-  if (joinWaiter && !envGone_) waiter_.join();
+  for (int l = 0; l < kWorkLanes; l++) {
+    if (joinWaiter[l] && !envGone_) lanes_[l].thread.join();
+  }
   if (runner_.joinable()) runner_.detach();
-  if (waiter_.joinable()) waiter_.detach();
+  for (Lane& lane : lanes_) {
+    if (lane.thread.joinable()) lane.thread.detach();
+  }
 }
 
 }  // namespace collectives

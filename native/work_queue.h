@@ -1,6 +1,6 @@
 // The per-communicator queue: a thread that runs operations one at a time in
-// issue order, a second thread that awaits, in the same order, what they left
-// pending (posted point-to-point transfers, device work on a CUDA stream),
+// issue order, two threads that await, each in that order, what they left
+// pending (posted point-to-point transfers; device work on a CUDA stream),
 // and a thread-safe function that hands finished work back to the JS thread.
 // The JS thread owns `pending_` and the thread-safe function's ref count, so
 // an idle communicator never keeps the process alive.
@@ -45,18 +45,26 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
   WorkQueue() = default;
   void start(Napi::Env env, std::shared_ptr<Backend> backend);
   void runLoop();
-  void waitLoop();
+  void waitLoop(int lane);
   void handOff(Work* work);
   static void finish(Napi::Env env, Napi::Function, Work* work);
   void settle(Napi::Env env, Work& work);
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::condition_variable waitCv_;
   std::deque<Work*> queue_;
-  std::deque<Work*> transfers_;
   Work* running_ = nullptr;
-  Work* awaiting_ = nullptr;
+  // What operations left pending, awaited in issue order by one thread per
+  // lane (Work::lane): Gloo's point-to-point transfers, and device work on
+  // the NCCL stream. Two lanes, so that a receive waiting for a slow peer
+  // never holds back the completion of device work, nor the reverse.
+  struct Lane {
+    std::condition_variable cv;
+    std::deque<Work*> items;
+    Work* awaiting = nullptr;
+    std::thread thread;
+  };
+  Lane lanes_[kWorkLanes];
   bool stopping_ = false;
   // Set at environment teardown for threads that could not be joined: from
   // then on they must not touch the thread-safe function, and they leave
@@ -66,7 +74,6 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
 
   std::shared_ptr<Backend> backend_;  // queue thread only while it runs
   std::thread runner_;
-  std::thread waiter_;
   Napi::ThreadSafeFunction tsfn_;
 
   // JS thread only.

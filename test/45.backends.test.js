@@ -665,4 +665,57 @@ describe('45 backends', function () {
       assert.equal(out[3], 3, 'the communicator stays usable: an exact host all-reduce after the mismatches');
     }
   });
+
+  it('device work completes while a host receive on the same communicator still waits for its peer, and the reverse', function () {
+    this.timeout(60000);
+    const cudart = compile('fake15/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake15/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    if (!cudart || !ncclLib) this.skip();
+    // Rank 0 posts a receive and makes device calls (the stand-in NCCL lets it join alone,
+    // FAKE_NCCL_ANY_SIZE). 'slow-peer': rank 1 sends after 1.5 s, device events complete at
+    // once. 'slow-device': rank 1 sends at once, each device event takes 1.5 s.
+    const script = path.join(tmp, 'lanes.js');
+    fs.writeFileSync(script, `
+      const c = require(${JSON.stringify(DIST)});
+      const slowPeer = process.argv[2] === 'slow-peer';
+      (async () => {
+        const comm = await c.init();
+        const t0 = Date.now();
+        const at = () => Date.now() - t0;
+        if (comm.rank === 0) {
+          const host = new Float32Array(4);
+          const d = new c.DeviceBuffer('float32', 4).fill(3);
+          const recv = comm.recv(host, 1).then(() => at());
+          const device = comm.allReduce(d).then(() => at());
+          const times = { recv: await recv, device: await device };
+          console.log('RESULT ' + JSON.stringify({ ...times, host: Array.from(host), d: Array.from(d.copyTo()) }));
+          d.free();
+        } else {
+          if (slowPeer) await new Promise((r) => setTimeout(r, 1500));
+          await comm.send(Float32Array.of(1, 2, 3, 4), 0).wait();
+        }
+        await comm.barrier().wait();
+        await comm.destroy();
+      })().catch((e) => { console.error(e); process.exit(1); });`);
+    const run = (mode, env) => {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '2', '--master-port', '0', '--no-prefix', script, mode], {
+        env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_ANY_SIZE: '1', ...env },
+        encoding: 'utf8',
+        timeout: 50000,
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const line = r.stdout.split('\n').find((l) => l.includes('RESULT '));
+      assert.ok(line, r.stdout);
+      const out = JSON.parse(line.slice(line.indexOf('RESULT ') + 7));
+      assert.deepEqual(out.host, [1, 2, 3, 4]);
+      assert.deepEqual(out.d, [3, 3, 3, 3]);
+      return out;
+    };
+    const peer = run('slow-peer', {});
+    assert.ok(peer.recv >= 1400, `the receive completed at ${peer.recv} ms, before its peer sent`);
+    assert.ok(peer.device < peer.recv - 500, `the device call completed at ${peer.device} ms, held back by the receive (${peer.recv} ms)`);
+    const device = run('slow-device', { FAKE_CUDA_EVENT_DELAY_MS: '1500' });
+    assert.ok(device.device >= 1400, `the device call completed at ${device.device} ms, before its event`);
+    assert.ok(device.recv < device.device - 500, `the receive completed at ${device.recv} ms, held back by the device call (${device.device} ms)`);
+  });
 });
