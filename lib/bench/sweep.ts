@@ -16,11 +16,11 @@ export interface SweepEvents {
   skipped(bytes: number, dtype: DType): void;
 }
 
-type AlgorithmFn = (op: string, bytes: number) => string;
+type AlgorithmFn = (op: string, bytes: number, device: boolean) => string;
 
 /** Communicator.algorithm(), asked with nccl-tests' operation names. */
 export function algorithmOf(comm: Communicator): AlgorithmFn | null {
-  return (op, bytes) => comm.algorithm(op, bytes);
+  return (op, bytes, device) => comm.algorithm(op, bytes, { device });
 }
 
 const onDevice = (a: HostArray): DeviceBuffer => a as unknown as DeviceBuffer;
@@ -117,13 +117,11 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
         root: op.rooted ? o.root : -1,
         outOfPlace: cells[0],
         inPlace: cells[1],
-        algo: o.backend === 'nccl' && op.sized
-          ? 'nccl'
-          : op.quantized
+        algo: op.quantized
           ? `${o.quant.format}, blocks of ${o.quant.blockSize}`
           : algorithm === null
             ? 'default'
-            : algorithm(op.name, layout.bytes),
+            : algorithm(op.name, layout.bytes, o.backend === 'nccl' && op.sized),
       };
       rows.push(row);
       on.row(row);
