@@ -273,6 +273,23 @@ describe('45 backends', function () {
         assert.equal(row[12], op === 'alltoall' ? 'N/A' : '0', `${op}: ${row.join(' ')}`);
       }
     }
+    // The quantized operations on DeviceBuffers: the CUDA codec (here its stand-in) and NCCL.
+    const kernels = compileKernels('fake6/libcollectives_cuda.so');
+    if (kernels) {
+      for (const op of ['all_reduce_quantized', 'reduce_scatter_quantized', 'all_gather_quantized', 'alltoall_quantized']) {
+        const r = spawnSync(process.execPath, [cli, op, '--backend', 'nccl', '--np', '1', '-b', '1K', '-e', '64K', '-f', '8', '-c', '1', '-n', '2', '-w', '1', '-q', 'int4'], {
+          env: { ...env, COLLECTIVES_CUDA_KERNELS: kernels },
+          encoding: 'utf8',
+        });
+        assert.equal(r.status, 0, `${op}: ${r.stdout}${r.stderr}`);
+        const rows = r.stdout.split('\n').filter((l) => /^\s+\d/.test(l)).map((l) => l.trim().split(/\s+/));
+        assert.equal(rows.length, 3, `${op}: ${r.stdout}`);
+        for (const row of rows) {
+          assert.equal(row[8], '0', `${op}: ${row.join(' ')}`);
+          assert.deepEqual(row.slice(-4), ['int4,', 'blocks', 'of', '256'], row.join(' '));
+        }
+      }
+    }
     const missing = spawnSync(process.execPath, [cli, 'all_reduce', '--backend', 'nccl', '--np', '1', '-b', '8', '-e', '8'], {
       env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: path.join(tmp, 'no-such-cudart.so') },
       encoding: 'utf8',

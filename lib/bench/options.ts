@@ -166,9 +166,6 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
   const blockSize = integer('--block-size', raw.blockSize, 8, 1 << 20, 'a multiple of 8 from 8 to 1048576');
   if (blockSize % 8 !== 0) fail('--block-size', 'a multiple of 8 from 8 to 1048576', raw.blockSize);
   if (raw.backend !== 'gloo' && raw.backend !== 'nccl') fail('--backend', 'gloo or nccl', raw.backend);
-  if (raw.backend === 'nccl' && op.quantized) {
-    fail('--backend', `gloo for ${op.name} (the quantized collectives run on host memory)`, raw.backend);
-  }
   const opDtypes = op.dtypes;
   if (opDtypes && !dtypes.some((d) => opDtypes.includes(d))) {
     fail('-d', `a dtype ${op.name} takes (${opDtypes.join(', ')})`, raw.datatype);
