@@ -48,6 +48,23 @@ function compileKernels(name, defines = []) {
   return r.status === 0 ? out : null;
 }
 
+/**
+ * Runs `script` (a file) on 2 ranks through collectives-run with the stand-in CUDA runtime and
+ * NCCL (from `fakes`) and `env`; returns the JSON each rank printed after 'RESULT ', in rank order
+ * of printing.
+ */
+function launchOnFakes(fakes, script, args, env) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '2', '--master-port', '0', '--no-prefix', script, ...args], {
+    env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: fakes.cudart, COLLECTIVES_NCCL_LIBRARY: fakes.nccl, FAKE_CUDA_DEVICES: '1', ...env },
+    encoding: 'utf8',
+    timeout: 50000,
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const results = r.stdout.split('\n').filter((l) => l.includes('RESULT ')).map((l) => JSON.parse(l.slice(l.indexOf('RESULT ') + 7)));
+  assert.ok(results.length > 0, r.stdout);
+  return results;
+}
+
 describe('45 backends', function () {
   before(function () {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-gpu-'));
@@ -667,14 +684,8 @@ describe('45 backends', function () {
         await comm.destroy();
         console.log('RESULT ' + JSON.stringify(out));
       })().catch((e) => { console.error(e); process.exit(1); });`);
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '2', '--master-port', '0', '--no-prefix', script], {
-      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', COLLECTIVES_DEBUG: 'detail' },
-      encoding: 'utf8',
-      timeout: 50000,
-    });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const results = r.stdout.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)));
-    assert.equal(results.length, 2, r.stdout);
+    const results = launchOnFakes({ cudart, nccl: ncclLib }, script, [], { COLLECTIVES_DEBUG: 'detail' });
+    assert.equal(results.length, 2, JSON.stringify(results));
     for (const out of results) {
       assert.equal(out.length, 4, JSON.stringify(out));
       for (const [code] of out.slice(0, 3)) assert.equal(code, 'MISMATCH', JSON.stringify(out));
@@ -717,15 +728,7 @@ describe('45 backends', function () {
         await comm.destroy();
       })().catch((e) => { console.error(e); process.exit(1); });`);
     const run = (mode, env) => {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '2', '--master-port', '0', '--no-prefix', script, mode], {
-        env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, FAKE_CUDA_DEVICES: '1', FAKE_NCCL_ANY_SIZE: '1', ...env },
-        encoding: 'utf8',
-        timeout: 50000,
-      });
-      assert.equal(r.status, 0, r.stdout + r.stderr);
-      const line = r.stdout.split('\n').find((l) => l.includes('RESULT '));
-      assert.ok(line, r.stdout);
-      const out = JSON.parse(line.slice(line.indexOf('RESULT ') + 7));
+      const [out] = launchOnFakes({ cudart, nccl: ncclLib }, script, [mode], { FAKE_NCCL_ANY_SIZE: '1', ...env });
       assert.deepEqual(out.host, [1, 2, 3, 4]);
       assert.deepEqual(out.d, [3, 3, 3, 3]);
       return out;
