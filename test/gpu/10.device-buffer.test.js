@@ -6,6 +6,7 @@
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const { isCode } = require('../helpers/gpu');
 
 const { backends, DeviceBuffer, CollectiveError } = require(path.join(__dirname, '..', '..', 'dist'));
 
@@ -24,14 +25,6 @@ function sample(dtype, n) {
     case 'int64': return BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * 2n ** 40n - 2n ** 62n);
   }
   throw new Error(dtype);
-}
-
-function isCode(code, pattern) {
-  return (err) => {
-    assert.equal(err.code, code, `code ${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
 }
 
 describe('gpu 10 DeviceBuffer', function () {

@@ -11,6 +11,7 @@
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const { isCode } = require('../helpers/gpu');
 
 const c = require(path.join(__dirname, '..', '..', 'dist'));
 const { backends, DeviceBuffer, CollectiveError } = c;
@@ -35,14 +36,6 @@ function hostData(dtype, f32) {
   const out = new Uint16Array(f32.length);
   c.cast(f32, out, { outputDtype: dtype });
   return out;
-}
-
-function isCode(code, pattern) {
-  return (err) => {
-    assert.equal(err.code, code, `code ${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
 }
 
 /** At most `ulps` units in the last place apart, element by element (same sign or both zero). */

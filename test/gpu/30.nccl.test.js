@@ -9,16 +9,8 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
-const { runRanks } = require('../helpers/gpu-ranks');
+const { isCode, runRanks } = require('../helpers/gpu');
 const { backends, init, DeviceBuffer } = require(DIST);
-
-function isCode(code, pattern) {
-  return (err) => {
-    assert.equal(err.code, code, `code ${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 describe('gpu 30 NCCL', function () {
   this.timeout(60000);

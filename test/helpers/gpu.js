@@ -1,10 +1,20 @@
 'use strict';
-// The GPU suites' multi-GPU cases: one process per rank (rank r on device r), each running a
-// script of its own that joins through a port chosen here, asserts, and exits non-zero on failure.
+// What the GPU suites (test/gpu) share: the error assertion, and their multi-GPU cases' ranks
+// (one process per rank, rank r on device r, each running a script of its own that joins
+// through a port chosen here, asserts, and exits non-zero on failure).
 
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const net = require('node:net');
+
+/** An assert.throws validator: the error has `code` (and a message matching `pattern`). */
+function isCode(code, pattern) {
+  return (err) => {
+    assert.equal(err.code, code, `code ${err.code}: ${err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
 
 /** A TCP port free at the moment of asking, for the ranks' rendezvous. */
 function freePort() {
@@ -30,4 +40,4 @@ async function runRanks(ranks, code) {
   for (const r of results) assert.equal(r.status, 0, r.err);
 }
 
-module.exports = { freePort, runRanks };
+module.exports = { freePort, isCode, runRanks };
