@@ -740,4 +740,26 @@ describe('45 backends', function () {
     assert.ok(device.device >= 1400, `the device call completed at ${device.device} ms, before its event`);
     assert.ok(device.recv < device.device - 500, `the receive completed at ${device.recv} ms, held back by the device call (${device.device} ms)`);
   });
+
+  it('examples/gpu-step.js runs its quantized all-reduce and AdamW step on the stand-ins', function () {
+    this.timeout(60000);
+    const cudart = compile('fake16/libcudart.so.12', 'fake_cudart.c');
+    const ncclLib = compile('fake16/libnccl.so.2', 'fake_nccl.c', ['-DVERSION=22105']);
+    const kernels = compileKernels('fake16/libcollectives_cuda.so');
+    if (!cudart || !ncclLib || !kernels) this.skip();
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'launch', 'cli.js'), '--nproc-per-node', '1', '--master-port', '0', path.join(ROOT, 'examples', 'gpu-step.js')], {
+      env: { ...process.env, COLLECTIVES_CUDA_LIBRARY: cudart, COLLECTIVES_NCCL_LIBRARY: ncclLib, COLLECTIVES_CUDA_KERNELS: kernels, FAKE_CUDA_DEVICES: '1', FAKE_CUDA_REPORT: '1' },
+      encoding: 'utf8',
+      timeout: 50000,
+    });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    // AdamW's first step from p = 1, m = v = 0: p(1 - lr·wd) - lr·g/(|g| + eps), here with g the
+    // 1-rank average of sin(i) after int8 quantization (same sign, so the step is lr·sign(g)).
+    const want = [0, 1, 2, 3].map((i) => {
+      const g = Math.sin(i);
+      return (1 - 1e-3 * 1e-2 - (g === 0 ? 0 : 1e-3 * Math.sign(g))).toFixed(6);
+    });
+    assert.match(r.stdout, new RegExp(`rank 0 on GPU 0: step done, param\\[0\\.\\.3\\] = ${want.join(', ').replace(/\./g, '\\.')}`));
+    assert.match(r.stderr, /fake-cuda: 0 live allocations/);
+  });
 });

@@ -38,4 +38,17 @@ describe('60 examples', function () {
       assert.equal(lineOf(r.stdout, rank), `[rank${rank}]: rank ${rank}: 8 buckets averaged, first value ${expected}`);
     }
   });
+
+  it('gpu-step.js says why it does not run where there is no usable GPU, and exits cleanly', async function () {
+    const { backends } = require('../dist');
+    const b = backends();
+    if (b.cuda.available && b.nccl.available) {
+      console.log('      skipped: this machine has a GPU (test/45 runs the example on the stand-ins)');
+      this.skip();
+    }
+    const r = await launchWorker(EXAMPLES + 'gpu-step.js', { nproc: 2 });
+    assertSucceeded(r, 'examples/gpu-step.js');
+    const reason = !b.cuda.available ? b.cuda.reason : b.nccl.reason;
+    for (let rank = 0; rank < 2; rank++) assert.equal(lineOf(r.stdout, rank), `[rank${rank}]: gpu-step: no GPU run here: ${reason}`);
+  });
 });
