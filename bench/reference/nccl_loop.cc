@@ -62,11 +62,6 @@ long positive(const char* flag, const char* value) {
   return n;
 }
 
-template <typename F>
-void bind(const collectives::gpu::DynamicLibrary& lib, F*& fn, const char* name) {
-  fn = reinterpret_cast<F*>(lib.symbol(name));
-}
-
 double seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -102,12 +97,12 @@ int main(int argc, char** argv) {
   if (!lib) fail(77, "skipped: libnccl.so.2 not found; " + collectives::gpu::summarizeAttempts(tried));
   Nccl nccl{};
   try {
-    bind(*lib, nccl.getVersion, "ncclGetVersion");
-    bind(*lib, nccl.getUniqueId, "ncclGetUniqueId");
-    bind(*lib, nccl.commInitRank, "ncclCommInitRank");
-    bind(*lib, nccl.commDestroy, "ncclCommDestroy");
-    bind(*lib, nccl.allReduce, "ncclAllReduce");
-    bind(*lib, nccl.getErrorString, "ncclGetErrorString");
+    collectives::gpu::bindSymbol(*lib, nccl.getVersion, "ncclGetVersion");
+    collectives::gpu::bindSymbol(*lib, nccl.getUniqueId, "ncclGetUniqueId");
+    collectives::gpu::bindSymbol(*lib, nccl.commInitRank, "ncclCommInitRank");
+    collectives::gpu::bindSymbol(*lib, nccl.commDestroy, "ncclCommDestroy");
+    collectives::gpu::bindSymbol(*lib, nccl.allReduce, "ncclAllReduce");
+    collectives::gpu::bindSymbol(*lib, nccl.getErrorString, "ncclGetErrorString");
   } catch (const collectives::gpu::MissingSymbol& e) {
     fail(1, e.what());
   }

@@ -1,6 +1,5 @@
 #include "gpu/cuda_api.h"
 
-#include <cstdlib>
 #include <mutex>
 
 namespace collectives {
@@ -15,28 +14,16 @@ LibrarySearch cudaSearch() {
   return s;
 }
 
-template <typename F>
-void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
-  fn = reinterpret_cast<F*>(lib.symbol(name));
-}
-
-#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
-
 CudaStatus load() {
   CudaStatus s;
   LibrarySearch search = cudaSearch();
   std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
   if (!lib) {
-    std::string want = search.names.front();
-    const char* set = std::getenv(search.overrideEnv.c_str());
-    if (set && *set) {
-      s.reason = search.overrideEnv + "=" + set + " did not load: " +
-                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
-    } else {
-      s.reason = want + " (or another libcudart) not found; " + summarizeAttempts(s.tried) +
-                 "; install the CUDA runtime (e.g. pip install nvidia-cuda-runtime-cu12) or set " +
-                 search.overrideEnv;
-    }
+    s.reason = notLoadedReason(
+        search, s.tried,
+        search.names.front() + " (or another libcudart) not found; " + summarizeAttempts(s.tried) +
+            "; install the CUDA runtime (e.g. pip install nvidia-cuda-runtime-cu12) or set " +
+            search.overrideEnv);
     return s;
   }
   s.library = lib->path();

@@ -176,5 +176,13 @@ std::string summarizeAttempts(const std::vector<LoadAttempt>& tried, size_t max)
   return out;
 }
 
+std::string notLoadedReason(const LibrarySearch& search, const std::vector<LoadAttempt>& tried,
+                            const std::string& notFound) {
+  const char* set = search.overrideEnv.empty() ? nullptr : std::getenv(search.overrideEnv.c_str());
+  if (!set || !*set) return notFound;
+  return search.overrideEnv + "=" + set + " did not load: " +
+         (tried.empty() ? std::string("unknown error") : tried.back().error);
+}
+
 }  // namespace gpu
 }  // namespace collectives

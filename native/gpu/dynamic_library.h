@@ -72,5 +72,19 @@ std::vector<std::string> searchFolders(const LibrarySearch& search);
 // "tried: a, b, c and 4 more" from the attempts, for a reason string.
 std::string summarizeAttempts(const std::vector<LoadAttempt>& tried, size_t max = 6);
 
+// Why `search` loaded nothing: when its override variable is set, that the
+// path it names did not load (with the loader's error); otherwise `notFound`.
+std::string notLoadedReason(const LibrarySearch& search, const std::vector<LoadAttempt>& tried,
+                            const std::string& notFound);
+
+// Points `fn` at the symbol `name` of `lib`; throws MissingSymbol.
+template <typename F>
+void bindSymbol(const DynamicLibrary& lib, F*& fn, const char* name) {
+  fn = reinterpret_cast<F*>(lib.symbol(name));
+}
+
+// Binds the member of `api` named like the C function.
+#define COLLECTIVES_BIND(lib, api, name) ::collectives::gpu::bindSymbol(lib, (api).name, #name)
+
 }  // namespace gpu
 }  // namespace collectives

@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <cstdlib>
 #include <mutex>
 
 namespace collectives {
@@ -29,28 +28,16 @@ LibrarySearch kernelsSearch() {
   return s;
 }
 
-template <typename F>
-void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
-  fn = reinterpret_cast<F*>(lib.symbol(name));
-}
-
-#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
-
 KernelsStatus load() {
   KernelsStatus s;
   LibrarySearch search = kernelsSearch();
   std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
   if (!lib) {
-    const char* set = std::getenv(search.overrideEnv.c_str());
-    if (set && *set) {
-      s.reason = search.overrideEnv + "=" + set + " did not load: " +
-                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
-    } else {
-      s.reason = "libcollectives_cuda.so (the CUDA kernels) not found; " +
-                 summarizeAttempts(s.tried) +
-                 "; it is built beside the addon when nvcc is found (or set " +
-                 search.overrideEnv + ")";
-    }
+    s.reason = notLoadedReason(search, s.tried,
+                               "libcollectives_cuda.so (the CUDA kernels) not found; " +
+                                   summarizeAttempts(s.tried) +
+                                   "; it is built beside the addon when nvcc is found (or set " +
+                                   search.overrideEnv + ")");
     return s;
   }
   s.library = lib->path();

@@ -1,6 +1,5 @@
 #include "gpu/nccl_api.h"
 
-#include <cstdlib>
 #include <mutex>
 
 namespace collectives {
@@ -15,18 +14,11 @@ LibrarySearch ncclSearch() {
   return s;
 }
 
-template <typename F>
-void bind(const DynamicLibrary& lib, F*& fn, const char* name) {
-  fn = reinterpret_cast<F*>(lib.symbol(name));
-}
-
-#define COLLECTIVES_BIND(lib, api, name) bind(lib, (api).name, #name)
-
 // A symbol that later NCCL releases added: null where the loaded one lacks it.
 template <typename F>
 void bindOptional(const DynamicLibrary& lib, F*& fn, const char* name) {
   try {
-    bind(lib, fn, name);
+    bindSymbol(lib, fn, name);
   } catch (const MissingSymbol&) {
     fn = nullptr;
   }
@@ -37,15 +29,10 @@ NcclStatus load() {
   LibrarySearch search = ncclSearch();
   std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
   if (!lib) {
-    const char* set = std::getenv(search.overrideEnv.c_str());
-    if (set && *set) {
-      s.reason = search.overrideEnv + "=" + set + " did not load: " +
-                 (s.tried.empty() ? std::string("unknown error") : s.tried.back().error);
-    } else {
-      s.reason = "libnccl.so.2 not found; " + summarizeAttempts(s.tried) +
-                 "; install NCCL (e.g. pip install nvidia-nccl-cu12) or set " +
-                 search.overrideEnv;
-    }
+    s.reason = notLoadedReason(search, s.tried,
+                               "libnccl.so.2 not found; " + summarizeAttempts(s.tried) +
+                                   "; install NCCL (e.g. pip install nvidia-nccl-cu12) or set " +
+                                   search.overrideEnv);
     return s;
   }
   s.library = lib->path();
