@@ -6,7 +6,6 @@
 // the Work settles, so free() during the call never releases it under NCCL.
 #include <string>
 
-#include "addon_data.h"
 #include "args.h"
 #include "communicator.h"
 #include "errors.h"
@@ -30,15 +29,6 @@ CallKind deviceCallKind(const std::string& kind) {
 
 }  // namespace
 
-gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
-  AddonData* data = env.GetInstanceData<AddonData>();
-  if (!v.IsObject() || data->deviceBufferConstructor.IsEmpty() ||
-      !v.As<Napi::Object>().InstanceOf(data->deviceBufferConstructor.Value())) {
-    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
-  }
-  return gpu::DeviceBuffer::Unwrap(v.As<Napi::Object>());
-}
-
 void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffer,
                  const char* name) {
   if (state.device < 0) state.device = buffer.device();
@@ -50,15 +40,9 @@ void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffe
 }
 
 // NCCL has no in-place all-to-all; overlapping views would corrupt the input.
-void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, void* inData,
-                   const gpu::DeviceBuffer& out, void* outData, const char* name) {
-  const char* a = static_cast<const char*>(inData);
-  const char* b = static_cast<const char*>(outData);
-  const size_t aBytes = in.length() * dtypeSize(in.dtype());
-  const size_t bBytes = out.length() * dtypeSize(out.dtype());
-  if (a < b + bBytes && b < a + aBytes) {
-    throwRangeError(env, std::string(name) + ": must not overlap the input's memory");
-  }
+void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, const gpu::DeviceBuffer& out,
+                   const char* name) {
+  if (in.overlaps(out)) throwRangeError(env, std::string(name) + ": must not overlap the input's memory");
 }
 
 gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
@@ -156,7 +140,7 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   checkDevice(env, *nccl_, *in, "input");
   void* inData = in->data(env);
   void* outData = out->data(env);
-  if (kind == "allToAll") checkDisjoint(env, *in, inData, *out, outData);
+  if (kind == "allToAll") checkDisjoint(env, *in, *out);
   auto work = haveOut ? newDeviceWork(info, operation, {{info[1], in}, {info[2], out}}, timeout)
                       : newDeviceWork(info, operation, {{info[1], in}}, timeout);
   Work* raw = work.get();
@@ -220,7 +204,7 @@ Napi::Value Communicator::DeviceAllToAllV(const Napi::CallbackInfo& info) {
   checkDevice(env, *nccl_, *out, "output");
   void* inData = in->data(env);
   void* outData = out->data(env);
-  checkDisjoint(env, *in, inData, *out, outData);
+  checkDisjoint(env, *in, *out);
   auto work = newDeviceWork(info, "allToAllV", {{info[0], in}, {info[2], out}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;

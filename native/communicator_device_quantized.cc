@@ -31,13 +31,6 @@ const char* deviceQuantOpName(DeviceQuantOp k) {
   return "quantized";
 }
 
-bool overlaps(const gpu::DeviceBuffer& a, const gpu::DeviceBuffer& b) {
-  if (a.allocation() != b.allocation()) return false;
-  const size_t aEnd = a.byteOffset() + a.length() * dtypeSize(a.dtype());
-  const size_t bEnd = b.byteOffset() + b.length() * dtypeSize(b.dtype());
-  return a.byteOffset() < bEnd && b.byteOffset() < aEnd && aEnd > a.byteOffset() &&
-         bEnd > b.byteOffset();
-}
 
 }  // namespace
 
@@ -118,7 +111,7 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
                                std::to_string(in->device()) + ", got device " +
                                std::to_string(residual->device()));
     }
-    if (overlaps(*residual, *in) || overlaps(*residual, *out)) {
+    if (residual->overlaps(*in) || residual->overlaps(*out)) {
       throwRangeError(env, "options.errorFeedback: must not overlap the input's or output's memory");
     }
   }

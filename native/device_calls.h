@@ -14,15 +14,17 @@
 namespace collectives {
 
 // JS thread: the DeviceBuffer `v`, or a TypeError naming `name`.
-gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name);
+inline gpu::DeviceBuffer* deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
+  return gpu::DeviceBuffer::from(env, v, name);
+}
 
 // JS thread: every device call of a communicator runs on the device of its first.
 void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffer,
                  const char* name);
 
 // JS thread: a RangeError naming `name` when the two buffers' memory overlaps.
-void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, void* inData,
-                   const gpu::DeviceBuffer& out, void* outData, const char* name = "output");
+void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, const gpu::DeviceBuffer& out,
+                   const char* name = "output");
 
 // Queue thread: the NCCL backend, joined on first use or after an abort, and
 // inside the group the JS side opened, if any.

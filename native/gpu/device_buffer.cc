@@ -223,6 +223,22 @@ std::shared_ptr<void> DeviceBuffer::lease() const {
   return allocation_ ? std::make_shared<Lease>(allocation_) : nullptr;
 }
 
+DeviceBuffer* DeviceBuffer::from(Napi::Env env, const Napi::Value& v, const char* name) {
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (!v.IsObject() || data->deviceBufferConstructor.IsEmpty() ||
+      !v.As<Napi::Object>().InstanceOf(data->deviceBufferConstructor.Value())) {
+    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
+  }
+  return Unwrap(v.As<Napi::Object>());
+}
+
+bool DeviceBuffer::overlaps(const DeviceBuffer& other) const {
+  if (!allocation_ || allocation_ != other.allocation_) return false;
+  const size_t end = offset_ + length_ * dtypeSize(dtype_);
+  const size_t otherEnd = other.offset_ + other.length_ * dtypeSize(other.dtype_);
+  return offset_ < end && other.offset_ < otherEnd && offset_ < otherEnd && other.offset_ < end;
+}
+
 void* DeviceBuffer::data(Napi::Env env) const {
   checkUsable(env, "data");
   return static_cast<char*>(allocation_->ptr) + offset_;

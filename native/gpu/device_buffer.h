@@ -47,8 +47,13 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
   // new DeviceBuffer(parent, begin, end) is a view of parent's elements [begin, end).
   explicit DeviceBuffer(const Napi::CallbackInfo& info);
 
+  // The DeviceBuffer `v`, or a TypeError naming `name`.
+  static DeviceBuffer* from(Napi::Env env, const Napi::Value& v, const char* name);
+
   // The device pointer of the first element, for a backend (throws DESTROYED when freed).
   void* data(Napi::Env env) const;
+  // Whether this buffer and `other` share bytes (views of one allocation).
+  bool overlaps(const DeviceBuffer& other) const;
   DType dtype() const { return dtype_; }
   size_t length() const { return length_; }
   int device() const { return allocation_ ? allocation_->device : 0; }

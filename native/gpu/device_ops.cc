@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <string>
 
-#include "addon_data.h"
 #include "args.h"
 #include "errors.h"
 #include "gpu/cuda_api.h"
@@ -27,11 +26,7 @@ struct DeviceArg {
 };
 
 DeviceArg deviceArg(Napi::Env env, const Napi::Value& v, const char* name) {
-  auto* data = env.GetInstanceData<AddonData>();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->deviceBufferConstructor.Value())) {
-    throwTypeError(env, std::string(name) + ": expected a DeviceBuffer");
-  }
-  DeviceBuffer* b = DeviceBuffer::Unwrap(v.As<Napi::Object>());
+  DeviceBuffer* b = DeviceBuffer::from(env, v, name);
   if (b->freed()) {
     throwCoded(env, codes::kDestroyed, std::string(name) + ": the DeviceBuffer was freed");
   }
@@ -68,11 +63,6 @@ DeviceArg typedArg(Napi::Env env, const Napi::Value& v, const char* name, DType 
   return a;
 }
 
-bool overlaps(const DeviceArg& a, const DeviceArg& b) {
-  if (a.begin == a.end || b.begin == b.end) return false;
-  return a.buffer->allocation() == b.buffer->allocation() && a.begin < b.end && b.begin < a.end;
-}
-
 // Every buffer on the first one's device, and none overlapping another.
 void checkTogether(Napi::Env env, std::initializer_list<const DeviceArg*> args) {
   const DeviceArg* first = *args.begin();
@@ -85,7 +75,7 @@ void checkTogether(Napi::Env env, std::initializer_list<const DeviceArg*> args) 
   }
   for (auto i = args.begin(); i != args.end(); ++i) {
     for (auto j = i + 1; j != args.end(); ++j) {
-      if (overlaps(**i, **j)) {
+      if ((*i)->buffer->overlaps(*(*j)->buffer)) {
         throwRangeError(env, std::string((*j)->name) + ": expected memory apart from " + (*i)->name);
       }
     }
