@@ -6,7 +6,7 @@
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { isCode } = require('../helpers/gpu');
+const { deviceBuffers, isCode } = require('../helpers/gpu');
 
 const { backends, DeviceBuffer, CollectiveError } = require(path.join(__dirname, '..', '..', 'dist'));
 
@@ -37,15 +37,8 @@ describe('gpu 10 DeviceBuffer', function () {
     }
   });
 
-  const live = [];
-  function alloc(dtype, n, options) {
-    const b = new DeviceBuffer(dtype, n, options);
-    live.push(b);
-    return b;
-  }
-  afterEach(function () {
-    for (const b of live.splice(0)) b.free();
-  });
+  const { live, alloc, freeAll } = deviceBuffers();
+  afterEach(freeAll);
 
   for (const dtype of ['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int32', 'int64']) {
     it(`round-trips ${dtype}`, function () {

@@ -11,7 +11,7 @@
 
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { isCode } = require('../helpers/gpu');
+const { deviceBuffers, isCode } = require('../helpers/gpu');
 
 const c = require(path.join(__dirname, '..', '..', 'dist'));
 const { backends, DeviceBuffer, CollectiveError } = c;
@@ -65,23 +65,13 @@ describe('gpu 25 ops and codecs on DeviceBuffers', function () {
     }
   });
 
-  const live = [];
-  /** A DeviceBuffer holding `host` (or of `n` elements), freed after the test. */
-  function dev(dtype, hostOrLength) {
-    const n = typeof hostOrLength === 'number' ? hostOrLength : hostOrLength.length;
-    const b = new DeviceBuffer(dtype, n);
-    live.push(b);
-    if (typeof hostOrLength !== 'number') b.copyFrom(hostOrLength);
-    return b;
-  }
+  const { live, dev, freeAll } = deviceBuffers();
   /** A view of `n` elements at element `offset` of a larger buffer (guards around it), holding `host`. */
   function view(dtype, host, offset = 3) {
     const parent = dev(dtype, host.length + offset + 5).fill(0);
     return parent.subarray(offset, offset + host.length).copyFrom(host);
   }
-  afterEach(function () {
-    for (const b of live.splice(0)) b.free();
-  });
+  afterEach(freeAll);
 
   it('adamwStep: within 1 ulp of the host step, over several steps, on views at offsets', function () {
     const p = values(N, 1), g = values(N, 2), m = values(N, 3, 0.1), v = values(N, 4, 1).map(Math.abs);

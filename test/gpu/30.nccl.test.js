@@ -9,19 +9,13 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
-const { isCode, runRanks } = require('../helpers/gpu');
+const { deviceBuffers, isCode, runRanks } = require('../helpers/gpu');
 const { backends, init, DeviceBuffer } = require(DIST);
 
 describe('gpu 30 NCCL', function () {
   this.timeout(60000);
   let comm;
-  const live = [];
-  function dev(dtype, host) {
-    const b = new DeviceBuffer(dtype, host.length);
-    live.push(b);
-    b.copyFrom(host);
-    return b;
-  }
+  const { live, dev, freeAll } = deviceBuffers();
 
   before(async function () {
     const b = backends();
@@ -34,9 +28,7 @@ describe('gpu 30 NCCL', function () {
   after(async function () {
     if (comm) await comm.destroy();
   });
-  afterEach(function () {
-    for (const b of live.splice(0)) b.free();
-  });
+  afterEach(freeAll);
 
   // With one rank every reduction (sum, prod, min, max, avg) is the identity.
   for (const [dtype, Arr] of [['float32', Float32Array], ['float64', Float64Array], ['int32', Int32Array], ['int8', Int8Array], ['uint8', Uint8Array]]) {

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
-const { isCode, runRanks } = require('../helpers/gpu');
+const { deviceBuffers, isCode, runRanks } = require('../helpers/gpu');
 const { backends, init, DeviceBuffer, errorFeedbackLength } = require(DIST);
 
 /** Deterministic values of mixed magnitude (a sine, so no two blocks share a scale). */
@@ -25,18 +25,7 @@ function bits(a) {
 describe('gpu 40 quantized collectives on device', function () {
   this.timeout(60000);
   let comm;
-  const live = [];
-  function dev(dtype, host) {
-    const b = new DeviceBuffer(dtype, host.length);
-    live.push(b);
-    b.copyFrom(host);
-    return b;
-  }
-  function empty(dtype, n) {
-    const b = new DeviceBuffer(dtype, n);
-    live.push(b);
-    return b;
-  }
+  const { dev, alloc: empty, freeAll } = deviceBuffers();
 
   before(async function () {
     const b = backends();
@@ -56,9 +45,7 @@ describe('gpu 40 quantized collectives on device', function () {
   after(async function () {
     if (comm) await comm.destroy();
   });
-  afterEach(function () {
-    for (const b of live.splice(0)) b.free();
-  });
+  afterEach(freeAll);
 
   const CASES = [
     { format: 'int8' },

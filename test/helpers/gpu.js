@@ -16,6 +16,27 @@ function isCode(code, pattern) {
   };
 }
 
+/**
+ * The DeviceBuffers a suite's tests allocate, freed after each test (`afterEach(freeAll)`):
+ * `alloc(dtype, n, options)`, `dev(dtype, hostOrLength)` (holding `host`, or of n elements),
+ * and `live`, the list, for buffers made elsewhere.
+ */
+function deviceBuffers() {
+  const { DeviceBuffer } = require('../../dist');
+  const live = [];
+  const alloc = (dtype, n, options) => {
+    const b = new DeviceBuffer(dtype, n, options);
+    live.push(b);
+    return b;
+  };
+  const dev = (dtype, hostOrLength) =>
+    typeof hostOrLength === 'number' ? alloc(dtype, hostOrLength) : alloc(dtype, hostOrLength.length).copyFrom(hostOrLength);
+  const freeAll = () => {
+    for (const b of live.splice(0)) b.free();
+  };
+  return { live, alloc, dev, freeAll };
+}
+
 /** A TCP port free at the moment of asking, for the ranks' rendezvous. */
 function freePort() {
   return new Promise((resolve) => {
@@ -40,4 +61,4 @@ async function runRanks(ranks, code) {
   for (const r of results) assert.equal(r.status, 0, r.err);
 }
 
-module.exports = { freePort, isCode, runRanks };
+module.exports = { deviceBuffers, freePort, isCode, runRanks };
