@@ -120,12 +120,6 @@ __global__ void accumulateKernel(const uint8_t* in, size_t count, Format f, size
   }
 }
 
-bool validCodec(int format, size_t blockSize) {
-  return format >= 0 && format < quant::kFormatCount && quant::validBlockSize(blockSize);
-}
-
-bool aligned4(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 3u) == 0; }
-
 }  // namespace
 }  // namespace gpu
 }  // namespace collectives

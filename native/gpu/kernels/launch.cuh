@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "kernel_args.h"
 #include "kernels.h"
 
 namespace collectives {
@@ -22,8 +23,6 @@ inline cudaStream_t asStream(void* s) { return static_cast<cudaStream_t>(s); }
 
 // The launch's status as this API returns it.
 inline int launchStatus() { return int(cudaGetLastError()); }
-
-inline bool validFloatType(int t) { return t == 0 || t == 2 || t == 3; }
 
 }  // namespace gpu
 }  // namespace collectives
