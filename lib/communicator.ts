@@ -10,6 +10,7 @@ import {
   resolveDType,
 } from './dtypes';
 import { DeviceBuffer, onDevice } from './device';
+import { checkSameDType } from './device-args';
 import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
@@ -610,9 +611,7 @@ export class Communicator {
 
 /** The dtype of device call: the input's; the output's and options.dtype, if given, must match. */
 function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined, outName: string, dtype: unknown): void {
-  if (dtype !== undefined && dtype !== input.dtype) {
-    throw argTypeError('options.dtype', `the DeviceBuffer's dtype (${input.dtype}) or nothing`, dtype);
-  }
+  checkSameDType('options.dtype', dtype, input);
   if (output !== undefined && output.dtype !== input.dtype) {
     throw argTypeError(outName, `a DeviceBuffer of ${input.dtype}`, `a DeviceBuffer of ${output.dtype}`);
   }
