@@ -335,6 +335,41 @@ export function dequantize(q: QuantizedLike | DeviceQuantized, options?: Dequant
 
 export type QuantizedKind = 'allToAll' | 'reduceScatter' | 'allGather' | 'allReduce';
 
+function quantizedOptionKeys(kind: QuantizedKind): string[] {
+  const keys = ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'timeoutMs'];
+  if (kind === 'reduceScatter' || kind === 'allReduce') keys.push('op');
+  if (kind === 'allReduce') keys.push('output');
+  return keys;
+}
+
+function quantizedOp(v: unknown): 'sum' | 'avg' {
+  if (v === undefined) return 'sum';
+  if (v !== 'sum' && v !== 'avg') throw argTypeError('options.op', "'sum' or 'avg' (a quantized reduction)", v);
+  return v;
+}
+
+/**
+ * The input and output lengths a quantized collective of `size` ranks needs (host arrays and
+ * DeviceBuffers alike); returns the error-feedback residual's length.
+ */
+function checkQuantizedLengths(kind: QuantizedKind, size: number, inLength: number, outLength: number): number {
+  switch (kind) {
+    case 'allToAll':
+      if (inLength % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inLength);
+      sameLength('output', outLength, inLength, "the input's length");
+      return inLength;
+    case 'reduceScatter':
+      sameLength('input', inLength, outLength * size, `output.length × world size (${outLength} × ${size})`);
+      return inLength;
+    case 'allGather':
+      sameLength('output', outLength, inLength * size, `input.length × world size (${inLength} × ${size})`);
+      return inLength;
+    case 'allReduce':
+      sameLength('options.output', outLength, inLength, "the buffer's length");
+      return errorFeedbackLength('allReduce', inLength, size);
+  }
+}
+
 /**
  * Validates a quantized collective's arguments for a communicator of `size`
  * ranks; returns the native call's arguments after input and output.
@@ -347,41 +382,15 @@ export function quantizedCallArgs(
   options: QuantizedAllReduceOptions | undefined,
   defaultTimeoutMs: number,
 ): { input: HostArray; output: HostArray; args: NativeQuantizedArgs } {
-  const keys = ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'timeoutMs'];
-  if (kind === 'reduceScatter' || kind === 'allReduce') keys.push('op');
-  if (kind === 'allReduce') keys.push('output');
-  const o = checkOptions<QuantizedAllReduceOptions>('options', options, keys);
+  const o = checkOptions<QuantizedAllReduceOptions>('options', options, quantizedOptionKeys(kind));
   const inName = kind === 'allReduce' ? 'buffer' : 'input';
   const inp = checkArray(inName, input);
   const dtype = quantDType(inName, inp, o.dtype);
   const outName = kind === 'allReduce' ? 'options.output' : 'output';
   const out = kind === 'allReduce' && output === undefined ? inp : checkArray(outName, output);
   if (out !== inp) resolveDType(outName, out, dtype);
-  let op: 'sum' | 'avg' = 'sum';
-  if (o.op !== undefined) {
-    if (o.op !== 'sum' && o.op !== 'avg') throw argTypeError('options.op', "'sum' or 'avg' (a quantized reduction)", o.op);
-    op = o.op;
-  }
-  let residualLength: number;
-  switch (kind) {
-    case 'allToAll':
-      if (inp.length % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inp.length);
-      sameLength('output', out, inp.length, "the input's length");
-      residualLength = inp.length;
-      break;
-    case 'reduceScatter':
-      sameLength('input', inp, out.length * size, `output.length × world size (${out.length} × ${size})`);
-      residualLength = inp.length;
-      break;
-    case 'allGather':
-      sameLength('output', out, inp.length * size, `input.length × world size (${inp.length} × ${size})`);
-      residualLength = inp.length;
-      break;
-    case 'allReduce':
-      if (out !== inp) sameLength('options.output', out, inp.length, "the buffer's length");
-      residualLength = inp.length + Math.ceil(inp.length / size);
-      break;
-  }
+  const op = quantizedOp(o.op);
+  const residualLength = checkQuantizedLengths(kind, size, inp.length, out.length);
   const residual = checkResidual('options.errorFeedback', o.errorFeedback, residualLength, [inp, out]);
   const args: NativeQuantizedArgs = [
     DTYPE_CODE[dtype],
@@ -413,38 +422,14 @@ export function deviceQuantizedCallArgs(
   defaultTimeoutMs: number,
 ): { result: DeviceBuffer; args: NativeDeviceQuantizedArgs } {
   const operation = `${kind}Quantized`;
-  const keys = ['format', 'blockSize', 'stochastic', 'errorFeedback', 'dtype', 'timeoutMs'];
-  if (kind === 'reduceScatter' || kind === 'allReduce') keys.push('op');
-  if (kind === 'allReduce') keys.push('output');
-  const o = checkOptions<DeviceQuantizedAllReduceOptions>('options', options, keys);
+  const o = checkOptions<DeviceQuantizedAllReduceOptions>('options', options, quantizedOptionKeys(kind));
   const inName = kind === 'allReduce' ? 'buffer' : 'input';
   const outName = kind === 'allReduce' ? 'options.output' : 'output';
   const inp = checkDeviceBuffer(operation, inName, input, FLOATS);
   checkSameDType('options.dtype', o.dtype, inp);
   const out = kind === 'allReduce' && output === undefined ? undefined : checkDeviceBuffer(operation, outName, output, [inp.dtype], { name: inName, buffer: inp });
-  let op: 'sum' | 'avg' = 'sum';
-  if (o.op !== undefined) {
-    if (o.op !== 'sum' && o.op !== 'avg') throw argTypeError('options.op', "'sum' or 'avg' (a quantized reduction)", o.op);
-    op = o.op;
-  }
-  const outLength = out === undefined ? inp.length : out.length;
-  let residualLength = inp.length;
-  switch (kind) {
-    case 'allToAll':
-      if (inp.length % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inp.length);
-      if (outLength !== inp.length) throw argRangeError('output', `${inp.length} elements (the input's length)`, outLength);
-      break;
-    case 'reduceScatter':
-      if (inp.length !== outLength * size) throw argRangeError('input', `${outLength * size} elements (output.length × world size (${outLength} × ${size}))`, inp.length);
-      break;
-    case 'allGather':
-      if (outLength !== inp.length * size) throw argRangeError('output', `${inp.length * size} elements (input.length × world size (${inp.length} × ${size}))`, outLength);
-      break;
-    case 'allReduce':
-      if (outLength !== inp.length) throw argRangeError('options.output', `${inp.length} elements (the buffer's length)`, outLength);
-      residualLength = inp.length + Math.ceil(inp.length / size);
-      break;
-  }
+  const op = quantizedOp(o.op);
+  const residualLength = checkQuantizedLengths(kind, size, inp.length, out === undefined ? inp.length : out.length);
   const residual =
     o.errorFeedback === undefined
       ? null
@@ -474,6 +459,6 @@ export function errorFeedbackLength(kind: QuantizedKind, inputLength: number, wo
   return kind === 'allReduce' ? n + Math.ceil(n / s) : n;
 }
 
-function sameLength(name: string, a: HostArray, expected: number, what: string): void {
-  if (a.length !== expected) throw argRangeError(name, `${expected} elements (${what})`, a.length);
+function sameLength(name: string, length: number, expected: number, what: string): void {
+  if (length !== expected) throw argRangeError(name, `${expected} elements (${what})`, length);
 }
