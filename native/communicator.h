@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include <napi.h>
 
@@ -71,7 +72,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   // (communicator_device.cc).
   std::unique_ptr<Work> newDeviceWork(
       const Napi::CallbackInfo& info, const char* operation,
-      std::initializer_list<std::pair<Napi::Value, gpu::DeviceBuffer*>> buffers, Millis timeout);
+      const std::vector<std::pair<Napi::Value, gpu::DeviceBuffer*>>& buffers, Millis timeout);
   void checkOpen(Napi::Env env, const char* operation);
   int checkRoot(Napi::Env env, const Napi::Value& v, const char* name);
   void checkLength(Napi::Env env, const char* name, size_t got, size_t expected,

@@ -74,7 +74,7 @@ gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank
 
 std::unique_ptr<Work> Communicator::newDeviceWork(
     const Napi::CallbackInfo& info, const char* operation,
-    std::initializer_list<std::pair<Napi::Value, gpu::DeviceBuffer*>> buffers, Millis timeout) {
+    const std::vector<std::pair<Napi::Value, gpu::DeviceBuffer*>>& buffers, Millis timeout) {
   auto work = newWork(info, operation);
   for (const auto& b : buffers) {
     work->pin(b.first);

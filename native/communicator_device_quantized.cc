@@ -5,6 +5,8 @@
 // (awaited on the waiter thread like every device call). Same arguments and
 // rules as the host form, and the same bytes for the same input.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "args.h"
 #include "communicator.h"
@@ -17,40 +19,23 @@
 
 namespace collectives {
 
-namespace {
-
-enum class DeviceQuantOp { kAllToAll = 0, kReduceScatter, kAllGather, kAllReduce };
-
-const char* deviceQuantOpName(DeviceQuantOp k) {
-  switch (k) {
-    case DeviceQuantOp::kAllToAll: return "allToAllQuantized";
-    case DeviceQuantOp::kReduceScatter: return "reduceScatterQuantized";
-    case DeviceQuantOp::kAllGather: return "allGatherQuantized";
-    case DeviceQuantOp::kAllReduce: return "allReduceQuantized";
-  }
-  return "quantized";
-}
-
-
-}  // namespace
-
 // deviceQuantized(kind, input, output | null, format, blockSize, op,
 //                 errorFeedback | null, seed | null, timeoutMs)
 Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t kindCode = intArg(env, info[0], "kind", 0, 3);
-  const DeviceQuantOp k = DeviceQuantOp(kindCode);
-  const char* operation = deviceQuantOpName(k);
+  const quant::QuantKind k = quant::QuantKind(intArg(env, info[0], "kind", 0, 3));
+  const char* operation = quant::quantKindName(k);
   checkOpen(env, operation);
-  const bool reduces = k == DeviceQuantOp::kReduceScatter || k == DeviceQuantOp::kAllReduce;
-  gpu::DeviceBuffer* in = deviceArg(env, info[1], k == DeviceQuantOp::kAllReduce ? "buffer" : "input");
+  const bool allReduce = k == quant::QuantKind::kAllReduce;
+  const char* inName = allReduce ? "buffer" : "input";
+  const char* outName = allReduce ? "options.output" : "output";
+  gpu::DeviceBuffer* in = deviceArg(env, info[1], inName);
   const bool haveOut = !(info[2].IsNull() || info[2].IsUndefined());
-  if (!haveOut && k != DeviceQuantOp::kAllReduce) deviceArg(env, info[2], "output");
-  const char* outName = k == DeviceQuantOp::kAllReduce ? "options.output" : "output";
+  if (!haveOut && !allReduce) deviceArg(env, info[2], outName);
   gpu::DeviceBuffer* out = haveOut ? deviceArg(env, info[2], outName) : in;
   const DType dtype = in->dtype();
   if (!quant::quantizable(dtype)) {
-    throwTypeError(env, std::string(k == DeviceQuantOp::kAllReduce ? "buffer" : "input") +
+    throwTypeError(env, std::string(inName) +
                             ": expected a DeviceBuffer of float32, float16 or bfloat16, got " +
                             dtypeName(dtype));
   }
@@ -61,42 +46,12 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
   quant::QuantSpec spec;
   spec.format = quant::formatArg(env, info[3]);
   spec.blockSize = quant::blockSizeArg(env, info[4]);
-  RedOp op = RedOp::kSum;
-  if (reduces) {
-    op = redOpArg(env, info[5], dtype);
-    if (op != RedOp::kSum && op != RedOp::kAvg) {
-      throwRangeError(env, "op: expected sum or avg for a quantized reduction");
-    }
-  }
+  const RedOp op = quant::quantRedOpArg(env, info[5], k, dtype);
   spec.stochastic = quant::seedArg(env, info[7], &spec.seed);
   const Millis timeout = timeoutArg(env, info[8]);
-  const size_t n = size_t(size_);
-  size_t count = 0;
-  size_t residualLength = in->length();
-  switch (k) {
-    case DeviceQuantOp::kAllToAll:
-      checkLength(env, "output", out->length(), in->length(), "the input's length");
-      if (in->length() % n != 0) {
-        throwRangeError(env, "input: expected a length divisible by the world size (" +
-                                 std::to_string(size_) + "), got " +
-                                 std::to_string(in->length()));
-      }
-      count = in->length() / n;
-      break;
-    case DeviceQuantOp::kReduceScatter:
-      checkLength(env, "input", in->length(), out->length() * n, "output length x world size");
-      count = out->length();
-      break;
-    case DeviceQuantOp::kAllGather:
-      checkLength(env, "output", out->length(), in->length() * n, "input length x world size");
-      count = in->length();
-      break;
-    case DeviceQuantOp::kAllReduce:
-      checkLength(env, "options.output", out->length(), in->length(), "the buffer's length");
-      count = in->length();
-      residualLength = in->length() + quant::shardCount(in->length(), size_);
-      break;
-  }
+  const quant::QuantShape shape = quant::quantShapeArg(env, k, in->length(), out->length(), size_);
+  const size_t count = shape.count;
+  const size_t residualLength = shape.residualLength;
   gpu::DeviceBuffer* residual = nullptr;
   if (!(info[6].IsNull() || info[6].IsUndefined())) {
     residual = deviceArg(env, info[6], "options.errorFeedback");
@@ -121,7 +76,7 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
                              std::to_string(out->device()));
   }
   if (!nccl_) nccl_ = std::make_shared<NcclState>();
-  checkDevice(env, *nccl_, *in, k == DeviceQuantOp::kAllReduce ? "buffer" : "input");
+  checkDevice(env, *nccl_, *in, inName);
   const gpu::KernelsStatus& ks = gpu::kernels();
   if (!ks.available) {
     throwCoded(env, codes::kBackendUnavailable,
@@ -131,16 +86,10 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
   const void* inData = in->data(env);
   void* outData = out->data(env);
   float* residualData = residual ? static_cast<float*>(residual->data(env)) : nullptr;
-  std::unique_ptr<Work> work;
-  if (residual && haveOut) {
-    work = newDeviceWork(info, operation, {{info[1], in}, {info[2], out}, {info[6], residual}}, timeout);
-  } else if (residual) {
-    work = newDeviceWork(info, operation, {{info[1], in}, {info[6], residual}}, timeout);
-  } else if (haveOut) {
-    work = newDeviceWork(info, operation, {{info[1], in}, {info[2], out}}, timeout);
-  } else {
-    work = newDeviceWork(info, operation, {{info[1], in}}, timeout);
-  }
+  std::vector<std::pair<Napi::Value, gpu::DeviceBuffer*>> used = {{info[1], in}};
+  if (haveOut) used.push_back({info[2], out});
+  if (residual) used.push_back({info[6], residual});
+  std::unique_ptr<Work> work = newDeviceWork(info, operation, used, timeout);
   Work* raw = work.get();
   auto state = nccl_;
   const int rank = rank_, size = size_;
@@ -160,28 +109,12 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
         [&nb, timeout](const uint8_t* send, uint8_t* recv, size_t slot) {
           nb.allGather(send, recv, slot, DType::kUint8, timeout);
         });
-    switch (k) {
-      case DeviceQuantOp::kAllToAll:
-        quant::allToAllQuantized(engine, inData, outData, count, dtype, spec, residualData);
-        break;
-      case DeviceQuantOp::kReduceScatter:
-        quant::reduceScatterQuantized(engine, inData, outData, count, dtype, op, spec,
-                                      residualData);
-        break;
-      case DeviceQuantOp::kAllGather:
-        quant::allGatherQuantized(engine, inData, outData, count, dtype, spec, residualData);
-        break;
-      case DeviceQuantOp::kAllReduce:
-        quant::allReduceQuantized(engine, inData, outData, count, dtype, op, spec, residualData);
-        break;
-    }
+    quant::runQuantized(k, engine, inData, outData, count, dtype, op, spec, residualData);
     // One event after the last kernel: the Work completes when all of it has run.
     nb.recordCompletion(operation, timeout);
     raw->transfer = nb.takeCompletion();
   };
-  diagnostics_->guard(*work, quantizedSignature(int(k), dtype, count, reduces ? int32_t(op) : -1,
-                                                spec, true),
-                      timeout);
+  diagnostics_->guard(*work, quantizedSignature(k, dtype, count, op, spec, true), timeout);
   return queue_->push(env, std::move(work));
 }
 

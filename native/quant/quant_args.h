@@ -8,6 +8,7 @@
 #include "../args.h"
 #include "../diagnostics.h"
 #include "quant_engine.h"
+#include "quantized_ops.h"
 #include "block_math.h"
 
 namespace collectives {
@@ -25,12 +26,25 @@ bool seedArg(Napi::Env env, const Napi::Value& v, uint64_t* seed);
 float* residualArg(Napi::Env env, const Napi::Value& v, size_t length, const ArrayView& a,
                    const ArrayView& b);
 
+// What a quantized collective of `size` ranks moves, from its input and
+// output lengths (RangeError naming the argument when they do not fit):
+// `count` elements per rank (all of them for all-reduce), and the length of
+// its error-feedback residual.
+struct QuantShape {
+  size_t count;
+  size_t residualLength;
+};
+QuantShape quantShapeArg(Napi::Env env, QuantKind k, size_t inLength, size_t outLength, int size);
+
+// The reduction of a reducing kind: sum or avg (RangeError otherwise); sum
+// for the others, whose `v` is ignored.
+RedOp quantRedOpArg(Napi::Env env, const Napi::Value& v, QuantKind k, DType dtype);
+
 }  // namespace quant
 
-// The detail-mode fingerprint of a quantized collective: kind 0..3 is
-// allToAll, reduceScatter, allGather, allReduce; the format and block size
-// must agree across ranks too, and so must host against device.
-CallSignature quantizedSignature(int kind, DType dtype, size_t count, int32_t redOp,
+// The detail-mode fingerprint of a quantized collective: the format and
+// block size must agree across ranks too, and so must host against device.
+CallSignature quantizedSignature(quant::QuantKind kind, DType dtype, size_t count, RedOp op,
                                  const quant::QuantSpec& spec, bool device);
 
 }  // namespace collectives

@@ -147,5 +147,33 @@ void allReduceQuantized(QuantEngine& e, const void* in, void* out, size_t count,
   }
 }
 
+const char* quantKindName(QuantKind k) {
+  switch (k) {
+    case QuantKind::kAllToAll: return "allToAllQuantized";
+    case QuantKind::kReduceScatter: return "reduceScatterQuantized";
+    case QuantKind::kAllGather: return "allGatherQuantized";
+    case QuantKind::kAllReduce: return "allReduceQuantized";
+  }
+  return "quantized";
+}
+
+void runQuantized(QuantKind k, QuantEngine& e, const void* in, void* out, size_t count, DType dtype,
+                  RedOp op, const QuantSpec& spec, float* residual) {
+  switch (k) {
+    case QuantKind::kAllToAll:
+      allToAllQuantized(e, in, out, count, dtype, spec, residual);
+      break;
+    case QuantKind::kReduceScatter:
+      reduceScatterQuantized(e, in, out, count, dtype, op, spec, residual);
+      break;
+    case QuantKind::kAllGather:
+      allGatherQuantized(e, in, out, count, dtype, spec, residual);
+      break;
+    case QuantKind::kAllReduce:
+      allReduceQuantized(e, in, out, count, dtype, op, spec, residual);
+      break;
+  }
+}
+
 }  // namespace quant
 }  // namespace collectives

@@ -37,6 +37,14 @@ void allGatherQuantized(QuantEngine& e, const void* in, void* out, size_t countP
 void allReduceQuantized(QuantEngine& e, const void* in, void* out, size_t count, DType dtype,
                         RedOp op, const QuantSpec& spec, float* residual);
 
+// The four, by kind (the Communicator's host and device entry points).
+enum class QuantKind : int { kAllToAll = 0, kReduceScatter, kAllGather, kAllReduce };
+const char* quantKindName(QuantKind k);  // "allToAllQuantized", …
+inline bool reduces(QuantKind k) { return k == QuantKind::kReduceScatter || k == QuantKind::kAllReduce; }
+// count: elements per rank, or all of them for all-reduce; op only where the kind reduces.
+void runQuantized(QuantKind k, QuantEngine& e, const void* in, void* out, size_t count, DType dtype,
+                  RedOp op, const QuantSpec& spec, float* residual);
+
 // The elements of one all-reduce shard: ceil(count / size).
 inline size_t shardCount(size_t count, int size) {
   return (count + size_t(size) - 1) / size_t(size);
