@@ -1,6 +1,6 @@
 import { backends } from './backends';
 import { DTYPES, DTYPE_CODE, DTYPE_BYTES, resolveDType, type DType, type HostArray } from './dtypes';
-import { argRangeError, argTypeError, CollectiveError, ErrorCode } from './errors';
+import { argRangeError, argTypeError, CollectiveError, ErrorCode, knownCode } from './errors';
 import { checkAttached } from './attach';
 import { loadAddon, type NativeDeviceBuffer } from './loader';
 
@@ -49,9 +49,7 @@ function checkOptions<T extends object>(name: string, v: unknown): Partial<T> {
 function fromNative(err: unknown, operation: string): Error {
   if (err instanceof TypeError || err instanceof RangeError || err instanceof CollectiveError) return err;
   const e = err as { code?: unknown; message?: string };
-  const codes = Object.values(ErrorCode) as string[];
-  const code = typeof e?.code === 'string' && codes.includes(e.code) ? (e.code as ErrorCode) : ErrorCode.INTERNAL;
-  return new CollectiveError(code, `${operation}: ${e?.message ?? String(err)}`, -1, operation);
+  return new CollectiveError(knownCode(e?.code), `${operation}: ${e?.message ?? String(err)}`, -1, operation);
 }
 
 /** @internal runs a synchronous native call on device memory, its errors as CollectiveError named for `operation`. */

@@ -33,7 +33,8 @@ export class CollectiveError extends Error {
   }
 }
 
-function knownCode(code: unknown): ErrorCode {
+/** @internal A code the addon sent, if it is one of ours; INTERNAL otherwise. */
+export function knownCode(code: unknown): ErrorCode {
   const values = Object.values(ErrorCode) as string[];
   return typeof code === 'string' && values.includes(code) ? (code as ErrorCode) : ErrorCode.INTERNAL;
 }
