@@ -279,6 +279,14 @@ describe('gpu 30 NCCL', function () {
         const back = new c.DeviceBuffer('float32', n, { device: r });
         await comm.group(() => { comm.send(a, 1 - r); comm.recv(back, 1 - r); }).wait();
         assert.deepEqual(back.copyTo(), sent(1 - r));
+        // A group mixing a device all-reduce (NCCL) with a host all-reduce (Gloo).
+        const dsum = new c.DeviceBuffer('float32', 2, { device: r }).copyFrom(Float32Array.of(r + 1, 10 * (r + 1)));
+        const hsum = Float32Array.of(r + 1);
+        const inner = [];
+        await comm.group(() => { inner.push(comm.allReduce(dsum), comm.allReduce(hsum)); }).wait();
+        await Promise.all(inner);
+        assert.deepEqual(dsum.copyTo(), Float32Array.of(3, 30));
+        assert.deepEqual(hsum, Float32Array.of(3));
         await comm.destroy();
       })().catch((e) => { console.error(e); process.exit(1); });`;
     await runRanks(2, code);
