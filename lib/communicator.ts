@@ -448,7 +448,7 @@ export class Communicator {
         operation,
       );
     }
-    // The issuing call's stack costs about 5 µs a call (more than the rest of the JavaScript
+    // The issuing call's stack costs 3.5–5 µs a call (a third of the JavaScript
     // side); without it a failure carries the stack of the wait() that met it (see Work).
     const site: { stack?: string } | undefined = this.#callSites ? {} : undefined;
     if (site) Error.captureStackTrace(site, this.#issue);
