@@ -87,7 +87,7 @@ function main() {
   const opt = (name, d) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : d);
   const mib = opt('--mib', 32);
   const reps = opt('--reps', 7);
-  const isa = require('../dist/loader').loadAddon().quant.instructionSet;
+  const isa = require('../dist/core/loader').loadAddon().quant.instructionSet;
   console.log(`# codec throughput: ${mib} MiB float32 input, one core, block 256, best of ${reps} interleaved rounds; ${os.cpus()[0].model}, loops: ${isa}`);
   console.log('# what                              GB/s   x memcpy');
   for (const r of throughput({ mib, reps })) console.log(`${r.name.padEnd(34)} ${r.gbps.toFixed(2).padStart(6)} ${r.ratio.toFixed(2).padStart(9)}`);

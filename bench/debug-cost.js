@@ -7,8 +7,8 @@
 
 const os = require('node:os');
 const { versions } = require('..');
-const { loadAddon } = require('../dist/loader');
-const { DTYPE_CODE, REDUCE_OP_CODE } = require('../dist/dtypes');
+const { loadAddon } = require('../dist/core/loader');
+const { DTYPE_CODE, REDUCE_OP_CODE } = require('../dist/core/dtypes');
 
 const SIZES = [8, 4096, 1 << 20]; // bytes of float32
 const ROUNDS = 5;

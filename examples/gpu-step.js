@@ -3,7 +3,8 @@
 // ZeRO++'s qgZ does), then takes an AdamW step on the device. One GPU per rank.
 // Run with: npx collectives-run --nproc-per-node 8 examples/gpu-step.js
 // On a machine without a GPU it says why and exits.
-const { init, backends, DeviceBuffer, adamwStep, errorFeedbackLength } = require('collectives');
+const { init, backends, DeviceBuffer, errorFeedbackLength } = require('collectives');
+const { adamwStep } = require('collectives/ops');
 
 async function main() {
   const { cuda, nccl } = backends();

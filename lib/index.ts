@@ -1,4 +1,4 @@
-export { init, versions, DEFAULT_TIMEOUT_MS, type InitOptions } from './init';
+export { init, versions, DEFAULT_TIMEOUT_MS, type InitOptions } from './core/init';
 export {
   Communicator,
   type AllReduceOptions,
@@ -8,15 +8,15 @@ export {
   type P2POptions,
   type ReduceOptions,
   type RootedReduceOptions,
-} from './communicator';
-export { Work } from './work';
-export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus } from './backends';
-export { DeviceBuffer, type DeviceBufferOptions, type DeviceCopyOptions } from './device';
-export { CollectiveError, ErrorCode } from './errors';
-export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './dtypes';
-export { rankFromEnvironment, type RankInfo } from './env';
-export type { CallOptions } from './options';
-export type { GlooTuning } from './tuning';
+} from './core/communicator';
+export { Work } from './core/work';
+export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus } from './core/backends';
+export { DeviceBuffer, type DeviceBufferOptions, type DeviceCopyOptions } from './core/device';
+export { CollectiveError, ErrorCode } from './core/errors';
+export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './core/dtypes';
+export { rankFromEnvironment, type RankInfo } from './core/env';
+export type { CallOptions } from './core/options';
+export type { GlooTuning } from './core/tuning';
 export {
   quantize,
   dequantize,
@@ -40,15 +40,4 @@ export {
   type DeviceQuantizedCallOptions,
   type DeviceQuantizedReduceOptions,
   type DeviceQuantizedAllReduceOptions,
-} from './quantized';
-export {
-  adamwStep,
-  nesterovStep,
-  axpy,
-  scale,
-  cast,
-  type AdamWOptions,
-  type NesterovOptions,
-  type CastOptions,
-  type Float32Buffer,
-} from './ops';
+} from './core/quantized';

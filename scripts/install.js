@@ -45,7 +45,7 @@ function forcedBy() {
  * Returns { ok, file } or { ok: false, why } with the loader's explanation.
  */
 function tryPrebuild() {
-  const loader = path.join(ROOT, 'dist', 'loader.js');
+  const loader = path.join(ROOT, 'dist', 'core', 'loader.js');
   if (!fs.existsSync(path.join(ROOT, 'prebuilds', PLATFORM))) {
     const shipped = fs.existsSync(path.join(ROOT, 'prebuilds')) ? fs.readdirSync(path.join(ROOT, 'prebuilds')) : [];
     return { ok: false, why: shipped.length ? `no prebuilt addon for ${PLATFORM} (this package has ${shipped.join(', ')})` : 'this package has no prebuilt addons' };

@@ -147,7 +147,7 @@ describe('07 loader', function () {
   });
 
   it('names a missing library, and says where it should have come from', function () {
-    const { advice } = require(path.join(DIST, 'loader.js'));
+    const { advice } = require(path.join(DIST, 'core', 'loader.js'));
     const libc = { family: 'glibc', version: '2.36' };
     const dlopen = (lib) => `${lib}: cannot open shared object file: No such file or directory`;
     const prebuilt = advice([{ file: `/p/prebuilds/${PLATFORM}/node.napi.glibc.node`, why: dlopen('libhiredis.so.0.14'), kind: 'failed', prebuild: true }], libc);

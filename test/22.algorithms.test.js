@@ -7,7 +7,7 @@
 const assert = require('node:assert/strict');
 const os = require('node:os');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
-const { resolveTuning } = require('../dist/tuning');
+const { resolveTuning } = require('../dist/core/tuning');
 
 const MiB = 1 << 20;
 

@@ -37,7 +37,7 @@ function checkBound(format, x, q, y) {
 describe('35 quantized', function () {
   describe('codecs', function () {
     it('default block size is the native one and sizes follow FORMAT.md', function () {
-      assert.equal(DEFAULT_BLOCK_SIZE, require('../dist/loader').loadAddon().quant.defaultBlockSize);
+      assert.equal(DEFAULT_BLOCK_SIZE, require('../dist/core/loader').loadAddon().quant.defaultBlockSize);
       // 1000 elements, blocks of 64: 16 scales (64 bytes) + payload, padded to 4.
       assert.equal(quantizedSize(1000, { format: 'int8', blockSize: 64 }), 64 + 1000);
       assert.equal(quantizedSize(1001, { format: 'int4', blockSize: 64 }), 64 + 504);
@@ -199,7 +199,7 @@ describe('35 quantized', function () {
           const q = quantize(x, { format, blockSize: 64, stochastic, errorFeedback: r });
           h.update(q.bytes); h.update(new Uint8Array(r.buffer)); h.update(new Uint8Array(dequantize(q).buffer));
         }
-        console.log(require(${JSON.stringify(require.resolve('../dist/loader'))}).loadAddon().quant.instructionSet, h.digest('hex'));`;
+        console.log(require(${JSON.stringify(require.resolve('../dist/core/loader'))}).loadAddon().quant.instructionSet, h.digest('hex'));`;
       const run = (env) => spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
       const native = run({});
       const base = run({ COLLECTIVES_CODEC_ISA: 'baseline' });
@@ -249,7 +249,7 @@ describe('35 quantized', function () {
       for (const k of FOREIGN) delete process.env[k];
       comm = await init({ worldSize: 1 });
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quant-'));
-      const addon = require('../dist/loader').loadAddon();
+      const addon = require('../dist/core/loader').loadAddon();
       native = await addon.connect({ rank: 0, size: 1, timeoutMs: 10000, prefix: 'q', storePath: dir });
     });
 
@@ -297,7 +297,7 @@ describe('35 quantized', function () {
         [() => call(x, y, 0, 0, 256, 0, null, -1, 1000), RangeError, 'seed'],
         [() => call(x, new Float32Array(7), ...ok), RangeError, 'output'],
         [() => native.reduceScatterQuantized(x, new Float32Array(7), ...ok), RangeError, 'input'],
-        [() => require('../dist/loader').loadAddon().quant.quantize(x, 0, 0, 256, new Uint8Array(3), null, null), RangeError, 'output'],
+        [() => require('../dist/core/loader').loadAddon().quant.quantize(x, 0, 0, 256, new Uint8Array(3), null, null), RangeError, 'output'],
       ];
       for (const [f, Kind, name] of cases) {
         assert.throws(f, (e) => e instanceof Kind && e.code === 'INVALID_ARGUMENT' && e.message.startsWith(`${name}:`), `${Kind.name} naming ${name}: ${f}`);

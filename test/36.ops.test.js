@@ -1,5 +1,5 @@
 'use strict';
-// Host elementwise ops (lib/ops.ts over native/ops): AdamW and the Nesterov
+// Host elementwise ops (lib/ops/ over native/ops): AdamW and the Nesterov
 // outer step against a reference that rounds to float32 after every
 // operation, in the order elementwise_math.h computes (Math.fround of a double
 // operation on two float32 values is the correctly rounded float32 result for
@@ -9,8 +9,8 @@
 // bfloat16 pattern, ties to even, NaN / Inf; argument checks.
 
 const assert = require('node:assert/strict');
-const { adamwStep, nesterovStep, axpy, scale, cast } = require('../dist');
-const { loadAddon } = require('../dist/loader');
+const { adamwStep, nesterovStep, axpy, scale, cast } = require('../dist/ops');
+const { loadAddon } = require('../dist/core/loader');
 const { random } = require('./helpers/quant-reference');
 
 const f = Math.fround;
@@ -157,10 +157,10 @@ describe('ops: elementwise operations on host arrays', function () {
 
     it('scale: exact cases and rounding', function () {
       const x = Float32Array.of(1, -3, 0.75, NaN, -Infinity);
-      scale(x, 2);
+      scale(2, x);
       assert.deepEqual([...x], [2, -6, 1.5, NaN, -Infinity]);
       const y = randomArray(1001, 8), r = y.slice();
-      scale(y, 1.1);
+      scale(1.1, y);
       for (let i = 0; i < r.length; i++) r[i] = f(r[i] * f(1.1));
       assertSameBits(y, r, 'scale');
     });
@@ -255,8 +255,8 @@ describe('ops: elementwise operations on host arrays', function () {
       invalid(() => axpy(2, p, new Float32Array(5)), RangeError, /^y: expected a Float32Array of 4 elements/);
       const s = new Float32Array(8);
       invalid(() => axpy(2, s.subarray(0, 4), s.subarray(1, 5)), RangeError, /^y: expected the same array as x or memory apart from it/);
-      invalid(() => scale([1, 2], 2), TypeError, /^x: expected a Float32Array, got an array of 2/);
-      invalid(() => scale(p, Infinity), RangeError, /^a: expected a finite number, got Infinity/);
+      invalid(() => scale(2, [1, 2]), TypeError, /^x: expected a Float32Array, got an array of 2/);
+      invalid(() => scale(Infinity, p), RangeError, /^a: expected a finite number, got Infinity/);
     });
 
     it('cast', function () {

@@ -13,6 +13,7 @@ const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
 const DIST = path.join(ROOT, 'dist', 'index.js');
+const DIST_OPS = path.join(ROOT, 'dist', 'ops', 'index.js');
 const FAKES = path.join(__dirname, 'fixtures', 'fake-gpu');
 
 const { backends, DeviceBuffer, CollectiveError } = require(DIST);
@@ -20,7 +21,7 @@ const { backends, DeviceBuffer, CollectiveError } = require(DIST);
 /** Runs `body` (an expression over `c`, the package) in a child with `env`; returns its JSON result. */
 function inChild(body, env = {}) {
   const code = `
-    const c = require(${JSON.stringify(DIST)});
+    const c = { ...require(${JSON.stringify(DIST)}), ...require(${JSON.stringify(DIST_OPS)}) };
     let out;
     try { out = ${body}; } catch (e) { out = { thrown: e.name, code: e.code, message: e.message }; }
     console.log(JSON.stringify(out));`;
@@ -601,7 +602,7 @@ describe('45 backends', function () {
     const kernels = compileKernels('fake9/libcollectives_cuda.so');
     if (!cudart || !kernels) this.skip();
     const env = { COLLECTIVES_CUDA_LIBRARY: cudart, FAKE_CUDA_DEVICES: '1' };
-    const body = "c.scale(new c.DeviceBuffer('float32', 4).fill(1), 2)";
+    const body = "c.scale(2, new c.DeviceBuffer('float32', 4).fill(1))";
     let r = inChild(body, { ...env, COLLECTIVES_CUDA_KERNELS: path.join(tmp, 'no-kernels.so') });
     assert.deepEqual([r.thrown, r.code], ['CollectiveError', 'BACKEND_UNAVAILABLE']);
     assert.match(r.message, /^scale: the CUDA kernels are not available: COLLECTIVES_CUDA_KERNELS=.*no-kernels\.so did not load/);

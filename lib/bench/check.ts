@@ -13,7 +13,7 @@
  *   exact integers, so a misplaced element shows.
  */
 
-import type { DType, HostArray } from '../dtypes';
+import type { DType, HostArray } from '../core/dtypes';
 import type { BenchOp, Layout, Redop } from './ops';
 
 /** Largest L with every integer 0..L exact in the dtype (uint8 stops at 254: 255 is the poison). */

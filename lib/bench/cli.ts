@@ -9,9 +9,9 @@ import { Command, CommanderError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { backends } from '../backends';
-import { rankFromEnvironment } from '../env';
-import { init, versions } from '../init';
+import { backends } from '../core/backends';
+import { rankFromEnvironment } from '../core/env';
+import { init, versions } from '../core/init';
 import { run } from '../launch/supervisor';
 import { opNames } from './ops';
 import './quantized-ops';
@@ -19,7 +19,7 @@ import { DEFAULTS, type BenchOptions, type RawBenchOptions, UsageError, checkRoo
 import { buildHeader, summarize, writeJson } from './report';
 import { sweep } from './sweep';
 import { formatFooter, formatHeader, formatRow, formatTableHead } from './table';
-import { exitWhenFlushed } from '../exit';
+import { exitWhenFlushed } from '../launch/exit';
 
 const NAME = 'collectives-bench';
 /** Set by the parent for its ranks: progress lines as if stderr were a terminal. */

@@ -4,7 +4,7 @@
  * through the communicator itself (-a), after the timed loop.
  */
 
-import type { Communicator } from '../communicator';
+import type { Communicator } from '../core/communicator';
 import type { Combine } from './options';
 
 /**

@@ -5,9 +5,9 @@
  * quantized ones) are added with registerOp().
  */
 
-import type { Communicator } from '../communicator';
-import type { DType, HostArray, ReduceOp } from '../dtypes';
-import type { QuantFormat } from '../quantized';
+import type { Communicator } from '../core/communicator';
+import type { DType, HostArray, ReduceOp } from '../core/dtypes';
+import type { QuantFormat } from '../core/quantized';
 
 /** A reduction, or 'none' for an operation that only moves data. */
 export type Redop = ReduceOp | 'none';

@@ -1,9 +1,9 @@
 /** Options of `collectives-bench`: nccl-tests' flags, as strings from commander and as checked values. */
 
-import { DTYPES, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../dtypes';
+import { DTYPES, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../core/dtypes';
 import { UsageError } from '../launch/options';
 import { type BenchOp, type Redop, findOp, opNames } from './ops';
-import { DEFAULT_BLOCK_SIZE, QUANT_FORMATS, type QuantFormat } from '../quantized';
+import { DEFAULT_BLOCK_SIZE, QUANT_FORMATS, type QuantFormat } from '../core/quantized';
 
 export { UsageError };
 

@@ -6,8 +6,8 @@
  * largest magnitude per quantization an element goes through.
  */
 
-import type { DType, HostArray } from '../dtypes';
-import type { QuantFormat } from '../quantized';
+import type { DType, HostArray } from '../core/dtypes';
+import type { QuantFormat } from '../core/quantized';
 import { type BenchOp, type Buffers, type CallArgs, findOp, registerOp } from './ops';
 
 const FLOATING: readonly DType[] = ['float32', 'float16', 'bfloat16'];

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import type { DType } from '../dtypes';
+import type { DType } from '../core/dtypes';
 import type { Redop } from './ops';
 import type { BenchOptions, Combine } from './options';
 

@@ -1,8 +1,8 @@
 /** One rank's part of a run: every (dtype, redop) series over every size, both placements. */
 
-import type { Communicator } from '../communicator';
-import { DeviceBuffer } from '../device';
-import { DTYPE_BYTES, type DType, type HostArray } from '../dtypes';
+import type { Communicator } from '../core/communicator';
+import { DeviceBuffer } from '../core/device';
+import { DTYPE_BYTES, type DType, type HostArray } from '../core/dtypes';
 import { allocArray, countWrong, expectedResult, fillInput, inputValues, poison } from './check';
 import { bandwidths, combineAcrossRanks, sumAcrossRanks, timeCalls } from './measure';
 import { type BenchOp, type Buffers, type CallArgs, type Layout, PLACEMENTS, type Placement } from './ops';

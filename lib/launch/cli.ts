@@ -4,7 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { DEFAULTS, RawLaunchOptions, UsageError, validateOptions } from './options';
 import { run } from './supervisor';
-import { exitWhenFlushed } from '../exit';
+import { exitWhenFlushed } from './exit';
 
 const NAME = 'collectives-run';
 

@@ -95,7 +95,7 @@ describe('gpu 40 quantized collectives on device', function () {
       const f = values(300, 2);
       const half = new Uint16Array(f.length);
       // The host cast gives the half bits; the device gets the same ones.
-      require(DIST).cast(f, half, { outputDtype: dtype });
+      require(path.join(DIST, 'ops')).cast(f, half, { outputDtype: dtype });
       const h = Uint16Array.from(half);
       await comm.allReduceQuantized(h, { dtype, format: 'int8' }).wait();
       const whole = dev(dtype, new Uint16Array(400));

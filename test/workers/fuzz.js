@@ -13,7 +13,7 @@ const path = require('node:path');
 const fs = require('node:fs');
 const { MessageChannel } = require('node:worker_threads');
 const { init, CollectiveError } = require('../../dist');
-const { loadAddon } = require('../../dist/loader');
+const { loadAddon } = require('../../dist/core/loader');
 const { Checker, run, settle } = require('../helpers/worker');
 
 const SEED = Number(process.argv[2]);

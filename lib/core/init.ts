@@ -7,7 +7,7 @@ import { type RankInfo, rankFromEnvironment } from './env';
 import { fromNative } from './errors';
 import { addonPath, loadAddon } from './loader';
 import { checkInt, checkOptions, checkTimeout } from './options';
-import { StoreServer } from './store/server';
+import { StoreServer } from '../store/server';
 import { type GlooTuning, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
 import { type DebugMode, callSitesOption, debugMode } from './debug';

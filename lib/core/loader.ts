@@ -147,7 +147,7 @@ export interface NativeCommunicator {
   abort(reason?: string): void;
 }
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 const FILE = 'collectives.node';
 /** The Node-API version the addon is compiled for (NAPI_VERSION in CMakeLists.txt and binding.gyp). */
 export const ADDON_NAPI_VERSION = 8;

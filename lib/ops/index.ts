@@ -1,9 +1,9 @@
-import { argRangeError, argTypeError } from './errors';
-import { DTYPE_CODE, checkArray, resolveDType, type DType, type HostArray } from './dtypes';
-import { DeviceBuffer, deviceCall, onDevice } from './device';
-import { checkDeviceBuffer, checkFloat32Buffers, checkSameDType, deviceOps } from './device-args';
-import { type NativeOps, loadAddon } from './loader';
-import { checkInt, checkOptions } from './options';
+import { argRangeError, argTypeError } from '../core/errors';
+import { DTYPE_CODE, checkArray, resolveDType, type DType, type HostArray } from '../core/dtypes';
+import { DeviceBuffer, deviceCall, onDevice } from '../core/device';
+import { checkDeviceBuffer, checkFloat32Buffers, checkSameDType, deviceOps } from '../core/device-args';
+import { type NativeOps, loadAddon } from '../core/loader';
+import { checkInt, checkOptions } from '../core/options';
 
 /**
  * Elementwise operations of the training layer (optimizer steps, axpy, scale,
@@ -170,8 +170,8 @@ export function axpy(a: number, x: Float32Buffer, y: Float32Buffer): void {
   ops().axpy(alpha, xs, ys);
 }
 
-/** x *= a in place (float32). */
-export function scale(x: Float32Buffer, a: number): void {
+/** x *= a in place (float32). The scalar comes first, as in axpy (and BLAS's scal). */
+export function scale(a: number, x: Float32Buffer): void {
   if (onDevice(['x', x])) {
     const xs = DeviceBuffer.native(checkDeviceBuffer('scale', 'x', x, ['float32']));
     const alpha = checkNumber('a', a);
