@@ -1,5 +1,6 @@
 import { CollectiveError, ErrorCode, argRangeError, argTypeError, fromNative } from './errors';
 import {
+  DTYPE_BYTES,
   DTYPE_CODE,
   REDUCE_OP_CODE,
   type DType,
@@ -11,6 +12,8 @@ import {
 } from './dtypes';
 import { DeviceBuffer, onDevice } from './device';
 import { checkSameDType } from './device-args';
+import { type Collective, SHAPES, checkLengths, wireBytes } from './shapes';
+import { type CommStats, StatsCounter } from './stats';
 import type { NativeCommunicator } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
@@ -41,8 +44,6 @@ export interface AllReduceOptions extends ReduceOptions {
 /** Host typed arrays run on Gloo, DeviceBuffers on NCCL. */
 export type CollectiveBuffer = HostArray | DeviceBuffer;
 
-type DeviceKind = 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast' | 'reduce' | 'allToAll';
-
 export interface RootedReduceOptions extends ReduceOptions {
   root?: number;
   /** Out-of-place on the root: the result goes here instead of the input. */
@@ -67,8 +68,6 @@ export interface P2POptions extends CallOptions {
 /** Called when the communicator is destroyed (e.g. to close the store it hosts). */
 type Cleanup = () => Promise<void> | void;
 
-const REDUCE_KEYS = ['op', 'dtype', 'timeoutMs'] as const;
-
 /**
  * A group of ranks that run collectives together. Every call returns a Work
  * at once; operations run in issue order off the JavaScript thread, and the
@@ -85,6 +84,7 @@ export class Communicator {
   #aborted = false;
   #inGroup = false;
   readonly #callSites: boolean;
+  readonly #stats = new StatsCounter();
 
   /** @internal Use init(). */
   constructor(
@@ -138,28 +138,34 @@ export class Communicator {
   get pending(): number {
     return this.#pending.size;
   }
+  /**
+   * What this communicator has moved since it was made or last reset, per operation (method
+   * names: `allReduce`, `allReduceQuantized`, `send`, …): calls, failures, bytes sent and
+   * received by this rank, and the summed time from issue to completion. Bytes are those of the
+   * bandwidth-optimal schedule for the call's shape (nccl-tests' bus model), B being the
+   * buffer's bytes and n the world size: all-reduce 2(n−1)/n·B each way; reduce-scatter
+   * (B the input), all-gather (B the output) and all-to-all (n−1)/n·B; broadcast B sent by the
+   * root and received by the others; reduce B sent by the others, received by the root;
+   * send / recv their buffer; all-to-all-v the counts for the other ranks; the quantized
+   * collectives their encoded slots (quantizedSize of each chunk) × (n−1), twice for all-reduce.
+   * Counting costs no allocation per call.
+   */
+  stats(): CommStats {
+    return this.#stats.snapshot();
+  }
+
+  /** Starts stats() from zero. */
+  resetStats(): void {
+    this.#stats.reset();
+  }
+
   get destroyed(): boolean {
     return this.#destroyed !== undefined || this.#aborted;
   }
 
   /** Reduces `buffer` across ranks; in place unless `options.output` is given. */
   allReduce<T extends CollectiveBuffer>(buffer: T, options?: AllReduceOptions): Work<T> {
-    if (onDevice(['buffer', buffer], ['options.output', options?.output])) {
-      return this.#device('allReduce', buffer as DeviceBuffer, options?.output as DeviceBuffer | undefined, options, true, false) as Work<T>;
-    }
-    const o = checkOptions<AllReduceOptions>('options', options, [...REDUCE_KEYS, 'output']);
-    const input = checkArray('buffer', buffer);
-    const dtype = resolveDType('buffer', input, o.dtype);
-    const op = checkReduceOp(o.op, dtype);
-    const output = o.output === undefined ? input : checkArray('options.output', o.output);
-    if (output !== input) {
-      resolveDType('options.output', output, dtype);
-      sameLength('options.output', output, input.length, "the buffer's length");
-    }
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('allReduce', output as T, (n) =>
-      n.allReduce(input, output, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], timeout),
-    );
+    return this.#collective('allReduce', buffer, outputOption(options), options) as Work<T>;
   }
 
   /**
@@ -167,98 +173,78 @@ export class Communicator {
    * of the result in `output` (n elements).
    */
   reduceScatter<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: ReduceOptions): Work<T> {
-    if (onDevice(['input', input], ['output', output])) {
-      return this.#device('reduceScatter', input as DeviceBuffer, output as DeviceBuffer, options, true, false) as Work<T>;
-    }
-    const o = checkOptions<ReduceOptions>('options', options, REDUCE_KEYS);
-    const inp = checkArray('input', input);
-    const out = checkArray('output', output);
-    const dtype = resolveDType('input', inp, o.dtype);
-    resolveDType('output', out, dtype);
-    const op = checkReduceOp(o.op, dtype);
-    sameLength('input', inp, out.length * this.size, `output.length × world size (${out.length} × ${this.size})`);
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('reduceScatter', output, (n) =>
-      n.reduceScatter(inp, out, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], timeout),
-    );
+    return this.#collective('reduceScatter', input, output, options) as Work<T>;
   }
 
   /** Gathers every rank's `input` (n elements) into `output` (size × n), in rank order. */
   allGather<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: DataOptions): Work<T> {
-    if (onDevice(['input', input], ['output', output])) {
-      return this.#device('allGather', input as DeviceBuffer, output as DeviceBuffer, options, false, false) as Work<T>;
-    }
-    const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
-    const inp = checkArray('input', input);
-    const out = checkArray('output', output);
-    const dtype = resolveDType('input', inp, o.dtype);
-    resolveDType('output', out, dtype);
-    sameLength('output', out, inp.length * this.size, `input.length × world size (${inp.length} × ${this.size})`);
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('allGather', output, (n) => n.allGather(inp, out, DTYPE_CODE[dtype], timeout));
+    return this.#collective('allGather', input, output, options) as Work<T>;
   }
 
   /** Copies the root's `buffer` into every other rank's `buffer`. */
   broadcast<T extends CollectiveBuffer>(buffer: T, options?: BroadcastOptions): Work<T> {
-    if (onDevice(['buffer', buffer])) {
-      return this.#device('broadcast', buffer as DeviceBuffer, undefined, options, false, true) as Work<T>;
-    }
-    const o = checkOptions<BroadcastOptions>('options', options, ['root', 'dtype', 'timeoutMs']);
-    const buf = checkArray('buffer', buffer);
-    const dtype = resolveDType('buffer', buf, o.dtype);
-    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('broadcast', buffer, (n) => n.broadcast(buf, DTYPE_CODE[dtype], root, timeout));
+    return this.#collective('broadcast', buffer, undefined, options) as Work<T>;
   }
 
   /** Reduces `buffer` onto the root (in place there, or into `options.output`). */
   reduce<T extends CollectiveBuffer>(buffer: T, options?: RootedReduceOptions): Work<T> {
-    if (onDevice(['buffer', buffer], ['options.output', options?.output])) {
-      return this.#device('reduce', buffer as DeviceBuffer, options?.output as DeviceBuffer | undefined, options, true, true) as Work<T>;
-    }
-    const o = checkOptions<RootedReduceOptions>('options', options, [...REDUCE_KEYS, 'root', 'output']);
-    const input = checkArray('buffer', buffer);
-    const dtype = resolveDType('buffer', input, o.dtype);
-    const op = checkReduceOp(o.op, dtype);
-    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
-    let output: HostArray | null = null;
-    if (o.output !== undefined) {
-      output = checkArray('options.output', o.output);
-      resolveDType('options.output', output, dtype);
-      sameLength('options.output', output, input.length, "the buffer's length");
-    } else if (this.rank === root) {
-      output = input;
-    }
-    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    const result = (output ?? input) as T;
-    return this.#issue('reduce', result, (n) =>
-      n.reduce(input, output, DTYPE_CODE[dtype], REDUCE_OP_CODE[op], root, timeout),
-    );
+    return this.#collective('reduce', buffer, outputOption(options), options) as Work<T>;
   }
 
   /** Completes once every rank has reached it. */
   barrier(options?: CallOptions): Work<void> {
     const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('barrier', undefined, (n) => n.barrier(timeout));
+    return this.#issue('barrier', undefined, (n) => n.barrier(timeout), 0, 0);
   }
 
   /** Block r of `input` goes to rank r; block r of `output` comes from rank r (equal blocks). */
   allToAll<T extends CollectiveBuffer>(input: CollectiveBuffer, output: T, options?: DataOptions): Work<T> {
-    if (onDevice(['input', input], ['output', output])) {
-      return this.#device('allToAll', input as DeviceBuffer, output as DeviceBuffer, options, false, false) as Work<T>;
-    }
-    const o = checkOptions<DataOptions>('options', options, ['dtype', 'timeoutMs']);
-    const inp = checkArray('input', input);
-    const out = checkArray('output', output);
-    const dtype = resolveDType('input', inp, o.dtype);
-    resolveDType('output', out, dtype);
-    if (inp.length % this.size !== 0) {
-      throw argRangeError('input', `a length divisible by the world size (${this.size})`, inp.length);
-    }
-    sameLength('output', out, inp.length, "the input's length");
+    return this.#collective('allToAll', input, output, options) as Work<T>;
+  }
+
+  /**
+   * One of the collectives with a fixed length rule (shapes.ts), on host arrays (Gloo) or
+   * DeviceBuffers (NCCL): validated through the shape table, then dispatched. The result is
+   * the output, or the input where the call is in place (reduce writes its output only on
+   * the root).
+   */
+  #collective(kind: Collective, input: unknown, output: unknown, options: unknown): Work<unknown> {
+    const rule = SHAPES[kind];
+    const buffers: [string, unknown][] = [[rule.input, input]];
+    if (rule.output !== null) buffers.push([rule.output, output]);
+    const device = onDevice(...buffers);
+    const o = checkOptions<RootedReduceOptions>('options', options, rule.keys);
+    const root = rule.rooted && o.root !== undefined ? checkInt('options.root', o.root, 0, this.size - 1) : 0;
+    if (device) return this.#deviceCollective(kind, input as DeviceBuffer, output as DeviceBuffer | undefined, o, root);
+    const inp = checkArray(rule.input, input);
+    const out = output === undefined && rule.output !== 'output' ? undefined : checkArray(rule.output as string, output);
+    const dtype = resolveDType(rule.input, inp, o.dtype);
+    if (out !== undefined && out !== inp) resolveDType(rule.output as string, out, dtype);
+    const op = REDUCE_OP_CODE[rule.reduces ? checkReduceOp(o.op, dtype) : 'sum'];
+    checkLengths(kind, this.size, inp.length, out === undefined || out === inp ? undefined : out.length);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('allToAll', output, (n) => n.allToAll(inp, out, DTYPE_CODE[dtype], timeout));
+    const dt = DTYPE_CODE[dtype];
+    const bytes = (kind === 'allGather' ? (out as HostArray) : inp).byteLength;
+    const { sent, received } = wireBytes(kind, bytes, this.size, this.rank, root);
+    switch (kind) {
+      case 'allReduce': {
+        const o2 = out ?? inp;
+        return this.#issue(kind, o2, (n) => n.allReduce(inp, o2, dt, op, timeout), sent, received);
+      }
+      case 'reduceScatter':
+        return this.#issue(kind, out, (n) => n.reduceScatter(inp, out as HostArray, dt, op, timeout), sent, received);
+      case 'allGather':
+        return this.#issue(kind, out, (n) => n.allGather(inp, out as HostArray, dt, timeout), sent, received);
+      case 'broadcast':
+        return this.#issue(kind, inp, (n) => n.broadcast(inp, dt, root, timeout), sent, received);
+      case 'reduce': {
+        const o2 = out ?? (this.rank === root ? inp : null);
+        return this.#issue(kind, o2 ?? inp, (n) => n.reduce(inp, o2, dt, op, root, timeout), sent, received);
+      }
+      case 'allToAll':
+        return this.#issue(kind, out, (n) => n.allToAll(inp, out as HostArray, dt, timeout), sent, received);
+    }
   }
 
   /**
@@ -282,9 +268,10 @@ export class Communicator {
       const ins = this.#checkSplits('inputSplits', inputSplits, inp.length, "the input's length");
       const outs = this.#checkSplits('outputSplits', outputSplits, out.length, "the output's length");
       const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+      const w = splitBytes(ins, outs, this.rank, inp.byteLength / Math.max(inp.length, 1) || out.byteLength / Math.max(out.length, 1));
       return this.#issue('allToAllV', output, (n) =>
         n.deviceAllToAllV(DeviceBuffer.native(inp), ins, DeviceBuffer.native(out), outs, timeout),
-      );
+      w.sent, w.received);
     }
     const inp = checkArray('input', input);
     const out = checkArray('output', output);
@@ -293,7 +280,8 @@ export class Communicator {
     const ins = this.#checkSplits('inputSplits', inputSplits, inp.length, "the input's length");
     const outs = this.#checkSplits('outputSplits', outputSplits, out.length, "the output's length");
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue('allToAllV', output, (n) => n.allToAllV(inp, ins, out, outs, DTYPE_CODE[dtype], timeout));
+    const w = splitBytes(ins, outs, this.rank, DTYPE_BYTES[dtype]);
+    return this.#issue('allToAllV', output, (n) => n.allToAllV(inp, ins, out, outs, DTYPE_CODE[dtype], timeout), w.sent, w.received);
   }
 
   /**
@@ -370,7 +358,9 @@ export class Communicator {
     if (other === this.rank && !this.#inGroup) {
       throw argRangeError('peer', `another rank than this one (${this.rank}), or this one inside group(fn)`, other);
     }
-    return this.#issue(operation, buffer, (n) => n.deviceSendRecv(operation === 'send', DeviceBuffer.native(buffer), other, timeout));
+    const bytes = other === this.rank ? 0 : buffer.byteLength;
+    return this.#issue(operation, buffer, (n) => n.deviceSendRecv(operation === 'send', DeviceBuffer.native(buffer), other, timeout),
+      operation === 'send' ? bytes : 0, operation === 'recv' ? bytes : 0);
   }
 
   /**
@@ -396,7 +386,7 @@ export class Communicator {
     const newRank = members.findIndex((m) => m.rank === this.rank);
     const native = await this.#issue('split', undefined, (n) =>
       n.split(newRank, members.length, `s${seq}c${c}`, timeout),
-    ).wait();
+    0, 0).wait();
     return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs, this.#tuning, [], this.#callSites);
   }
 
@@ -439,7 +429,7 @@ export class Communicator {
     this.#cleanups = [];
   }
 
-  #issue<T>(operation: string, result: T, call: (n: NativeCommunicator) => Promise<unknown>): Work<T> {
+  #issue<T>(operation: string, result: T, call: (n: NativeCommunicator) => Promise<unknown>, sent: number, received: number): Work<T> {
     if (this.#destroyed !== undefined || this.#aborted) {
       throw new CollectiveError(
         this.#aborted ? ErrorCode.ABORTED : ErrorCode.DESTROYED,
@@ -454,14 +444,19 @@ export class Communicator {
     if (site) Error.captureStackTrace(site, this.#issue);
     const rank = this.rank;
     const pending = this.#pending;
+    const entry = this.#stats.issued(operation, sent, received);
+    const issuedAt = performance.now();
     // The Work attaches its handlers to `p`, so a failure is never unhandled.
     const p: Promise<T> = call(this.#native).then(
       (v) => {
         pending.delete(p);
+        entry.timeMs += performance.now() - issuedAt;
         return result === undefined ? (v as T) : result;
       },
       (err: unknown) => {
         pending.delete(p);
+        entry.timeMs += performance.now() - issuedAt;
+        entry.failures++;
         throw fromNative(err, rank, operation, site);
       },
     );
@@ -471,48 +466,25 @@ export class Communicator {
 
   /**
    * A collective over DeviceBuffers on this communicator's NCCL backend (created by the first
-   * one). The result is the output (or the input where the call is in place).
+   * one), under the same shape rules as on host arrays.
    */
-  #device(
-    kind: DeviceKind,
-    input: DeviceBuffer,
-    output: DeviceBuffer | undefined,
-    options: unknown,
-    reduces: boolean,
-    rooted: boolean,
-  ): Work<DeviceBuffer> {
-    const keys = ['dtype', 'timeoutMs', ...(reduces ? ['op'] : []), ...(rooted ? ['root'] : [])];
-    if (kind === 'allReduce' || kind === 'reduce') keys.push('output');
-    const o = checkOptions<ReduceOptions & { root?: number }>('options', options, keys);
-    const inName = kind === 'allReduce' || kind === 'broadcast' || kind === 'reduce' ? 'buffer' : 'input';
-    const outName = kind === 'allReduce' || kind === 'reduce' ? 'options.output' : 'output';
-    const dtype = input.dtype;
-    checkDeviceDType(input, output, outName, o.dtype);
-    const op = reduces ? checkReduceOp(o.op, dtype) : 'sum';
-    const root = rooted && o.root !== undefined ? checkInt('options.root', o.root, 0, this.size - 1) : 0;
-    const n = this.size;
-    if (output !== undefined) {
-      const expected =
-        kind === 'reduceScatter' ? output.length * n : kind === 'allGather' ? output.length / n : output.length;
-      if (kind === 'reduceScatter' && input.length !== expected) {
-        throw argRangeError(inName, `${expected} elements (output.length × world size (${output.length} × ${n}))`, input.length);
-      }
-      if (kind === 'allGather' && output.length !== input.length * n) {
-        throw argRangeError(outName, `${input.length * n} elements (input.length × world size (${input.length} × ${n}))`, output.length);
-      }
-      if ((kind === 'allReduce' || kind === 'reduce' || kind === 'allToAll') && output.length !== input.length) {
-        throw argRangeError(outName, `${input.length} elements (the input's length)`, output.length);
-      }
-    }
-    if (kind === 'allToAll' && input.length % n !== 0) {
-      throw argRangeError('input', `a length divisible by the world size (${n})`, input.length);
-    }
+  #deviceCollective(kind: Collective, input: DeviceBuffer, output: DeviceBuffer | undefined, o: RootedReduceOptions, root: number): Work<DeviceBuffer> {
+    const rule = SHAPES[kind];
+    if (rule.output === 'output' && output === undefined) throw argTypeError('output', `a DeviceBuffer like ${rule.input}`, output);
+    checkDeviceDType(input, output, rule.output ?? 'options.output', o.dtype);
+    const op = rule.reduces ? checkReduceOp(o.op, input.dtype) : 'sum';
+    checkLengths(kind, this.size, input.length, output?.length);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     // In place unless an output is given; reduce writes into its output only on the root.
     const nativeOut = output === undefined ? null : DeviceBuffer.native(output);
-    const result = output ?? input;
-    return this.#issue(kind, result, (nc) =>
-      nc.deviceCollective(kind, DeviceBuffer.native(input), nativeOut, REDUCE_OP_CODE[op], root, timeout),
+    const bytes = (kind === 'allGather' && output !== undefined ? output : input).byteLength;
+    const { sent, received } = wireBytes(kind, bytes, this.size, this.rank, root);
+    return this.#issue(
+      kind,
+      output ?? input,
+      (nc) => nc.deviceCollective(kind, DeviceBuffer.native(input), nativeOut, REDUCE_OP_CODE[op], root, timeout),
+      sent,
+      received,
     );
   }
 
@@ -533,7 +505,7 @@ export class Communicator {
       (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
       throw e;
     }
-    this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout));
+    this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout), 0, 0);
     this.#inGroup = true;
     let result: unknown;
     let end: Work<void>;
@@ -542,7 +514,7 @@ export class Communicator {
     } finally {
       // Closed even when fn throws, so the communicator's next calls are not grouped.
       this.#inGroup = false;
-      end = this.#issue('group', undefined, (n) => n.deviceGroup(false, timeout));
+      end = this.#issue('group', undefined, (n) => n.deviceGroup(false, timeout), 0, 0);
     }
     if (result instanceof Promise) {
       throw argTypeError('fn', 'a synchronous function (its calls must be issued before the group ends)', 'an async function');
@@ -563,7 +535,7 @@ export class Communicator {
         throw e;
       }
       const d = deviceQuantizedCallArgs(kind, this.size, input as DeviceBuffer, output, options as DeviceQuantizedAllReduceOptions | undefined, this.#timeoutMs);
-      return this.#issue(operation, d.result, (n) => n.deviceQuantized(...d.args));
+      return this.#issue(operation, d.result, (n) => n.deviceQuantized(...d.args), d.wire.sent, d.wire.received);
     }
     return this.#hostQuantized(kind, input, output, options as QuantizedAllReduceOptions | undefined);
   }
@@ -571,7 +543,7 @@ export class Communicator {
   #hostQuantized<T>(kind: QuantizedKind, input: unknown, output: unknown, options: QuantizedAllReduceOptions | undefined): Work<T> {
     const c = quantizedCallArgs(kind, this.size, input, output, options, this.#timeoutMs);
     const operation = `${kind}Quantized` as const;
-    return this.#issue(operation, c.output as T, (n) => n[operation](c.input, c.output, ...c.args));
+    return this.#issue(operation, c.output as T, (n) => n[operation](c.input, c.output, ...c.args), c.wire.sent, c.wire.received);
   }
 
   #pointToPoint<T extends HostArray>(
@@ -586,7 +558,8 @@ export class Communicator {
     const other = this.#peer(peer);
     const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    return this.#issue(operation, buffer, (n) => n[operation](buf, DTYPE_CODE[dtype], other, tag, timeout));
+    return this.#issue(operation, buffer, (n) => n[operation](buf, DTYPE_CODE[dtype], other, tag, timeout),
+      operation === 'send' ? buf.byteLength : 0, operation === 'recv' ? buf.byteLength : 0);
   }
 
   #peer(peer: unknown): number {
@@ -620,6 +593,19 @@ function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined,
   }
 }
 
-function sameLength(name: string, a: HostArray, expected: number, what: string): void {
-  if (a.length !== expected) throw argRangeError(name, `${expected} elements (${what})`, a.length);
+/** Bytes an all-to-all-v sends to and receives from the other ranks. */
+function splitBytes(ins: readonly number[], outs: readonly number[], rank: number, elementBytes: number): { sent: number; received: number } {
+  let sent = 0;
+  let received = 0;
+  for (let r = 0; r < ins.length; r++) {
+    if (r === rank) continue;
+    sent += ins[r] * elementBytes;
+    received += outs[r] * elementBytes;
+  }
+  return { sent, received };
+}
+
+/** options.output, read before the options are validated (a non-object has none). */
+function outputOption(options: unknown): unknown {
+  return options !== null && typeof options === 'object' ? (options as { output?: unknown }).output : undefined;
 }

@@ -2,6 +2,7 @@ import { argRangeError, argTypeError } from './errors';
 import { DTYPE_CODE, REDUCE_OP_CODE, type DType, type HostArray, checkArray, resolveDType } from './dtypes';
 import { type NativeDeviceQuantizedArgs, type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
+import { checkLengths, residualLength } from './shapes';
 import { DeviceBuffer, deviceCall, onDevice } from './device';
 import { checkDeviceBuffer, checkSameDType, deviceOps } from './device-args';
 
@@ -353,21 +354,8 @@ function quantizedOp(v: unknown): 'sum' | 'avg' {
  * DeviceBuffers alike); returns the error-feedback residual's length.
  */
 function checkQuantizedLengths(kind: QuantizedKind, size: number, inLength: number, outLength: number): number {
-  switch (kind) {
-    case 'allToAll':
-      if (inLength % size !== 0) throw argRangeError('input', `a length divisible by the world size (${size})`, inLength);
-      sameLength('output', outLength, inLength, "the input's length");
-      return inLength;
-    case 'reduceScatter':
-      sameLength('input', inLength, outLength * size, `output.length × world size (${outLength} × ${size})`);
-      return inLength;
-    case 'allGather':
-      sameLength('output', outLength, inLength * size, `input.length × world size (${inLength} × ${size})`);
-      return inLength;
-    case 'allReduce':
-      sameLength('options.output', outLength, inLength, "the buffer's length");
-      return errorFeedbackLength('allReduce', inLength, size);
-  }
+  checkLengths(kind, size, inLength, outLength);
+  return residualLength(kind, inLength, size);
 }
 
 /**
@@ -381,7 +369,7 @@ export function quantizedCallArgs(
   output: unknown,
   options: QuantizedAllReduceOptions | undefined,
   defaultTimeoutMs: number,
-): { input: HostArray; output: HostArray; args: NativeQuantizedArgs } {
+): { input: HostArray; output: HostArray; args: NativeQuantizedArgs; wire: { sent: number; received: number } } {
   const o = checkOptions<QuantizedAllReduceOptions>('options', options, quantizedOptionKeys(kind));
   const inName = kind === 'allReduce' ? 'buffer' : 'input';
   const inp = checkArray(inName, input);
@@ -392,16 +380,18 @@ export function quantizedCallArgs(
   const op = quantizedOp(o.op);
   const residualLength = checkQuantizedLengths(kind, size, inp.length, out.length);
   const residual = checkResidual('options.errorFeedback', o.errorFeedback, residualLength, [inp, out]);
+  const format = checkFormat('options.format', o.format);
+  const blockSize = checkBlockSize('options.blockSize', o.blockSize);
   const args: NativeQuantizedArgs = [
     DTYPE_CODE[dtype],
-    FORMAT_CODE[checkFormat('options.format', o.format)],
-    checkBlockSize('options.blockSize', o.blockSize),
+    FORMAT_CODE[format],
+    blockSize,
     REDUCE_OP_CODE[op],
     residual,
     checkSeed('options.stochastic', o.stochastic),
     checkTimeout('options.timeoutMs', o.timeoutMs, defaultTimeoutMs),
   ];
-  return { input: inp, output: out, args };
+  return { input: inp, output: out, args, wire: quantizedWireBytes(kind, size, inp.length, out.length, format, blockSize) };
 }
 
 /** The native kind codes of the device quantized collectives (communicator_device_quantized.cc). */
@@ -420,7 +410,7 @@ export function deviceQuantizedCallArgs(
   output: unknown,
   options: DeviceQuantizedAllReduceOptions | undefined,
   defaultTimeoutMs: number,
-): { result: DeviceBuffer; args: NativeDeviceQuantizedArgs } {
+): { result: DeviceBuffer; args: NativeDeviceQuantizedArgs; wire: { sent: number; received: number } } {
   const operation = `${kind}Quantized`;
   const o = checkOptions<DeviceQuantizedAllReduceOptions>('options', options, quantizedOptionKeys(kind));
   const inName = kind === 'allReduce' ? 'buffer' : 'input';
@@ -434,18 +424,47 @@ export function deviceQuantizedCallArgs(
     o.errorFeedback === undefined
       ? null
       : checkDeviceBuffer(operation, 'options.errorFeedback', o.errorFeedback, ['float32'], { name: inName, buffer: inp, length: residualLength });
+  const format = checkFormat('options.format', o.format);
+  const blockSize = checkBlockSize('options.blockSize', o.blockSize);
   const args: NativeDeviceQuantizedArgs = [
     DEVICE_KIND_CODE[kind],
     DeviceBuffer.native(inp),
     out === undefined ? null : DeviceBuffer.native(out),
-    FORMAT_CODE[checkFormat('options.format', o.format)],
-    checkBlockSize('options.blockSize', o.blockSize),
+    FORMAT_CODE[format],
+    blockSize,
     REDUCE_OP_CODE[op],
     residual === null ? null : DeviceBuffer.native(residual),
     checkSeed('options.stochastic', o.stochastic),
     checkTimeout('options.timeoutMs', o.timeoutMs, defaultTimeoutMs),
   ];
-  return { result: out ?? inp, args };
+  const wire = quantizedWireBytes(kind, size, inp.length, out === undefined ? inp.length : out.length, format, blockSize);
+  return { result: out ?? inp, args, wire };
+}
+
+/**
+ * Bytes a quantized collective sends (and receives) on the wire: one encoded slot per peer
+ * (quantizedSize of the chunk each peer gets), and two rounds of them for all-reduce
+ * (reduce-scatter, then all-gather of the shards of ceil(length / size) elements).
+ */
+function quantizedWireBytes(kind: QuantizedKind, size: number, inLength: number, outLength: number, format: QuantFormat, blockSize: number): { sent: number; received: number } {
+  const slot = (count: number): number => (count === 0 ? 0 : quant().quantizedSize(count, FORMAT_CODE[format], blockSize));
+  const peers = size - 1;
+  let bytes: number;
+  switch (kind) {
+    case 'allToAll':
+      bytes = peers * slot(inLength / size);
+      break;
+    case 'reduceScatter':
+      bytes = peers * slot(outLength);
+      break;
+    case 'allGather':
+      bytes = peers * slot(inLength);
+      break;
+    case 'allReduce':
+      bytes = 2 * peers * slot(Math.ceil(inLength / size));
+      break;
+  }
+  return { sent: bytes, received: bytes };
 }
 
 /**
@@ -456,9 +475,5 @@ export function deviceQuantizedCallArgs(
 export function errorFeedbackLength(kind: QuantizedKind, inputLength: number, worldSize: number): number {
   const n = checkInt('inputLength', inputLength, 0, Number.MAX_SAFE_INTEGER);
   const s = checkInt('worldSize', worldSize, 1, 1 << 20);
-  return kind === 'allReduce' ? n + Math.ceil(n / s) : n;
-}
-
-function sameLength(name: string, length: number, expected: number, what: string): void {
-  if (length !== expected) throw argRangeError(name, `${expected} elements (${what})`, length);
+  return residualLength(kind, n, s);
 }
