@@ -37,7 +37,5 @@ export {
   type QuantizedCallOptions,
   type QuantizedReduceOptions,
   type QuantizedAllReduceOptions,
-  type DeviceQuantizedCallOptions,
-  type DeviceQuantizedReduceOptions,
-  type DeviceQuantizedAllReduceOptions,
+  type CollectiveMemory,
 } from './core/quantized';

@@ -118,17 +118,17 @@ describe('25 argument validation', function () {
   describe('reduce ops', function () {
     it('refuses an unknown op', function () {
       for (const op of ['mean', 'SUM', '', 0, null]) {
-        refuses(() => comm.allReduce(f32(), { op }), TypeError, 'op');
-        refuses(() => comm.reduce(f32(), { op }), TypeError, 'op');
-        refuses(() => comm.reduceScatter(f32(1), f32(1), { op }), TypeError, 'op');
+        refuses(() => comm.allReduce(f32(), { op }), TypeError, 'options.op');
+        refuses(() => comm.reduce(f32(), { op }), TypeError, 'options.op');
+        refuses(() => comm.reduceScatter(f32(1), f32(1), { op }), TypeError, 'options.op');
       }
     });
 
     it('refuses avg on integer dtypes', function () {
       for (const a of [new Int32Array(4), new Int8Array(4), new Uint8Array(4), new BigInt64Array(4)]) {
-        refuses(() => comm.allReduce(a, { op: 'avg' }), RangeError, 'op');
-        refuses(() => comm.reduce(a, { op: 'avg' }), RangeError, 'op');
-        refuses(() => comm.reduceScatter(a, a.slice(), { op: 'avg' }), RangeError, 'op');
+        refuses(() => comm.allReduce(a, { op: 'avg' }), RangeError, 'options.op');
+        refuses(() => comm.reduce(a, { op: 'avg' }), RangeError, 'options.op');
+        refuses(() => comm.reduceScatter(a, a.slice(), { op: 'avg' }), RangeError, 'options.op');
       }
     });
   });

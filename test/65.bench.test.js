@@ -13,8 +13,7 @@ const elements = require('./helpers/elements');
 
 const DIST = path.join(__dirname, '..', 'dist', 'bench');
 const CLI = path.join(DIST, 'cli.js');
-const { findOp, opNames } = require(path.join(DIST, 'ops.js'));
-require(path.join(DIST, 'quantized-ops.js'));
+const { findOp, opNames } = require(path.join(DIST, 'registry.js'));
 const { bandwidths, combineAcrossRanks } = require(path.join(DIST, 'measure.js'));
 const { algorithmOf } = require(path.join(DIST, 'sweep.js'));
 const { DEFAULTS, parseSize, sizeList, validateOptions, withoutNp } = require(path.join(DIST, 'options.js'));

@@ -13,8 +13,8 @@ import { backends } from '../core/backends';
 import { rankFromEnvironment } from '../core/env';
 import { init, versions } from '../core/init';
 import { run } from '../launch/supervisor';
-import { opNames } from './ops';
-import './quantized-ops';
+import { missingPlotLibraries } from './plot';
+import { opNames } from './registry';
 import { DEFAULTS, type BenchOptions, type RawBenchOptions, UsageError, checkRoot, validateOptions, withoutNp } from './options';
 import { buildHeader, summarize, writeJson } from './report';
 import { sweep } from './sweep';
@@ -169,6 +169,9 @@ async function main(argv: string[]): Promise<number> {
     if (!launched || info.rank === 0) {
       checkWritable('--json', o.json);
       checkWritable('--plot', o.plot);
+      // Before any rank starts: a sweep that runs for minutes must not end without its plot.
+      const missing = o.plot === undefined ? null : missingPlotLibraries();
+      if (missing !== null) throw new UsageError(missing);
     }
     if (o.np !== undefined && !launched) return await launchRanks(o.np, args);
     if (o.np !== undefined && o.np !== info.worldSize) {

@@ -1,8 +1,8 @@
 /**
  * The operations collectives-bench measures. Each entry says how nccl-tests sizes it, how
  * to lay out its buffers out of place and in place, how to call it, its bus-bandwidth
- * factor, and where each output element comes from (for the check). New operations (the
- * quantized ones) are added with registerOp().
+ * factor, and where each output element comes from (for the check). The quantized forms are
+ * in quantized-ops.ts, and registry.ts lists them all.
  */
 
 import type { Communicator } from '../core/communicator';
@@ -83,21 +83,6 @@ export interface BenchOp {
   compare?(actual: HostArray, expected: HostArray, dtype: DType, n: number, args: CallArgs): number;
 }
 
-const REGISTRY = new Map<string, BenchOp>();
-
-/** Adds an operation (or replaces one of the same name). */
-export function registerOp(op: BenchOp): void {
-  REGISTRY.set(op.name, op);
-}
-
-export function findOp(name: string): BenchOp | undefined {
-  return REGISTRY.get(name);
-}
-
-export function opNames(): string[] {
-  return [...REGISTRY.keys()];
-}
-
 function reduceOp(a: CallArgs): ReduceOp {
   if (a.redop === 'none') throw new TypeError('a reducing operation needs a reduction, got none');
   return a.redop;
@@ -125,124 +110,127 @@ function separateOrShared(p: Placement, l: Layout, alloc: (length: number) => Ho
 
 const ringFactor = (n: number): number => (n - 1) / n;
 
-registerOp({
-  name: 'all_reduce',
-  method: 'allReduce',
-  reduces: true,
-  rooted: false,
-  sized: true,
-  busBwFactor: (n) => (2 * (n - 1)) / n,
-  layout: (bytes, e) => flatLayout(bytes, e),
-  buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
-  call: (comm, b, p, a) =>
-    p === 'in-place'
-      ? comm.allReduce(b.input, { op: reduceOp(a), dtype: a.dtype })
-      : comm.allReduce(b.input, { op: reduceOp(a), dtype: a.dtype, output: b.output }),
-  result: (b) => b.output,
-  source: (k) => ({ kind: 'reduce', index: k }),
-});
-
-registerOp({
-  name: 'reduce_scatter',
-  method: 'reduceScatter',
-  reduces: true,
-  rooted: false,
-  sized: true,
-  busBwFactor: ringFactor,
-  // Input n × block; output block.
-  layout: (bytes, e, n) => ({ ...blockedLayout(bytes, e, n, true), outLength: Math.floor(bytes / (e * n)) }),
-  // In place (NCCL's layout): the output is this rank's block of the input.
-  buffers: (p, l, alloc, rank) => {
-    if (p === 'out-of-place') return { input: alloc(l.inLength), output: alloc(l.outLength) };
-    const x = alloc(l.inLength);
-    return { input: x, output: x.subarray(rank * l.block, (rank + 1) * l.block) };
+/** The plain collectives, in the order the CLI lists them. */
+export const PLAIN_OPS: readonly BenchOp[] = [
+  {
+    name: 'all_reduce',
+    method: 'allReduce',
+    reduces: true,
+    rooted: false,
+    sized: true,
+    busBwFactor: (n) => (2 * (n - 1)) / n,
+    layout: (bytes, e) => flatLayout(bytes, e),
+    buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
+    call: (comm, b, p, a) =>
+      p === 'in-place'
+        ? comm.allReduce(b.input, { op: reduceOp(a), dtype: a.dtype })
+        : comm.allReduce(b.input, { op: reduceOp(a), dtype: a.dtype, output: b.output }),
+    result: (b) => b.output,
+    source: (k) => ({ kind: 'reduce', index: k }),
   },
-  call: (comm, b, _p, a) => comm.reduceScatter(b.input, b.output, { op: reduceOp(a), dtype: a.dtype }),
-  result: (b) => b.output,
-  source: (k, rank, l) => ({ kind: 'reduce', index: rank * l.block + k }),
-});
 
-registerOp({
-  name: 'all_gather',
-  method: 'allGather',
-  reduces: false,
-  rooted: false,
-  sized: true,
-  busBwFactor: ringFactor,
-  // Input block; output n × block.
-  layout: (bytes, e, n) => ({ ...blockedLayout(bytes, e, n, true), inLength: Math.floor(bytes / (e * n)) }),
-  // In place (NCCL's layout): the input is this rank's block of the output.
-  buffers: (p, l, alloc, rank) => {
-    if (p === 'out-of-place') return { input: alloc(l.inLength), output: alloc(l.outLength) };
-    const x = alloc(l.outLength);
-    return { input: x.subarray(rank * l.block, (rank + 1) * l.block), output: x };
+  {
+    name: 'reduce_scatter',
+    method: 'reduceScatter',
+    reduces: true,
+    rooted: false,
+    sized: true,
+    busBwFactor: ringFactor,
+    // Input n × block; output block.
+    layout: (bytes, e, n) => ({ ...blockedLayout(bytes, e, n, true), outLength: Math.floor(bytes / (e * n)) }),
+    // In place (NCCL's layout): the output is this rank's block of the input.
+    buffers: (p, l, alloc, rank) => {
+      if (p === 'out-of-place') return { input: alloc(l.inLength), output: alloc(l.outLength) };
+      const x = alloc(l.inLength);
+      return { input: x, output: x.subarray(rank * l.block, (rank + 1) * l.block) };
   },
-  call: (comm, b, _p, a) => comm.allGather(b.input, b.output, { dtype: a.dtype }),
-  result: (b) => b.output,
-  source: (k, _rank, l) => ({ kind: 'copy', rank: Math.floor(k / l.block), index: k % l.block }),
-});
+    call: (comm, b, _p, a) => comm.reduceScatter(b.input, b.output, { op: reduceOp(a), dtype: a.dtype }),
+    result: (b) => b.output,
+    source: (k, rank, l) => ({ kind: 'reduce', index: rank * l.block + k }),
+  },
 
-registerOp({
-  name: 'alltoall',
-  method: 'allToAll',
-  // NCCL's grouped send/recv cannot read and write the same memory.
-  inPlaceOnDevice: false,
-  reduces: false,
-  rooted: false,
-  sized: true,
-  busBwFactor: ringFactor,
-  // The count column is the whole array per rank, as nccl-tests prints it.
-  layout: (bytes, e, n) => blockedLayout(bytes, e, n, false),
-  buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
-  call: (comm, b, _p, a) => comm.allToAll(b.input, b.output, { dtype: a.dtype }),
-  result: (b) => b.output,
-  // Block r of the output is block `rank` of rank r's input.
-  source: (k, rank, l) => ({ kind: 'copy', rank: Math.floor(k / l.block), index: rank * l.block + (k % l.block) }),
-});
+  {
+    name: 'all_gather',
+    method: 'allGather',
+    reduces: false,
+    rooted: false,
+    sized: true,
+    busBwFactor: ringFactor,
+    // Input block; output n × block.
+    layout: (bytes, e, n) => ({ ...blockedLayout(bytes, e, n, true), inLength: Math.floor(bytes / (e * n)) }),
+    // In place (NCCL's layout): the input is this rank's block of the output.
+    buffers: (p, l, alloc, rank) => {
+      if (p === 'out-of-place') return { input: alloc(l.inLength), output: alloc(l.outLength) };
+      const x = alloc(l.outLength);
+      return { input: x.subarray(rank * l.block, (rank + 1) * l.block), output: x };
+  },
+    call: (comm, b, _p, a) => comm.allGather(b.input, b.output, { dtype: a.dtype }),
+    result: (b) => b.output,
+    source: (k, _rank, l) => ({ kind: 'copy', rank: Math.floor(k / l.block), index: k % l.block }),
+  },
 
-registerOp({
-  name: 'broadcast',
-  method: 'broadcast',
-  reduces: false,
-  rooted: true,
-  sized: true,
-  busBwFactor: () => 1,
-  layout: (bytes, e) => flatLayout(bytes, e),
-  // broadcast(buffer) has no separate output: only the in-place form exists.
-  buffers: (p, l, alloc) => (p === 'out-of-place' ? null : separateOrShared(p, l, alloc)),
-  call: (comm, b, _p, a) => comm.broadcast(b.input, { root: a.root, dtype: a.dtype }),
-  result: (b) => b.output,
-  source: (k, _rank, _l, root) => ({ kind: 'copy', rank: root, index: k }),
-});
+  {
+    name: 'alltoall',
+    method: 'allToAll',
+    // NCCL's grouped send/recv cannot read and write the same memory.
+    inPlaceOnDevice: false,
+    reduces: false,
+    rooted: false,
+    sized: true,
+    busBwFactor: ringFactor,
+    // The count column is the whole array per rank, as nccl-tests prints it.
+    layout: (bytes, e, n) => blockedLayout(bytes, e, n, false),
+    buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
+    call: (comm, b, _p, a) => comm.allToAll(b.input, b.output, { dtype: a.dtype }),
+    result: (b) => b.output,
+    // Block r of the output is block `rank` of rank r's input.
+    source: (k, rank, l) => ({ kind: 'copy', rank: Math.floor(k / l.block), index: rank * l.block + (k % l.block) }),
+  },
 
-registerOp({
-  name: 'reduce',
-  method: 'reduce',
-  reduces: true,
-  rooted: true,
-  sized: true,
-  busBwFactor: () => 1,
-  layout: (bytes, e) => flatLayout(bytes, e),
-  buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
-  call: (comm, b, p, a) =>
-    p === 'in-place'
-      ? comm.reduce(b.input, { root: a.root, op: reduceOp(a), dtype: a.dtype })
-      : comm.reduce(b.input, { root: a.root, op: reduceOp(a), dtype: a.dtype, output: b.output }),
-  // Only the root's output is defined.
-  result: (b, rank, root) => (rank === root ? b.output : null),
-  source: (k) => ({ kind: 'reduce', index: k }),
-});
+  {
+    name: 'broadcast',
+    method: 'broadcast',
+    reduces: false,
+    rooted: true,
+    sized: true,
+    busBwFactor: () => 1,
+    layout: (bytes, e) => flatLayout(bytes, e),
+    // broadcast(buffer) has no separate output: only the in-place form exists.
+    buffers: (p, l, alloc) => (p === 'out-of-place' ? null : separateOrShared(p, l, alloc)),
+    call: (comm, b, _p, a) => comm.broadcast(b.input, { root: a.root, dtype: a.dtype }),
+    result: (b) => b.output,
+    source: (k, _rank, _l, root) => ({ kind: 'copy', rank: root, index: k }),
+  },
 
-registerOp({
-  name: 'barrier',
-  method: 'barrier',
-  reduces: false,
-  rooted: false,
-  sized: false,
-  busBwFactor: () => 0,
-  layout: () => ({ count: 0, bytes: 0, block: 0, inLength: 0, outLength: 0 }),
-  buffers: (p, l, alloc) => (p === 'in-place' ? null : { input: alloc(0), output: alloc(0) }),
-  call: (comm) => comm.barrier(),
-  result: () => null,
-  source: () => ({ kind: 'reduce', index: 0 }),
-});
+  {
+    name: 'reduce',
+    method: 'reduce',
+    reduces: true,
+    rooted: true,
+    sized: true,
+    busBwFactor: () => 1,
+    layout: (bytes, e) => flatLayout(bytes, e),
+    buffers: (p, l, alloc) => separateOrShared(p, l, alloc),
+    call: (comm, b, p, a) =>
+      p === 'in-place'
+        ? comm.reduce(b.input, { root: a.root, op: reduceOp(a), dtype: a.dtype })
+        : comm.reduce(b.input, { root: a.root, op: reduceOp(a), dtype: a.dtype, output: b.output }),
+    // Only the root's output is defined.
+    result: (b, rank, root) => (rank === root ? b.output : null),
+    source: (k) => ({ kind: 'reduce', index: k }),
+  },
+
+  {
+    name: 'barrier',
+    method: 'barrier',
+    reduces: false,
+    rooted: false,
+    sized: false,
+    busBwFactor: () => 0,
+    layout: () => ({ count: 0, bytes: 0, block: 0, inLength: 0, outLength: 0 }),
+    buffers: (p, l, alloc) => (p === 'in-place' ? null : { input: alloc(0), output: alloc(0) }),
+    call: (comm) => comm.barrier(),
+    result: () => null,
+    source: () => ({ kind: 'reduce', index: 0 }),
+  }
+];

@@ -2,7 +2,8 @@
 
 import { DTYPES, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../core/dtypes';
 import { UsageError } from '../launch/options';
-import { type BenchOp, type Redop, findOp, opNames } from './ops';
+import type { BenchOp, Redop } from './ops';
+import { findOp, opNames } from './registry';
 import { DEFAULT_BLOCK_SIZE, QUANT_FORMATS, type QuantFormat } from '../core/quantized';
 
 export { UsageError };

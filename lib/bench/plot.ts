@@ -77,14 +77,29 @@ interface Vega {
 // CommonJS output; a function built at run time keeps Node's own import().
 const importUrl = new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
 
+const PLOT_PACKAGES = ['vega', 'vega-lite'];
+
+/**
+ * The plot libraries are optional peer dependencies (only --plot needs them): the message
+ * a missing one gets, or null when both are installed.
+ */
+export function missingPlotLibraries(): string | null {
+  const missing = PLOT_PACKAGES.filter((name) => {
+    try {
+      require.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return null;
+  return `--plot needs the optional packages vega and vega-lite; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed (npm install vega vega-lite)`;
+}
+
 async function load<T>(name: string): Promise<T> {
-  let resolved: string;
-  try {
-    resolved = require.resolve(name);
-  } catch {
-    throw new Error(`--plot needs the ${name} package, which is not installed (npm install ${name})`);
-  }
-  return (await importUrl(pathToFileURL(resolved).href)) as T;
+  const missing = missingPlotLibraries();
+  if (missing !== null) throw new Error(missing);
+  return (await importUrl(pathToFileURL(require.resolve(name)).href)) as T;
 }
 
 export async function renderSvg(spec: Record<string, unknown>): Promise<string> {

@@ -8,7 +8,7 @@
 
 import type { DType, HostArray } from '../core/dtypes';
 import type { QuantFormat } from '../core/quantized';
-import { type BenchOp, type Buffers, type CallArgs, findOp, registerOp } from './ops';
+import { type BenchOp, type Buffers, type CallArgs, PLAIN_OPS } from './ops';
 
 const FLOATING: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
@@ -58,16 +58,14 @@ function quantOptions(a: CallArgs): { format: QuantFormat; blockSize: number; dt
 }
 
 function base(name: string): BenchOp {
-  const op = findOp(name);
-  if (op === undefined) throw new Error(`collectives-bench: ${name} is not registered`);
-  return op;
+  return PLAIN_OPS.find((op) => op.name === name) as BenchOp;
 }
 
 const outOfPlaceOnly = (op: BenchOp): BenchOp['buffers'] => (p, l, alloc, rank) =>
   p === 'in-place' ? null : op.buffers(p, l, alloc, rank);
 
 const allReduce = base('all_reduce');
-registerOp({
+const allReduceQuantized: BenchOp = {
   ...allReduce,
   name: 'all_reduce_quantized',
   method: 'allReduceQuantized',
@@ -82,10 +80,10 @@ registerOp({
     }),
   // Each rank's input is quantized once, the reduced shard once more.
   compare: countOutside((n) => n + 1),
-});
+};
 
 const reduceScatter = base('reduce_scatter');
-registerOp({
+const reduceScatterQuantized: BenchOp = {
   ...reduceScatter,
   name: 'reduce_scatter_quantized',
   method: 'reduceScatterQuantized',
@@ -96,10 +94,10 @@ registerOp({
   call: (comm, b, _p, a) =>
     comm.reduceScatterQuantized(b.input, b.output, { ...quantOptions(a), op: a.redop === 'avg' ? 'avg' : 'sum' }),
   compare: countOutside((n) => n),
-});
+};
 
 const allGather = base('all_gather');
-registerOp({
+const allGatherQuantized: BenchOp = {
   ...allGather,
   name: 'all_gather_quantized',
   method: 'allGatherQuantized',
@@ -108,10 +106,10 @@ registerOp({
   buffers: outOfPlaceOnly(allGather),
   call: (comm, b, _p, a) => comm.allGatherQuantized(b.input, b.output, quantOptions(a)),
   compare: countOutside(() => 1),
-});
+};
 
 const allToAll = base('alltoall');
-registerOp({
+const allToAllQuantized: BenchOp = {
   ...allToAll,
   name: 'alltoall_quantized',
   method: 'allToAllQuantized',
@@ -120,4 +118,7 @@ registerOp({
   buffers: outOfPlaceOnly(allToAll),
   call: (comm, b, _p, a) => comm.allToAllQuantized(b.input, b.output, quantOptions(a)),
   compare: countOutside(() => 1),
-});
+};
+
+/** The quantized forms, listed after the plain ones. */
+export const QUANTIZED_OPS: readonly BenchOp[] = [allReduceQuantized, reduceScatterQuantized, allGatherQuantized, allToAllQuantized];

@@ -19,7 +19,7 @@ export interface SweepEvents {
 type AlgorithmFn = (op: string, bytes: number, device: boolean) => string;
 
 /** Communicator.algorithm(), asked with nccl-tests' operation names. */
-export function algorithmOf(comm: Communicator): AlgorithmFn | null {
+export function algorithmOf(comm: Communicator): AlgorithmFn {
   return (op, bytes, device) => comm.algorithm(op, bytes, { device });
 }
 
@@ -119,9 +119,7 @@ export async function sweep(comm: Communicator, o: BenchOptions, on: SweepEvents
         inPlace: cells[1],
         algo: op.quantized
           ? `${o.quant.format}, blocks of ${o.quant.blockSize}`
-          : algorithm === null
-            ? 'default'
-            : algorithm(op.name, layout.bytes, o.backend === 'nccl' && op.sized),
+          : algorithm(op.name, layout.bytes, o.backend === 'nccl' && op.sized),
       };
       rows.push(row);
       on.row(row);

@@ -14,14 +14,11 @@ import { DeviceBuffer, onDevice } from './device';
 import { checkSameDType } from './device-args';
 import { type Collective, SHAPES, checkLengths, wireBytes } from './shapes';
 import { type CommStats, StatsCounter } from './stats';
-import type { NativeCommunicator } from './loader';
+import type { NativeCommunicator } from './addon';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import type { GlooTuning } from './tuning';
 import { Work } from './work';
 import {
-  type DeviceQuantizedAllReduceOptions,
-  type DeviceQuantizedCallOptions,
-  type DeviceQuantizedReduceOptions,
   type QuantizedAllReduceOptions,
   type QuantizedCallOptions,
   type QuantizedKind,
@@ -86,8 +83,8 @@ export class Communicator {
   readonly #callSites: boolean;
   readonly #stats = new StatsCounter();
 
-  /** @internal Use init(). */
-  constructor(
+  /** Communicators come from init(), split() and subgroup(). */
+  private constructor(
     native: NativeCommunicator,
     timeoutMs: number,
     tuning: Required<GlooTuning>,
@@ -99,6 +96,17 @@ export class Communicator {
     this.#tuning = Object.freeze({ ...tuning });
     this.#cleanups = cleanups;
     this.#callSites = callSites;
+  }
+
+  /** @internal init()'s way to make one. */
+  static create(
+    native: NativeCommunicator,
+    timeoutMs: number,
+    tuning: Required<GlooTuning>,
+    cleanups: Cleanup[],
+    callSites: boolean,
+  ): Communicator {
+    return new Communicator(native, timeoutMs, tuning, cleanups, callSites);
   }
 
   /** How this communicator drives Gloo (resolved from init's options and the environment). */
@@ -113,8 +121,8 @@ export class Communicator {
     return this.#native.size;
   }
   /**
-   * What runs `op` (nccl-tests' name: 'all_reduce', 'reduce_scatter', 'all_gather',
-   * 'broadcast', 'reduce', 'alltoall', 'barrier') on `bytes` bytes at the default
+   * What runs `op` (the method's name, `allReduce`…, or nccl-tests' name: 'all_reduce',
+   * 'reduce_scatter', 'all_gather', 'broadcast', 'reduce', 'alltoall', 'barrier') on `bytes` bytes at the default
    * timeout, e.g. 'sync halving-doubling'. Benchmarks print it beside their numbers.
    * With `{ device: true }`, what runs it on DeviceBuffers: 'nccl', and for 'alltoall'
    * 'nccl alltoall' (ncclAlltoAll, NCCL 2.28+) or 'nccl send/recv' (grouped send/recv).
@@ -125,7 +133,7 @@ export class Communicator {
     const o = checkOptions<{ device?: boolean }>('options', options, ['device']);
     if (o.device !== undefined && typeof o.device !== 'boolean') throw argTypeError('options.device', 'a boolean', o.device);
     try {
-      return this.#native.algorithm(op, bytes, o.device === true);
+      return this.#native.algorithm(NCCL_TESTS_NAME[op] ?? op, bytes, o.device === true);
     } catch (err) {
       throw fromNative(err, this.rank, 'algorithm');
     }
@@ -289,7 +297,7 @@ export class Communicator {
    * dequantized in the input's dtype. errorFeedback: input.length elements.
    */
   allToAllQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T>;
-  allToAllQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedCallOptions): Work<DeviceBuffer>;
+  allToAllQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: QuantizedCallOptions<DeviceBuffer>): Work<DeviceBuffer>;
   allToAllQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('allToAll', input, output, options);
   }
@@ -299,14 +307,14 @@ export class Communicator {
    * dequantize and reduce in float32. errorFeedback: input.length elements.
    */
   reduceScatterQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedReduceOptions): Work<T>;
-  reduceScatterQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedReduceOptions): Work<DeviceBuffer>;
+  reduceScatterQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: QuantizedReduceOptions<DeviceBuffer>): Work<DeviceBuffer>;
   reduceScatterQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('reduceScatter', input, output, options);
   }
 
   /** All-gather of quantized shards, dequantized on every rank. errorFeedback: input.length elements. */
   allGatherQuantized<T extends HostArray>(input: HostArray, output: T, options?: QuantizedCallOptions): Work<T>;
-  allGatherQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: DeviceQuantizedCallOptions): Work<DeviceBuffer>;
+  allGatherQuantized(input: DeviceBuffer, output: DeviceBuffer, options?: QuantizedCallOptions<DeviceBuffer>): Work<DeviceBuffer>;
   allGatherQuantized(input: unknown, output: unknown, options?: unknown): Work<unknown> {
     return this.#quantized('allGather', input, output, options);
   }
@@ -317,7 +325,7 @@ export class Communicator {
    * given. errorFeedback: length + ceil(length / size) elements.
    */
   allReduceQuantized<T extends HostArray>(buffer: T, options?: QuantizedAllReduceOptions): Work<T>;
-  allReduceQuantized(buffer: DeviceBuffer, options?: DeviceQuantizedAllReduceOptions): Work<DeviceBuffer>;
+  allReduceQuantized(buffer: DeviceBuffer, options?: QuantizedAllReduceOptions<DeviceBuffer>): Work<DeviceBuffer>;
   allReduceQuantized(buffer: unknown, options?: unknown): Work<unknown> {
     const output = options !== null && typeof options === 'object' ? (options as { output?: unknown }).output : undefined;
     return this.#quantized('allReduce', buffer, output, options);
@@ -500,11 +508,7 @@ export class Communicator {
     if (typeof fn !== 'function') throw argTypeError('fn', 'a function', fn);
     const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
-    if (this.#inGroup) {
-      const e = new Error('group: groups do not nest');
-      (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
-      throw e;
-    }
+    if (this.#inGroup) throw argTypeError('fn', 'a function called outside another group (groups do not nest)', 'a nested group');
     this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout), 0, 0);
     this.#inGroup = true;
     let result: unknown;
@@ -530,11 +534,9 @@ export class Communicator {
     if (onDevice([inName, input], [outName, output], ['options.errorFeedback', feedback])) {
       if (this.#inGroup) {
         // The codec kernels would run at once and the exchanges only at the group's end.
-        const e = new Error(`${operation}: quantized collectives cannot run inside group()`);
-        (e as Error & { code: string }).code = ErrorCode.INVALID_ARGUMENT;
-        throw e;
+        throw argTypeError(operation, 'a call outside group() (quantized collectives cannot run inside group())', 'a call inside group(fn)');
       }
-      const d = deviceQuantizedCallArgs(kind, this.size, input as DeviceBuffer, output, options as DeviceQuantizedAllReduceOptions | undefined, this.#timeoutMs);
+      const d = deviceQuantizedCallArgs(kind, this.size, input as DeviceBuffer, output, options as QuantizedAllReduceOptions<DeviceBuffer> | undefined, this.#timeoutMs);
       return this.#issue(operation, d.result, (n) => n.deviceQuantized(...d.args), d.wire.sent, d.wire.received);
     }
     return this.#hostQuantized(kind, input, output, options as QuantizedAllReduceOptions | undefined);
@@ -592,6 +594,14 @@ function checkDeviceDType(input: DeviceBuffer, output: DeviceBuffer | undefined,
     throw argRangeError(outName, `a DeviceBuffer on device ${input.device}`, `device ${output.device}`);
   }
 }
+
+/** The method names algorithm() takes, as nccl-tests names the operations. */
+const NCCL_TESTS_NAME: Readonly<Record<string, string>> = {
+  allReduce: 'all_reduce',
+  reduceScatter: 'reduce_scatter',
+  allGather: 'all_gather',
+  allToAll: 'alltoall',
+};
 
 /** Bytes an all-to-all-v sends to and receives from the other ranks. */
 function splitBytes(ins: readonly number[], outs: readonly number[], rank: number, elementBytes: number): { sent: number; received: number } {

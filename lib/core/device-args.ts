@@ -1,7 +1,8 @@
 import { DeviceBuffer } from './device';
 import type { DType } from './dtypes';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
-import { type NativeDeviceOps, loadAddon } from './loader';
+import type { NativeDeviceOps } from './addon';
+import { loadAddon } from './loader';
 
 /**
  * Argument checks shared by the operations that take DeviceBuffers in place of host arrays

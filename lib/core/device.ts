@@ -2,7 +2,9 @@ import { backends } from './backends';
 import { DTYPES, DTYPE_CODE, DTYPE_BYTES, resolveDType, type DType, type HostArray } from './dtypes';
 import { argRangeError, argTypeError, CollectiveError, ErrorCode, knownCode } from './errors';
 import { checkAttached } from './attach';
-import { loadAddon, type NativeDeviceBuffer } from './loader';
+import { checkOptions } from './options';
+import type { NativeDeviceBuffer } from './addon';
+import { loadAddon } from './loader';
 
 export interface DeviceBufferOptions {
   /** The CUDA device, from 0 (the default) to devices − 1. */
@@ -39,11 +41,6 @@ function checkIndex(name: string, v: unknown, min: number, max: number): number 
   return v;
 }
 
-function checkOptions<T extends object>(name: string, v: unknown): Partial<T> {
-  if (v === undefined) return {};
-  if (v === null || typeof v !== 'object') throw argTypeError(name, 'an options object', v);
-  return v as Partial<T>;
-}
 
 /** An error from the addon as a CollectiveError (or the TypeError / RangeError it is). */
 function fromNative(err: unknown, operation: string): Error {
@@ -89,7 +86,7 @@ export class DeviceBuffer {
   constructor(dtype: DType, length: number, options?: DeviceBufferOptions) {
     if (typeof dtype !== 'string' || !(dtype in DTYPE_CODE)) throw argTypeError('dtype', `one of ${DTYPES.join(', ')}`, dtype);
     checkIndex('length', length, 0, Math.floor(Number.MAX_SAFE_INTEGER / DTYPE_BYTES[dtype]));
-    const opts = checkOptions<DeviceBufferOptions>('options', options);
+    const opts = checkOptions<DeviceBufferOptions>('options', options, ['device']);
     const device = opts.device === undefined ? 0 : checkIndex('options.device', opts.device, 0, 2 ** 31 - 1);
     const cuda = backends().cuda;
     if (!cuda.available) {
@@ -134,7 +131,7 @@ export class DeviceBuffer {
   }
 
   private checkOffset(options: unknown, count: number, name: string): number {
-    const opts = checkOptions<DeviceCopyOptions>('options', options);
+    const opts = checkOptions<DeviceCopyOptions>('options', options, ['offset']);
     const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, this.length);
     if (count > this.length - offset) {
       throw argRangeError(name, `at most ${this.length - offset} elements (length ${this.length} from offset ${offset})`, `${count} elements`);

@@ -119,10 +119,10 @@ export function resolveDType(name: string, a: HostArray, dtype: unknown): DType 
 export function checkReduceOp(op: unknown, dtype: DType): ReduceOp {
   if (op === undefined) return 'sum';
   if (typeof op !== 'string' || !(op in REDUCE_OP_CODE)) {
-    throw argTypeError('op', `one of ${REDUCE_OPS.join(', ')}`, op);
+    throw argTypeError('options.op', `one of ${REDUCE_OPS.join(', ')}`, op);
   }
   if (op === 'avg' && !isFloating(dtype)) {
-    throw argRangeError('op', `'avg' only with a floating dtype (dtype is ${dtype})`, op);
+    throw argRangeError('options.op', `'avg' only with a floating dtype (dtype is ${dtype})`, op);
   }
   return op as ReduceOp;
 }

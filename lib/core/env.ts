@@ -1,3 +1,5 @@
+import { argRangeError } from './errors';
+
 /**
  * Where a rank learns who it is: explicit options first, then torchrun's
  * variables (set by collectives-run too), then OpenMPI's, then Slurm's.
@@ -13,28 +15,21 @@ export interface RankInfo {
 
 type Env = Record<string, string | undefined>;
 
-function invalid(message: string): RangeError {
-  const e = new RangeError(message);
-  (e as RangeError & { code: string }).code = 'INVALID_ARGUMENT';
-  return e;
-}
 
 function intVar(env: Env, name: string): number | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   // Plain decimal digits only: Number() would also take ' ', '0x1' and '1e3'.
   if (!/^[0-9]{1,9}$/.test(v)) {
-    throw invalid(`environment variable ${name}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+    throw argRangeError(`environment variable ${name}`, 'a non-negative integer', v);
   }
   return Number(v);
 }
 
 function checked(info: RankInfo, rankVar: string, sizeVar: string): RankInfo {
-  if (info.worldSize < 1) throw invalid(`environment variable ${sizeVar}: expected at least 1, got ${info.worldSize}`);
+  if (info.worldSize < 1) throw argRangeError(`environment variable ${sizeVar}`, 'at least 1', info.worldSize);
   if (info.rank >= info.worldSize) {
-    throw invalid(
-      `environment variable ${rankVar}: expected a rank below ${sizeVar} (${info.worldSize}), got ${info.rank}`,
-    );
+    throw argRangeError(`environment variable ${rankVar}`, `a rank below ${sizeVar} (${info.worldSize})`, info.rank);
   }
   return info;
 }

@@ -195,7 +195,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     for (const c of cleanups) await c();
     throw fromNative(err, info.rank, 'init');
   }
-  return new Communicator(native, timeoutMs, tuning, cleanups, callSites);
+  return Communicator.create(native, timeoutMs, tuning, cleanups, callSites);
 }
 
 /** Versions of the engines this build uses, and the addon file it loaded (a prebuild or a source build). */

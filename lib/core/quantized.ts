@@ -1,6 +1,7 @@
 import { argRangeError, argTypeError } from './errors';
 import { DTYPE_CODE, REDUCE_OP_CODE, type DType, type HostArray, checkArray, resolveDType } from './dtypes';
-import { type NativeDeviceQuantizedArgs, type NativeQuant, type NativeQuantizedArgs, loadAddon } from './loader';
+import type { NativeDeviceQuantizedArgs, NativeQuant, NativeQuantizedArgs } from './addon';
+import { loadAddon } from './loader';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
 import { checkLengths, residualLength } from './shapes';
 import { DeviceBuffer, deviceCall, onDevice } from './device';
@@ -102,29 +103,31 @@ export interface DequantizeOptions {
   dtype?: DType;
 }
 
-export interface QuantizedCallOptions extends QuantOptions, CallOptions {}
+/** The memory a call's buffers live in: host typed arrays, or DeviceBuffers. */
+export type CollectiveMemory = HostArray | DeviceBuffer;
 
-export interface QuantizedReduceOptions extends QuantizedCallOptions {
+/**
+ * The options of the quantized collectives, for buffers of type B: the error-feedback residual
+ * (and all-reduce's out-of-place output) live where the buffers do: a Float32Array and host
+ * arrays for host arrays, float32 and same-dtype DeviceBuffers for DeviceBuffers.
+ */
+export interface QuantizedCallOptions<B extends CollectiveMemory = HostArray> extends Omit<QuantOptions, 'errorFeedback'>, CallOptions {
+  /**
+   * Error feedback: the caller's residual (zeros at first), float32, of the length
+   * errorFeedbackLength() gives. It is added to the input, and replaced by what this
+   * quantization lost.
+   */
+  errorFeedback?: B extends DeviceBuffer ? DeviceBuffer : Float32Array;
+}
+
+export interface QuantizedReduceOptions<B extends CollectiveMemory = HostArray> extends QuantizedCallOptions<B> {
   /** 'sum' (default) or 'avg'. */
   op?: 'sum' | 'avg';
 }
 
-export interface QuantizedAllReduceOptions extends QuantizedReduceOptions {
+export interface QuantizedAllReduceOptions<B extends CollectiveMemory = HostArray> extends QuantizedReduceOptions<B> {
   /** Out-of-place: the result goes here and the input is left unchanged. */
-  output?: HostArray;
-}
-
-/** The quantized collectives' options on DeviceBuffers: the error-feedback residual is a float32 DeviceBuffer. */
-export interface DeviceQuantizedCallOptions extends Omit<QuantizedCallOptions, 'errorFeedback'> {
-  errorFeedback?: DeviceBuffer;
-}
-export interface DeviceQuantizedReduceOptions extends DeviceQuantizedCallOptions {
-  /** 'sum' (default) or 'avg'. */
-  op?: 'sum' | 'avg';
-}
-export interface DeviceQuantizedAllReduceOptions extends DeviceQuantizedReduceOptions {
-  /** Out-of-place: the result goes here and the input is left unchanged. */
-  output?: DeviceBuffer;
+  output?: B extends DeviceBuffer ? DeviceBuffer : HostArray;
 }
 
 function quant(): NativeQuant {
@@ -408,11 +411,11 @@ export function deviceQuantizedCallArgs(
   size: number,
   input: DeviceBuffer,
   output: unknown,
-  options: DeviceQuantizedAllReduceOptions | undefined,
+  options: QuantizedAllReduceOptions<DeviceBuffer> | undefined,
   defaultTimeoutMs: number,
 ): { result: DeviceBuffer; args: NativeDeviceQuantizedArgs; wire: { sent: number; received: number } } {
   const operation = `${kind}Quantized`;
-  const o = checkOptions<DeviceQuantizedAllReduceOptions>('options', options, quantizedOptionKeys(kind));
+  const o = checkOptions<QuantizedAllReduceOptions<DeviceBuffer>>('options', options, quantizedOptionKeys(kind));
   const inName = kind === 'allReduce' ? 'buffer' : 'input';
   const outName = kind === 'allReduce' ? 'options.output' : 'output';
   const inp = checkDeviceBuffer(operation, inName, input, FLOATS);

@@ -11,7 +11,7 @@ export interface GlooTuning {
   /**
    * 'auto' (default): synchronous pairs where Gloo has an algorithm for them,
    * Gloo's default asynchronous mode elsewhere. 'async': Gloo's default mode
-   * everywhere. 'sync': as 'auto' (kept distinct so a future policy can differ).
+   * everywhere. 'sync': an alias of 'auto', still accepted (and reported as given).
    */
   mode?: 'auto' | 'async' | 'sync';
   /** All-reduce on synchronous pairs: chosen by size ('auto'), or forced. */

@@ -2,7 +2,8 @@ import { argRangeError, argTypeError } from '../core/errors';
 import { DTYPE_CODE, checkArray, resolveDType, type DType, type HostArray } from '../core/dtypes';
 import { DeviceBuffer, deviceCall, onDevice } from '../core/device';
 import { checkDeviceBuffer, checkFloat32Buffers, checkSameDType, deviceOps } from '../core/device-args';
-import { type NativeOps, loadAddon } from '../core/loader';
+import type { NativeOps } from '../core/addon';
+import { loadAddon } from '../core/loader';
 import { checkInt, checkOptions } from '../core/options';
 
 /**

@@ -1,6 +1,7 @@
 // The job's rendezvous key-value server, speaking native/store/PROTOCOL.md.
 // Ranks reach it through native/store/tcp_store.cc.
 
+import { CollectiveError, ErrorCode, argRangeError, argTypeError } from '../core/errors';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import {
@@ -109,7 +110,7 @@ export class StoreServer {
   address(): net.AddressInfo {
     const addr = this.server.address();
     if (addr === null || typeof addr === 'string') {
-      throw new Error('The store server is not listening');
+      throw new CollectiveError(ErrorCode.STORE_ERROR, 'the store server is not listening', -1, 'store');
     }
     return addr;
   }
@@ -404,21 +405,20 @@ function describeKeys(keys: string[]): string {
 
 function validate(opts: StoreServerOptions): Required<StoreServerOptions> {
   if (typeof opts !== 'object' || opts === null) {
-    throw new TypeError(`Expected the options to be an object, received ${String(opts)}`);
+    throw argTypeError('options', 'an options object', opts);
   }
   const { host, port, token, maxFrameBytes = MAX_FRAME_BYTES } = opts;
   if (typeof host !== 'string' || host.length === 0) {
-    throw new TypeError(`Expected the "host" option to be a non-empty string, received ${JSON.stringify(host)}`);
+    throw argTypeError('options.host', 'a non-empty string', host);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new TypeError(`Expected the "port" option to be an integer from 0 to 65535, received ${String(port)}`);
+    throw argRangeError('options.port', 'an integer from 0 to 65535', port);
   }
   if (typeof token !== 'string' || token.length === 0) {
-    throw new TypeError('Expected the "token" option to be a non-empty string');
+    throw argTypeError('options.token', 'a non-empty string', token === undefined ? token : typeof token === 'string' ? 'an empty string' : 'a non-string');
   }
   if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 64 || maxFrameBytes > MAX_FRAME_BYTES) {
-    throw new TypeError(
-      `Expected the "maxFrameBytes" option to be an integer from 64 to ${MAX_FRAME_BYTES}, received ${String(maxFrameBytes)}`);
+    throw argRangeError('options.maxFrameBytes', `an integer from 64 to ${MAX_FRAME_BYTES}`, maxFrameBytes);
   }
   return { host, port, token, maxFrameBytes };
 }
