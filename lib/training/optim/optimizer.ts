@@ -138,6 +138,11 @@ export abstract class Optimizer {
     this.lrCache = undefined;
   }
 
+  /** The names of the state buffers (the keys of `state().tensors`). */
+  stateNames(): string[] {
+    return [...this.buffers.keys()];
+  }
+
   /** Releases device memory held as state (no-op on host). */
   free(): void {
     for (const b of this.buffers.values()) release(b);
