@@ -65,7 +65,8 @@ export interface CosineWithWarmupOptions {
  * Hugging Face transformers' `get_cosine_schedule_with_warmup` (a LambdaLR), with e = t − 1:
  * e < warmup: lr = baseLr · e / max(1, warmup) (so step 1 runs at 0, as there);
  * else lr = baseLr · max(0, (1 + cos(π · 2·numCycles · progress)) / 2),
- * progress = (e − warmup) / max(1, total − warmup).
+ * progress = (e − warmup) / max(1, total − warmup). Past totalSteps the cosine goes on (with
+ * numCycles 0.5 it rises again), as there: train for totalSteps.
  */
 export function cosineWithWarmup(baseLr: number, options: CosineWithWarmupOptions): Schedule {
   checkBase(baseLr);
