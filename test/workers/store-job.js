@@ -1,5 +1,5 @@
 'use strict';
-// Ranks of test/86.store-security.test.js; one case per mode.
+// Ranks of test/16.store-security.test.js; one case per mode.
 //
 //   job ROUNDS   rendezvous, then ROUNDS splits (each a rendezvous through
 //                the store) with an exact all-reduce in each subgroup, while

@@ -5,6 +5,7 @@
 // port. None may get in, store anything, crash or stall the job. A rank with
 // the wrong token is refused; the launcher's and init()'s stores listen only
 // on the address they were given. COLLECTIVES_FULL=1 fuzzes 10× longer.
+// Next to 15.store: the store's protocol first, then who may speak it.
 
 const assert = require('node:assert/strict');
 const net = require('node:net');
@@ -54,7 +55,7 @@ function probe(port, bytes, idleMs) {
   });
 }
 
-describe('86 store security', function () {
+describe('16 store security', function () {
   it(`refuses ${FUZZ_CONNECTIONS} fuzzed strangers while 2 ranks rendezvous ${ROUNDS} times through the same store`, async function () {
     this.timeout(FULL ? 300000 : 60000);
     const token = randomBytes(16).toString('hex');
