@@ -2,14 +2,25 @@
 // split() and subgroup() across 4 real rank processes; the checks run in
 // test/workers/subgroups.js.
 
-const assert = require('node:assert/strict');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
+const { assertCases, launched } = require('./helpers/cases');
+
+// The cases of test/workers/subgroups.js, the same on every rank.
+const SUBGROUP_CASES = [
+  'split(rank % 2)',
+  'parent and subgroup work interleaved',
+  'subgroup([1, 2, 3])',
+  'split(0, -rank)',
+  'split with a null color',
+  'nested splits',
+  'parents after their children are destroyed',
+];
 
 describe('40 subgroups', function () {
   it('splits by color and key, nests, and runs subgroup and parent work interleaved', async function () {
     this.timeout(60000);
     const res = await launchWorker('subgroups.js', { nproc: 4, killAfterMs: 50000 });
+    assertCases(res.stdout, [0, 1, 2, 3], SUBGROUP_CASES, launched(res));
     assertSucceeded(res, 'subgroups worker on 4 ranks');
-    for (const r of [0, 1, 2, 3]) assert.match(res.stdout, new RegExp(`\\[rank${r}\\]: rank ${r}: all \\d+ checks passed`));
   });
 });

@@ -1,18 +1,15 @@
 'use strict';
-// One rank of test/22.algorithms.test.js: prints, as JSON on rank 0, the
-// algorithm the communicator reports for each operation and size given.
+// One rank of test/22.algorithms.test.js: reports, in its case line's
+// "value", the algorithm the communicator names for each operation and size
+// given; the test checks the names.
 
 const { init } = require('../../dist');
+const { caseLine, run } = require('../helpers/worker');
 
-async function main() {
+run(async () => {
   const comm = await init();
   const queries = JSON.parse(process.argv[2]);
   const answers = queries.map(([op, bytes]) => comm.algorithm(op, bytes));
-  if (comm.rank === 0) console.log(`ALGORITHMS ${JSON.stringify(answers)}`);
+  caseLine({ case: 'algorithm choices', ok: true, rank: comm.rank, value: answers });
   await comm.destroy();
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
 });

@@ -1,6 +1,7 @@
 'use strict';
 // One rank (of 2) of test/30.async.test.js: many operations in flight, the JS
 // thread staying free, destroy() and abort() with work pending, timeouts.
+// One case per behaviour; abort and the per-call timeout run on rank 1 only.
 
 const { init, CollectiveError } = require('../../dist');
 const { Checker, run, settle, sleep } = require('../helpers/worker');
@@ -40,6 +41,7 @@ async function main() {
 
   // 16 operations in flight complete right, and in issue order.
   {
+    check.begin('16 operations in flight');
     const sizes = [1 << 20, 3, 0, 65536, 1, 1 << 18, 7, 4096, 1 << 20, 100, 2, 50000, 1, 1 << 16, 9, 1 << 19];
     const bufs = sizes.map((n, k) => ramp(n, rank, k));
     const order = [];
@@ -57,6 +59,7 @@ async function main() {
 
   // isCompleted() is false right after issue and true once awaited.
   {
+    check.begin('isCompleted and isFailed');
     const buf = ramp(LARGE / 4, rank, 1);
     const w = world.allReduce(buf);
     check.equal('isCompleted right after issue', w.isCompleted(), false);
@@ -71,6 +74,7 @@ async function main() {
 
   // A 64 MiB all-reduce runs off the JS thread: a 5 ms timer keeps firing.
   {
+    check.begin('the JS thread stays free during a 64 MiB allReduce');
     const buf = ramp(LARGE, rank, 2);
     await settle('barrier before the timer test', world.barrier());
     let ticks = 0;
@@ -85,6 +89,7 @@ async function main() {
   }
 
   // Bad tags on a 2-rank communicator (a 1-rank one has no valid peer).
+  check.begin('bad tags');
   for (const [tag, Kind] of [[-1, RangeError], [2 ** 32, RangeError], [1.5, TypeError], ['a', TypeError]]) {
     try {
       world.send(new Float32Array(1), peer, { tag });
@@ -94,6 +99,7 @@ async function main() {
     }
   }
 
+  check.begin('destroy() with work pending');
   // Communicators of their own for the tests that end one.
   const forDestroy = await world.split(0);
   const forAbort = await world.split(0);
@@ -140,6 +146,7 @@ async function main() {
   // abort() rejects pending work with ABORTED: rank 1 issues an all-reduce
   // that rank 0 never joins, then aborts it.
   if (rank === 1) {
+    check.begin('abort() with work pending');
     const w = forAbort.allReduce(new Float32Array(1024), { timeoutMs: 20000 });
     const queued = forAbort.barrier({ timeoutMs: 20000 });
     await sleep(200);
@@ -164,6 +171,7 @@ async function main() {
 
   // A per-call timeout on a collective the peer never joins rejects with TIMEOUT.
   if (rank === 1) {
+    check.begin('a per-call timeout');
     const r = await rejection(forTimeout.allReduce(new Float32Array(1024), { timeoutMs: 1000 }).wait());
     check.ok('per-call timeout rejects with TIMEOUT', r.err instanceof CollectiveError && r.err.code === 'TIMEOUT', r.err ? `${r.err.name} (${r.err.code}): ${r.err.message}` : 'resolved');
     check.ok('per-call timeout of 1 s fires within 1-5 s', r.ms >= 900 && r.ms <= 5000, `after ${r.ms} ms`);
@@ -175,11 +183,11 @@ async function main() {
     }
   }
 
+  check.report();
   // Rank 0 stays until rank 1 is done, so that rank 1 sees an absent peer,
   // not a lost one.
   await settle('final barrier', world.barrier({ timeoutMs: 30000 }));
   await world.destroy();
-  check.report();
 }
 
 run(main);

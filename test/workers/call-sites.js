@@ -1,7 +1,7 @@
 'use strict';
 // What a failed call's stack shows. Rank 0 makes calls that rank 1 never joins (each times out)
 // and prints their stacks as JSON: awaited through wait() in one function, awaited as a
-// thenable in another. The test runs it with COLLECTIVES_CALL_SITES=0 and =1.
+// thenable in another, each the "value" of a case line. Run with COLLECTIVES_CALL_SITES=0 and =1.
 
 const { init } = require('../../dist');
 
@@ -13,6 +13,9 @@ async function stepAwaited(comm) {
   await comm.broadcast(new Float32Array(4), { timeoutMs: 300 });
 }
 
+// Below the steps: the test matches the line numbers of their calls.
+const { caseLine, run } = require('../helpers/worker');
+
 async function stack(fn, comm) {
   try {
     await fn(comm);
@@ -22,7 +25,7 @@ async function stack(fn, comm) {
   }
 }
 
-(async () => {
+run(async () => {
   let badOption;
   try {
     await init({ callSites: 'yes' });
@@ -32,13 +35,11 @@ async function stack(fn, comm) {
   }
   const comm = await init();
   if (comm.rank === 0) {
-    const out = { badOption, waited: await stack(stepWaited, comm), awaited: await stack(stepAwaited, comm) };
-    console.log(`RESULT ${JSON.stringify(out)}`);
+    caseLine({ case: 'badOption', ok: true, rank: 0, value: badOption });
+    caseLine({ case: 'waited', ok: true, rank: 0, value: await stack(stepWaited, comm) });
+    caseLine({ case: 'awaited', ok: true, rank: 0, value: await stack(stepAwaited, comm) });
   }
-  // Rank 1 outlives rank 0's timeouts, so rank 0 sees no lost peer.
+  // Rank 1 outlives rank 0's timeouts, so rank 0 sees no lost peer; it reports no case.
   await comm.barrier({ timeoutMs: 30000 }).catch(() => {});
   await comm.destroy().catch(() => {});
-})().catch((e) => {
-  console.error(e);
-  process.exit(1);
 });

@@ -1,7 +1,10 @@
 'use strict';
 // One rank of test/20.collectives.test.js: every collective × every dtype,
 // checked bit for bit against values computed here with plain loops (BigInt
-// for integer dtypes, so wrap-around is computed exactly too).
+// for integer dtypes, so wrap-around is computed exactly too). One case per
+// collective × dtype (every size, op, root and placement inside it), and one
+// per large-message check; collectivesCases() in test/helpers/cases.js lists
+// them.
 
 const { init } = require('../../dist');
 const { DTYPES, encode } = require('../helpers/elements');
@@ -154,6 +157,7 @@ async function main() {
 
   // allReduce: in place, out of place, and in place on a view inside a larger array.
   for (const d of DTYPE_NAMES) {
+    check.begin(`allReduce ${d}`);
     const cases = [];
     for (const red of REDUCTIONS.filter((x) => applies(x, d))) {
       for (const n of [0, 1, 37, 1031]) {
@@ -206,6 +210,7 @@ async function main() {
   // reduceScatter: separate output, output = this rank's block of the input,
   // output = another block of the input.
   for (const d of DTYPE_NAMES) {
+    check.begin(`reduceScatter ${d}`);
     const cases = [];
     for (const red of REDUCTIONS.filter((x) => applies(x, d))) {
       for (const n of [0, 1, 5]) {
@@ -244,6 +249,7 @@ async function main() {
 
   // allGather: separate buffers, and in place (input is this rank's slot of the output).
   for (const d of DTYPE_NAMES) {
+    check.begin(`allGather ${d}`);
     const cases = [];
     for (const n of [0, 1, 37]) {
       const value = (r, i) => {
@@ -283,6 +289,7 @@ async function main() {
 
   // broadcast from every root.
   for (const d of DTYPE_NAMES) {
+    check.begin(`broadcast ${d}`);
     const cases = [];
     for (const root of ranks) {
       for (const n of [0, 1, 37, 1031]) {
@@ -308,6 +315,7 @@ async function main() {
 
   // reduce to every root with every op, in place and into options.output.
   for (const d of DTYPE_NAMES) {
+    check.begin(`reduce ${d}`);
     const cases = [];
     for (const root of ranks) {
       for (const red of REDUCTIONS.filter((x) => applies(x, d))) {
@@ -349,6 +357,7 @@ async function main() {
 
   // barrier: nobody leaves before the last rank arrives.
   {
+    check.begin('barrier');
     const LATE_MS = 300;
     if (rank === 0) await sleep(LATE_MS);
     const t0 = Date.now();
@@ -367,6 +376,7 @@ async function main() {
     return DTYPES[d].signed ? v - 25 : v;
   };
   for (const d of DTYPE_NAMES) {
+    check.begin(`allToAll ${d}`);
     const cases = [];
     for (const n of [0, 1, 7]) {
       const mine = encode(d, ranks.flatMap((dst) => range(n).map((i) => blockValue(d, rank, dst, i))));
@@ -389,6 +399,7 @@ async function main() {
 
   // allToAllV: uneven counts, with zero-length splits, and all zero.
   for (const d of DTYPE_NAMES) {
+    check.begin(`allToAllV ${d}`);
     const cases = [];
     const patterns = [
       ['uneven', (src, dst) => (src + 2 * dst) % 3],
@@ -423,6 +434,7 @@ async function main() {
     const next = (rank + 1) % size;
     const prev = (rank + size - 1) % size;
     for (const d of DTYPE_NAMES) {
+      check.begin(`send/recv ${d}`);
       const cases = [];
       for (const n of [0, 1, 37]) {
         const message = (src, tag) => encode(d, range(n).map((i) => blockValue(d, src, tag, i)));
@@ -452,6 +464,7 @@ async function main() {
 
   // One 64 MiB float32 all-reduce, checked element by element.
   if (size === 2) {
+    check.begin('allReduce 64 MiB float32');
     const value = (r, i) => (i % 1000) + r * (i % 3);
     const buf = new Float32Array(LARGE_ELEMENTS);
     for (let i = 0; i < buf.length; i++) buf[i] = value(rank, i);
@@ -478,6 +491,7 @@ async function main() {
       return sum;
     };
     for (const where of ['separate', 'own block', 'next block']) {
+      check.begin(`reduceScatter 6 MiB blocks, output ${where}`);
       const input = new Float32Array(block * size);
       for (let i = 0; i < input.length; i++) input[i] = value(rank, i);
       const other = (rank + 1) % size;
@@ -501,9 +515,9 @@ async function main() {
     }
   }
 
+  check.report();
   await settle('final barrier', comm.barrier());
   await comm.destroy();
-  check.report();
 }
 
 run(main);

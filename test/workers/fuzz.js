@@ -5,6 +5,8 @@
 // TypeError, RangeError or CollectiveError; afterwards valid calls must give
 // exact results. Both ranks draw the same sequence, so a call that slips
 // through would still be matched by the other rank instead of hanging.
+// Two cases: the invalid calls (every refusal grouped in one), then the valid
+// calls after them.
 //
 //   argv: SEED COUNT
 
@@ -34,6 +36,7 @@ async function main() {
   const pick = (list) => list[Math.floor(random() * list.length)];
   const int = (lo, hi) => lo + Math.floor(random() * (hi - lo + 1));
 
+  check.begin('invalid calls are refused');
   const dead = await settle('split', world.split(0));
   await settle('destroy', dead.destroy());
   await settle('destroy twice', dead.destroy());
@@ -138,6 +141,7 @@ async function main() {
   check.equal('every invalid call was refused', refused + acceptedNative, COUNT);
 
   // The world still gives exact results.
+  check.begin('valid calls after the fuzz');
   for (let k = 0; k < 5; k++) {
     const n = 1000 + k;
     const buf = new Float64Array(n).map((_, i) => i * (rank + 1));
@@ -148,8 +152,8 @@ async function main() {
     check.ok(`allGather ${k} after the fuzz is exact`, g.every((v, i) => v === (i < n ? 7 : 8)), `got ${g[0]}, ${g[n]}`);
   }
   console.log(`rank ${rank}: fuzz seed ${SEED}: ${COUNT} invalid calls, ${refused} refused, ${acceptedNative} native calls valid by chance; ${[...kinds].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  await settle('destroy', world.destroy());
   check.report();
+  await settle('destroy', world.destroy());
 }
 
 run(main);

@@ -5,6 +5,8 @@
 //   exit-open      the process ends with the world and a subgroup still open
 //   exit-pending   process.exit() while an operation waits inside Gloo
 //   soak           20,000 tiny all-reduces: memory and handles stay flat
+// Each mode reports a case or two; LIFECYCLE_CASES in test/50.lifecycle.test.js
+// lists them.
 
 const { init, CollectiveError } = require('../../dist');
 const { Checker, run, settle, sleep } = require('../helpers/worker');
@@ -50,6 +52,7 @@ async function gcCase() {
   const check = new Checker(rank);
   if (size !== 2) throw new Error(`this worker needs 2 ranks, got ${size}`);
 
+  check.begin('operations pending while collecting');
   // Every input below is allocated in the call expression itself, so once the
   // call returns only what the library pinned refers to it. Only the Work is
   // kept; expected values are recomputed from (k, n) at the end.
@@ -96,6 +99,8 @@ async function gcCase() {
   }
   console.log(`gc: ${pendingAtStart} of 200 pending when collecting began, ${world.pending} after 6 rounds`);
 
+  check.begin('results of the 200 operations');
+
   for (const { k, n, kind, work } of works) {
     const got = await settle(`#${k} ${kind}`, work);
     let want;
@@ -108,8 +113,8 @@ async function gcCase() {
     check.same(`#${k} ${kind} (n=${n})`, got, want);
     gc();
   }
-  await world.destroy();
   check.report();
+  await world.destroy();
 }
 
 // ---------------------------------------------------------------------------
@@ -120,6 +125,7 @@ async function destroyCase() {
   const check = new Checker(rank);
   if (size !== 2) throw new Error(`this worker needs 2 ranks, got ${size}`);
 
+  check.begin('destroy() with 32 pending');
   // 32 operations of several kinds, some large enough to still be queued
   // when destroy() is called.
   const ops = [];
@@ -181,6 +187,7 @@ async function destroyCase() {
   }
   check.equal('pending after destroy', world.pending, 0);
 
+  check.begin('a destroyed communicator');
   const t1 = Date.now();
   await settle('second destroy()', world.destroy());
   check.ok('second destroy() resolves at once', Date.now() - t1 < 1000, `took ${Date.now() - t1} ms`);
@@ -201,6 +208,7 @@ async function exitOpenCase() {
   const { rank, size } = world;
   const check = new Checker(rank);
   if (size !== 2) throw new Error(`this worker needs 2 ranks, got ${size}`);
+  check.begin('world and subgroup work, never destroyed');
   const sub = await settle('subgroup', world.subgroup([0, 1]));
   check.ok('subgroup made', sub !== null, 'got null');
   const a = await settle('world allReduce', world.allReduce(filled(Float32Array, 1000, (i) => val(i, 1, rank))));
@@ -218,6 +226,7 @@ async function exitPendingCase() {
   const { rank, size } = world;
   const check = new Checker(rank);
   if (size !== 2) throw new Error(`this worker needs 2 ranks, got ${size}`);
+  check.begin('unmatched calls pending at exit');
   const sub = await settle('subgroup', world.subgroup([0, 1]));
   await settle('barrier', world.barrier());
   // Each rank enters an all-reduce the other never matches (rank 0 on the
@@ -254,6 +263,7 @@ async function soakCase() {
   const check = new Checker(rank);
   if (size !== 2) throw new Error(`this worker needs 2 ranks, got ${size}`);
 
+  check.begin('soak results and rss');
   let bad = 0;
   let firstBad = '';
   let rss0 = 0;
@@ -294,6 +304,7 @@ async function soakCase() {
   if (bad) check.fail('first wrong result', firstBad);
   check.ok('rss growth after warm-up under 20 MiB', growth < 20, `grew ${growth.toFixed(1)} MiB (${rss0} -> ${rss1} bytes)`);
 
+  check.begin('active resources after destroy()');
   await settle('destroy after the soak', world.destroy());
   // Let closed handles finish closing before counting them.
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));

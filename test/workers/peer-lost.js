@@ -24,16 +24,20 @@ async function main() {
   const check = new Checker(rank);
   await settle('barrier', world.barrier());
 
+  // Rank 1, the victim, reports nothing: the test sees its SIGKILL.
+
   if (rank === 1) {
     await sleep(300);
     process.kill(process.pid, 'SIGKILL');
     return;
   }
 
+  check.begin('a killed peer fails the allReduce with PEER_LOST');
   const r = await outcome(world.allReduce(new Float32Array(1 << 16), { timeoutMs: 20000 }));
   check.ok('allReduce with a killed peer rejects with PEER_LOST', r.err instanceof CollectiveError && r.err.code === 'PEER_LOST', show(r));
   check.ok('the loss is reported well before the 20 s timeout', r.ms < 10000, show(r));
 
+  check.begin('the broken communicator');
   const next = await outcome(world.barrier({ timeoutMs: 20000 }));
   check.ok('the next call on the broken communicator fails too', next.err instanceof CollectiveError, show(next));
   check.ok('the next call fails fast', next.ms < 5000, show(next));

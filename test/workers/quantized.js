@@ -1,8 +1,10 @@
 'use strict';
 // One rank of test/35.quantized.test.js: every quantized collective and
 // format against a float64 reference computed here, with the error bound the
-// format implies; each output's hash is printed so the test can check that
-// the ranks agree bit for bit. Then error feedback over 100 all-reduces.
+// format implies; the hash of an output goes in its case's line so the test
+// can check that the ranks agree bit for bit. Then error feedback over 100
+// all-reduces. One case per collective × format (× op for all-reduce).
+// QUANTIZED_CASES in test/35.quantized.test.js lists them.
 
 const { createHash } = require('node:crypto');
 const { init } = require('../../dist');
@@ -48,6 +50,7 @@ run(async () => {
     const c = 37; // per-rank elements: not a multiple of the block size
     // all-to-all: chunk r of rank k's input lands in chunk k of rank r's output.
     {
+      check.begin(`allToAll ${format}`);
       const xs = all(c * size, 1);
       const out = new Float32Array(c * size);
       await settle('allToAll', comm.allToAllQuantized(Float32Array.from(xs[rank]), out, { format, blockSize: B }));
@@ -58,6 +61,7 @@ run(async () => {
     }
     // reduce-scatter: one quantization per element.
     {
+      check.begin(`reduceScatter ${format}`);
       const xs = all(c * size, 2);
       const out = new Float32Array(c);
       await settle('reduceScatter', comm.reduceScatterQuantized(Float32Array.from(xs[rank]), out, { format, blockSize: B }));
@@ -74,15 +78,17 @@ run(async () => {
     }
     // all-gather: every rank's shard, and the same bits everywhere.
     {
+      check.begin(`allGather ${format}`);
       const xs = all(c, 3);
       const out = new Float32Array(c * size);
       await settle('allGather', comm.allGatherQuantized(Float32Array.from(xs[rank]), out, { format, blockSize: B }));
       for (let k = 0; k < size; k++) within(`allGather ${format} from ${k}`, out.subarray(k * c, (k + 1) * c), xs[k], bounds(format, xs[k], 0, c));
-      console.log(`HASH allGather-${format} ${hash(out)}`);
+      check.attach('hash', hash(out));
     }
     // all-reduce over a length not divisible by the world size, avg and sum,
     // nearest and stochastic rounding.
     for (const [op, stochastic] of [['sum', undefined], ['avg', { seed: 9 }]]) {
+      check.begin(`allReduce ${format} ${op}`);
       const n = 301;
       const shard = Math.ceil(n / size);
       const xs = all(n, 4);
@@ -108,29 +114,32 @@ run(async () => {
         for (let i = 0; i < len; i++) bound[s * shard + i] = e1[s * shard + i] / div + b[i] * (stochastic ? 2 : 1);
       }
       within(`allReduce ${format} ${op}`, buf, want.map((v) => v / div), bound);
-      console.log(`HASH allReduce-${format}-${op} ${hash(buf)}`);
+      check.attach('hash', hash(buf));
     }
   }
 
   // Fewer elements than ranks: the last shards are empty.
   {
+    check.begin('allReduce of 2 elements');
     const x = Float32Array.of(rank + 0.5, -rank);
     await settle('allReduce tiny', comm.allReduceQuantized(x, { format: 'int8' }));
     const want = [size * size / 2, -(size * (size - 1)) / 2];
     within('allReduce of 2 elements', x, want, want.map((v) => Math.abs(v) / 100 + 1e-6));
-    console.log(`HASH allReduce-tiny ${hash(x)}`);
+    check.attach('hash', hash(x));
   }
 
   // bfloat16 in, bfloat16 out: the same bits on every rank.
   {
+    check.begin('allReduce bfloat16');
     const x = new Uint16Array(200).map((_, i) => 0x3f80 + ((i * 7 + rank * 3) % 120));
     await settle('allReduce bf16', comm.allReduceQuantized(x, { dtype: 'bfloat16', format: 'int8' }));
-    console.log(`HASH allReduce-bfloat16 ${hash(x)}`);
+    check.attach('hash', hash(x));
   }
 
   // Error feedback: 100 all-reduces of the same vector (the same on every
   // rank); the running sum stays within one step of the output's grid.
   {
+    check.begin('error feedback');
     const n = 2048;
     const v = Float32Array.from(data(0, n, 5));
     const T = 100;
@@ -158,9 +167,9 @@ run(async () => {
     const plain = worst(sums.plain);
     check.ok('error feedback', ef <= 1.0001, `with feedback the sum is ${ef} steps off`);
     check.ok('no error feedback drifts', plain > 2, `without feedback only ${plain} steps off`);
-    if (rank === 0) console.log(`EF ${ef.toFixed(3)} ${plain.toFixed(1)}`);
+    check.attach('steps', { ef: ef.toFixed(3), plain: plain.toFixed(1) });
   }
 
-  await comm.destroy();
   check.report();
+  await comm.destroy();
 });

@@ -18,6 +18,9 @@
 //                        rejects (TIMEOUT) instead of mixing data.
 //   transfer             a pending operation's buffer is transferred with
 //                        postMessage; a detached buffer is refused.
+//
+// RELIABILITY_CASES in test/80.reliability.test.js lists each mode's cases;
+// the killed rank, and every rank under stream-kill, report none.
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -59,6 +62,7 @@ async function peerKill(underLauncher) {
   const victim = 1 + Math.floor(random() * (size - 1));
   const killAfter = 5 + Math.floor(random() * 40);
   const check = new Checker(rank);
+  if (!underLauncher && rank !== victim) check.begin('every call resolves exactly or fails with the lost peer');
   await settle('barrier', world.barrier());
   const n = 1024;
   const inFlight = [];
@@ -137,10 +141,12 @@ async function missing() {
   const world = await init();
   const { rank } = world;
   const check = new Checker(rank);
+  check.begin(rank === 2 ? 'never calls' : 'the all-reduce a rank never joins');
   await settle('barrier', world.barrier());
   if (rank === 2) {
     // Never calls: waits until the others have given up, then leaves.
     await sleep(timeoutMs + 1500);
+    check.report();
     process.exit(0);
   }
   const r = await outcome(world.allReduce(new Float32Array(256), { timeoutMs }));
@@ -180,8 +186,10 @@ async function mismatch() {
   const world = await init();
   const { rank, size } = world;
   const check = new Checker(rank);
+  check.begin('before any mismatch');
   await exact(world, check, 'before any mismatch');
   for (const [name, call] of MISMATCHES) {
+    check.begin(`${name} mismatch`);
     const r = await outcome(call(world, rank));
     check.ok(`${name}: rejects with MISMATCH`, !r.ok && r.err instanceof CollectiveError && r.err.code === 'MISMATCH', show(r));
     if (!r.ok) {
@@ -193,6 +201,7 @@ async function mismatch() {
     await exact(world, check, `after the ${name} mismatch`);
   }
   // Calls whose arguments legitimately differ between ranks still pass.
+  check.begin('allToAllV with per-rank counts');
   const inSplits = Array.from({ length: size }, (_, k) => (rank + k) % 3);
   const outSplits = Array.from({ length: size }, (_, k) => (k + rank) % 3);
   const input = new Int32Array(inSplits.reduce((a, b) => a + b, 0)).fill(rank);
@@ -202,20 +211,22 @@ async function mismatch() {
   let good = true;
   for (let k = 0; k < size; k++) for (let j = 0; j < outSplits[k]; j++) good = good && output[at++] === k;
   check.ok('allToAllV in detail mode gives right results', good, `got ${output}`);
+  check.begin('a subgroup in detail mode');
   const sub = await settle('split by parity', world.split(rank % 2));
   const sb = new Float32Array(4).fill(rank);
   await settle('subgroup all-reduce', sub.allReduce(sb));
   const members = [...Array(size).keys()].filter((k) => k % 2 === rank % 2);
   check.equal('subgroup all-reduce in detail mode', sb[0], members.reduce((a, b) => a + b, 0));
   await settle('destroy the subgroup', sub.destroy());
-  await settle('destroy', world.destroy());
   check.report();
+  await settle('destroy', world.destroy());
 }
 
 async function noDebugMismatch() {
   const world = await init();
   const { rank } = world;
   const check = new Checker(rank);
+  check.begin('a mismatched call without debug mode');
   const buf = new Float32Array(1024).fill(7);
   const r = await outcome(rank === 1 ? world.broadcast(buf, { root: 0, timeoutMs: 2000 }) : world.allReduce(buf, { timeoutMs: 2000 }));
   check.ok('a mismatched call without debug mode rejects', !r.ok && r.err instanceof CollectiveError, show(r));
@@ -231,6 +242,7 @@ async function transfer() {
   const world = await init();
   const { rank } = world;
   const check = new Checker(rank);
+  check.begin('a pending buffer posted to another thread');
   const { port1, port2 } = new MessageChannel();
   let received = 0;
   port2.on('message', () => received++);
@@ -248,6 +260,7 @@ async function transfer() {
   await settle('allReduce whose buffer was posted', work);
   check.ok('its result is exact', buf.every((v) => v === 3), `got ${buf[0]}`);
 
+  check.begin('a detached buffer');
   const gone = new Float32Array(16);
   port1.postMessage(gone, [gone.buffer]);
   check.equal('a fresh buffer can still be transferred', gone.length, 0);
@@ -262,8 +275,8 @@ async function transfer() {
   await sleep(50);
   port1.close();
   console.log(`rank ${rank}: transfer of a pending buffer: ${transferred}; ${received} messages arrived`);
-  await settle('destroy', world.destroy());
   check.report();
+  await settle('destroy', world.destroy());
 }
 
 const MODES = {

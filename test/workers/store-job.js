@@ -1,5 +1,5 @@
 'use strict';
-// Ranks of test/86.store-security.test.js.
+// Ranks of test/16.store-security.test.js; one case per mode.
 //
 //   job ROUNDS   rendezvous, then ROUNDS splits (each a rendezvous through
 //                the store) with an exact all-reduce in each subgroup, while
@@ -39,6 +39,7 @@ async function job() {
   const world = await init();
   const { rank } = world;
   const check = new Checker(rank);
+  check.begin('rendezvous rounds');
   for (let i = 0; i < rounds; i++) {
     const sub = await settle(`split ${i}`, world.split(0, (rank + i) % 2));
     const buf = new Int32Array(64).fill(rank + 1);
@@ -47,12 +48,13 @@ async function job() {
     await settle(`destroy ${i}`, sub.destroy());
   }
   console.log(`rank ${rank}: ${rounds} rendezvous rounds in ${Date.now() - t0} ms; store listens on ${JSON.stringify(listeners(Number(process.env.MASTER_PORT)))}`);
-  await settle('destroy', world.destroy());
   check.report();
+  await settle('destroy', world.destroy());
 }
 
 async function intruder() {
   const check = new Checker(Number(process.env.RANK));
+  check.begin('a wrong token is refused');
   const t0 = Date.now();
   let err;
   try {

@@ -1,7 +1,8 @@
 'use strict';
 // One rank (of 4) of test/40.subgroups.test.js: split(), subgroup() and
 // nested splits, each checked with collectives whose results depend on who
-// the members are.
+// the members are. One case per way of making a group (SUBGROUP_CASES in
+// test/40.subgroups.test.js).
 
 const { init } = require('../../dist');
 const { Checker, run, settle } = require('../helpers/worker');
@@ -20,6 +21,7 @@ async function main() {
   if (size !== 4) throw new Error(`this worker needs 4 ranks, got ${size}`);
 
   // split(rank % 2): {0, 2} and {1, 3}, ranked by parent rank.
+  check.begin('split(rank % 2)');
   const parity = await settle('split(rank % 2)', world.split(rank % 2));
   {
     const group = rank % 2 === 0 ? [0, 2] : [1, 3];
@@ -36,6 +38,7 @@ async function main() {
 
   // Parent and subgroup work interleaved, nothing awaited in between.
   {
+    check.begin('parent and subgroup work interleaved');
     const group = rank % 2 === 0 ? [0, 2] : [1, 3];
     const n = 1 << 16;
     const fill = (k) => {
@@ -69,6 +72,7 @@ async function main() {
 
   // subgroup([1, 2, 3]): null on rank 0, a 3-rank communicator elsewhere.
   {
+    check.begin('subgroup([1, 2, 3])');
     const sg = await settle('subgroup([1, 2, 3])', world.subgroup([1, 2, 3]));
     if (rank === 0) {
       check.equal('subgroup([1, 2, 3]) on rank 0', sg, null);
@@ -96,6 +100,7 @@ async function main() {
   }
 
   // split with a key: split(0, -rank) reverses the order.
+  check.begin('split(0, -rank)');
   const reversed = await settle('split(0, -rank)', world.split(0, -rank));
   {
     check.equal('split(0, -rank): size', reversed.size, 4);
@@ -108,6 +113,7 @@ async function main() {
 
   // A null color joins no group.
   {
+    check.begin('split with a null color');
     const none = await settle('split(rank === 0 ? null : 0)', world.split(rank === 0 ? null : 0));
     if (rank === 0) check.equal('split with a null color', none, null);
     else {
@@ -119,6 +125,7 @@ async function main() {
 
   // Nested: a split of the reversed communicator by its rank's parity.
   {
+    check.begin('nested splits');
     // reversed ranks: world 0→3, 1→2, 2→1, 3→0; even reversed ranks are world 3 and 1.
     const nested = await settle('nested split', reversed.split(reversed.rank % 2));
     const group = reversed.rank % 2 === 0 ? [3, 1] : [2, 0];
@@ -142,6 +149,7 @@ async function main() {
 
   // Every communicator still works after its children were destroyed.
   {
+    check.begin('parents after their children are destroyed');
     const x = Int32Array.of(1);
     await settle('parity after children', parity.allReduce(x));
     check.equal('parity group still works', x[0], 2);
@@ -150,11 +158,11 @@ async function main() {
     check.equal('world still works', y[0], 4);
   }
 
+  check.report();
   await reversed.destroy();
   await parity.destroy();
   await settle('final barrier', world.barrier());
   await world.destroy();
-  check.report();
 }
 
 run(main);

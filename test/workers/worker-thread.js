@@ -4,12 +4,15 @@
 // launcher's environment. After one all-reduce there, each worker waits
 // inside an all-reduce the other rank never matches; rank 0's main thread
 // then terminates its worker. Rank 1 must see PEER_LOST or TIMEOUT instead of
-// hanging, and rank 0's process must carry on and end by itself.
+// hanging, and rank 0's process must carry on and end by itself. Cases: the
+// all-reduce in the worker on both ranks, then what each rank does after the
+// terminate.
 
 const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 const os = require('node:os');
 const fs = require('node:fs');
 const path = require('node:path');
+const { Checker, run, sleep } = require('../helpers/worker');
 
 const RANK1_TIMEOUT_MS = 3000;
 
@@ -72,8 +75,6 @@ async function inWorker() {
 // ---------------------------------------------------------------------------
 // On the rank's main thread.
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function within(ms, promise, what) {
   let timer;
   const late = new Promise((_, reject) => {
@@ -84,8 +85,7 @@ function within(ms, promise, what) {
 
 async function inMain() {
   const rank = Number(process.env.RANK);
-  const failures = [];
-  const fail = (m) => failures.push(m);
+  const check = new Checker(rank);
   const worker = new Worker(__filename);
   const messages = [];
   let wake = () => {};
@@ -113,10 +113,12 @@ async function inMain() {
     }
   };
 
+  check.begin('allReduce in a worker thread');
   const first = await next('first', 20000);
-  if (!first.ok) fail(`allReduce in a worker thread: ${first.detail}`);
+  check.ok('allReduce in a worker thread', first.ok, first.detail);
 
   if (rank === 0) {
+    check.begin('the process after terminate() mid-collective');
     await next('pending', 5000);
     // Give rank 1 time to be inside its all-reduce too.
     await sleep(300);
@@ -129,48 +131,38 @@ async function inMain() {
     const timer = setInterval(() => ticks++, 10);
     await sleep(200);
     clearInterval(timer);
-    if (ticks < 5) fail(`the main thread ran only ${ticks} timer ticks of 10 ms in 200 ms after terminate()`);
+    check.ok('timers after terminate()', ticks >= 5, `the main thread ran only ${ticks} timer ticks of 10 ms in 200 ms after terminate()`);
     const { init } = require('../../dist');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-wt-'));
     try {
       const solo = await init({ rank: 0, worldSize: 1, storePath: dir, timeoutMs: 10000 });
       const b = Float32Array.of(1, 2, 3);
       await solo.allReduce(b);
-      if (b.join() !== '1,2,3') fail(`1-rank allReduce on the main thread after terminate() gave [${b.join()}]`);
+      check.equal('1-rank allReduce on the main thread after terminate()', b.join(), '1,2,3');
       await solo.destroy();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   } else {
+    check.begin('a peer of the terminated worker');
     const o = await next('outcome', RANK1_TIMEOUT_MS + 10000);
     const how = o.resolved ? `resolved after ${o.ms} ms` : `${o.code} after ${o.ms} ms: ${o.message}`;
     console.log(`rank 1's all-reduce with a terminated peer: ${how}`);
-    if (o.resolved || !o.isCollectiveError || !['PEER_LOST', 'TIMEOUT'].includes(o.code)) {
-      fail(`rank 1's all-reduce should reject with a CollectiveError PEER_LOST or TIMEOUT; it ${how}`);
-    } else if (o.ms > RANK1_TIMEOUT_MS + 3000) {
-      fail(`rank 1's all-reduce took ${o.ms} ms to fail with a ${RANK1_TIMEOUT_MS} ms timeout`);
-    }
+    const rejected = !o.resolved && o.isCollectiveError && ['PEER_LOST', 'TIMEOUT'].includes(o.code);
+    check.ok('rejects with PEER_LOST or TIMEOUT', rejected, `rank 1's all-reduce should reject with a CollectiveError PEER_LOST or TIMEOUT; it ${how}`);
+    if (rejected) check.ok('rejects in time', o.ms <= RANK1_TIMEOUT_MS + 3000, `rank 1's all-reduce took ${o.ms} ms to fail with a ${RANK1_TIMEOUT_MS} ms timeout`);
     const d = await next('destroyed', 10000);
-    if (d.ms > 5000) fail(`destroy() of the broken communicators took ${d.ms} ms`);
+    check.ok('destroy() of the broken communicators', d.ms <= 5000, `took ${d.ms} ms`);
     const code = await within(10000, exited, 'the worker ending on its own');
-    if (code !== 0) fail(`rank 1's worker exited with code ${code}`);
+    check.equal("rank 1's worker exit code", code, 0);
   }
 
-  if (workerError) fail(`the worker raised: ${workerError.stack}`);
-  if (failures.length > 0) {
-    for (const f of failures) console.error(`MISMATCH ${f}`);
-    console.error(`rank ${rank}: ${failures.length} checks failed`);
-    process.exitCode = 1;
-    return;
-  }
-  console.log(`rank ${rank}: worker-thread checks passed`);
+  check.ok('the worker raised nothing', !workerError, `the worker raised: ${workerError && workerError.stack}`);
+  check.report();
 }
 
 if (isMainThread) {
-  inMain().catch((err) => {
-    console.error(`FATAL ${err && err.stack ? err.stack : String(err)}`);
-    process.exit(1);
-  });
+  run(inMain);
 } else {
   inWorker().catch((err) => {
     // Reported to the main thread through the 'error' event.

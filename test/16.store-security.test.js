@@ -5,12 +5,14 @@
 // port. None may get in, store anything, crash or stall the job. A rank with
 // the wrong token is refused; the launcher's and init()'s stores listen only
 // on the address they were given. COLLECTIVES_FULL=1 fuzzes 10× longer.
+// Next to 15.store: the store's protocol first, then who may speak it.
 
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { randomBytes } = require('node:crypto');
 const { StoreServer } = require('../dist/store/server.js');
 const { launchWorker, assertSucceeded, spawnRanks, describeRanks } = require('./helpers/launch');
+const { assertCases, parseCases, launched } = require('./helpers/cases');
 const { StoreClient, Status, encode, frame, u32, blob } = require('./helpers/store-client');
 
 const FULL = process.env.COLLECTIVES_FULL === '1';
@@ -21,6 +23,11 @@ const SEED = Number(process.env.COLLECTIVES_SEED ?? 0x5eed);
 function rng(seed) {
   let s = (seed % 2147483646) + 1;
   return () => (s = (s * 48271) % 2147483647) / 2147483647;
+}
+
+/** The cases of test/workers/store-job.js of each rank in `results` (spawnRanks'), by rank. */
+function casesOf(results) {
+  return new Map(results.map((r) => [r.rank, parseCases(r.stdout, r.rank).get(r.rank) ?? []]));
 }
 
 /** Sends `bytes` on a fresh connection; resolves with the replies' statuses once the server closes it (or after `idleMs`). */
@@ -48,7 +55,7 @@ function probe(port, bytes, idleMs) {
   });
 }
 
-describe('86 store security', function () {
+describe('16 store security', function () {
   it(`refuses ${FUZZ_CONNECTIONS} fuzzed strangers while 2 ranks rendezvous ${ROUNDS} times through the same store`, async function () {
     this.timeout(FULL ? 300000 : 60000);
     const token = randomBytes(16).toString('hex');
@@ -113,10 +120,8 @@ describe('86 store security', function () {
     try {
       const context = `COLLECTIVES_SEED=${SEED}\n${describeRanks(results)}`;
       assert.deepEqual(bad, [], `strangers got through\n${bad.slice(0, 10).join('\n')}`);
-      for (const r of results) {
-        assert.equal(r.code, 0, context);
-        assert.match(r.stdout, new RegExp(`rank ${r.rank}: all \\d+ checks passed`), context);
-      }
+      assertCases(casesOf(results), [0, 1], ['rendezvous rounds'], context);
+      for (const r of results) assert.equal(r.code, 0, context);
       // Only the job and authenticated fuzzers (keys fuzz/…) ever stored anything.
       const strays = [...server.values.keys()].filter((k) => !k.startsWith('test-') && !k.startsWith('fuzz/'));
       assert.deepEqual(strays, [], 'keys stored by strangers');
@@ -139,6 +144,7 @@ describe('86 store security', function () {
     const server = await StoreServer.start({ host: '127.0.0.1', port: 0, token: randomBytes(16).toString('hex') });
     try {
       const [r] = await spawnRanks('store-job.js', { nproc: 1, args: ['intruder'], store: { server, token: 'not-the-token' }, env: { WORLD_SIZE: '2' }, killAfterMs: 15000 });
+      assertCases(casesOf([r]), [0], ['a wrong token is refused'], describeRanks([r]));
       assert.equal(r.code, 0, describeRanks([r]));
       assert.equal(server.values.size, 0, 'the intruder stored nothing');
     } finally {
@@ -149,6 +155,7 @@ describe('86 store security', function () {
   it("the launcher's store listens only on the master address", async function () {
     this.timeout(30000);
     const res = await launchWorker('store-job.js', { nproc: 2, args: ['job', '1'], killAfterMs: 20000 });
+    assertCases(res.stdout, [0, 1], ['rendezvous rounds'], launched(res));
     assertSucceeded(res, 'store-job under the launcher');
     const m = /store listens on (\[.*\])/.exec(res.stdout);
     assert.ok(m, res.stdout);
@@ -174,6 +181,7 @@ describe('86 store security', function () {
         killAfterMs: 20000,
       });
       const context = describeRanks(results);
+      assertCases(casesOf(results), [0, 1], ['rendezvous rounds'], context);
       for (const r of results) assert.equal(r.code, 0, context);
       const m = /rank 0: .*store listens on (\[.*\])/.exec(results[0].stdout);
       assert.ok(m, context);

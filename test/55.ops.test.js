@@ -7,6 +7,11 @@
 // PyTorch's formulas in float64 (the semantics, within float32 rounding);
 // axpy / scale on exact cases; casts on known bit patterns, every float16 and
 // bfloat16 pattern, ties to even, NaN / Inf; argument checks.
+//
+// Numbered 55: lib/ops sits above the core (launcher, init, collectives,
+// backends, lifecycle: 0x–5x), as the training layer that uses it will, so
+// its tests run once the layers below have passed and a broken core fails
+// there first, under its own name.
 
 const assert = require('node:assert/strict');
 const { adamwStep, nesterovStep, axpy, scale, cast } = require('../dist/ops');
@@ -59,7 +64,7 @@ function adamwTorch(p, g, m, v, o) {
   }
 }
 
-describe('ops: elementwise operations on host arrays', function () {
+describe('55 ops: elementwise operations on host arrays', function () {
   describe('adamwStep', function () {
     const n = 10007;
     const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
