@@ -4,3 +4,12 @@ export { ParameterSet, type ParameterSetOptions, type TensorSpec, type TensorInf
 export * from './optim';
 export * from './checkpoint';
 export * from './ddp';
+export {
+  loadFashionMnist,
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_DIR,
+  type FashionMnist,
+  type FashionMnistOptions,
+  type FashionMnistSplit,
+} from './data/fashion-mnist';
+export { DistributedSampler, batches, type DistributedSamplerOptions } from './data/sampler';
