@@ -86,8 +86,8 @@ export class DataParallel {
       throw argTypeError('params', 'a ParameterSet', params);
     }
     const o = checkKeys<DataParallelOptions>('options', options, KEYS);
-    if (o.bucketCapMB !== undefined) checkNumber('options.bucketCapMB', o.bucketCapMB, 1 / 1024, 1 << 16);
-    if (o.firstBucketCapMB !== undefined) checkNumber('options.firstBucketCapMB', o.firstBucketCapMB, 1 / 1024, 1 << 16);
+    if (o.bucketCapMB !== undefined) checkNumber('options.bucketCapMB', o.bucketCapMB, 2 ** -20, 1 << 16);
+    if (o.firstBucketCapMB !== undefined) checkNumber('options.firstBucketCapMB', o.firstBucketCapMB, 2 ** -20, 1 << 16);
     if (o.compress !== undefined && !COMPRESSIONS.includes(o.compress)) {
       throw argTypeError('options.compress', `one of ${COMPRESSIONS.join(', ')}`, o.compress);
     }
