@@ -1,46 +1,95 @@
-// Fashion-MNIST with an MLP (784-256-10, ReLU, softmax cross-entropy) in TF.js, its weights in a
-// collectives ParameterSet, AdamW (lr 1e-3, weight decay 0.01) from collectives/ops.
+// Data-parallel training of Fashion-MNIST: an MLP (784-256-10, ReLU, softmax cross-entropy)
+// computed by TF.js, its weights in one flat collectives ParameterSet, gradients averaged by
+// DataParallel (torch DDP's buckets), AdamW (lr 1e-3, weight decay 0.01). Each rank takes its
+// own share of every epoch (DistributedSampler) with 32 images a step.
 //
-//   sudo apt-get install dataset-fashion-mnist      # or pass --data DIR
-//   node examples/train-fashion-mnist.js --strategy none --epochs 1
+//   apt-get install dataset-fashion-mnist            # or pass --data DIR
+//   npx collectives-run --nproc-per-node 4 examples/train-fashion-mnist.js --steps 1500
 //
-// Only --strategy none (one process) runs for now; the data-parallel strategies are not in yet.
+// Flags: --strategy ddp, --steps N, --batch-size N (per rank), --backend wasm|cpu,
+// --compress none|fp16|bf16|int8|int4|fp8, --seed N, --save DIR (a checkpoint at the end, and
+// every --save-every N steps), --resume DIR, --json FILE, --data DIR, --log-every N.
 'use strict';
 
+const fs = require('node:fs');
 const { parseArgs } = require('node:util');
 const tf = require('@tensorflow/tfjs-core');
 const tfl = require('@tensorflow/tfjs-layers');
-const { loadFashionMnist, DistributedSampler, batches, FASHION_MNIST_CLASSES } = require('collectives/training');
+const { init } = require('collectives');
+const {
+  AdamW,
+  COMPRESSIONS,
+  DataParallel,
+  DistributedSampler,
+  FASHION_MNIST_CLASSES,
+  batches,
+  latestCheckpoint,
+  loadCheckpoint,
+  loadFashionMnist,
+  saveLatestCheckpoint,
+} = require('collectives/training');
 const { tfjsParameters } = require('collectives/tfjs');
-const { adamwStep } = require('collectives/ops');
 
-const { values: args } = parseArgs({
-  options: {
-    data: { type: 'string' },
-    strategy: { type: 'string', default: 'none' },
-    epochs: { type: 'string', default: '1' },
-    'batch-size': { type: 'string', default: '64' },
-    limit: { type: 'string' },
-    seed: { type: 'string', default: '0' },
-    backend: { type: 'string', default: 'wasm' },
-    'log-every': { type: 'string', default: '100' },
-  },
-});
+const STRATEGIES = ['ddp'];
+const BACKENDS = ['wasm', 'cpu'];
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      strategy: { type: 'string', default: 'ddp' },
+      steps: { type: 'string', default: '1500' },
+      'batch-size': { type: 'string', default: '32' },
+      backend: { type: 'string', default: 'wasm' },
+      compress: { type: 'string', default: 'none' },
+      seed: { type: 'string', default: '0' },
+      save: { type: 'string' },
+      'save-every': { type: 'string' },
+      resume: { type: 'string' },
+      json: { type: 'string' },
+      data: { type: 'string' },
+      'log-every': { type: 'string', default: '100' },
+    },
+  });
+  const int = (flag, min) => {
+    const v = Number(values[flag]);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${flag}: expected an integer ≥ ${min}, got ${JSON.stringify(values[flag])}`);
+    return v;
+  };
+  const oneOf = (flag, allowed) => {
+    if (!allowed.includes(values[flag])) throw new Error(`--${flag}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(values[flag])}`);
+    return values[flag];
+  };
+  if (values['save-every'] !== undefined && values.save === undefined) throw new Error('--save-every: needs --save DIR');
+  return {
+    strategy: oneOf('strategy', STRATEGIES),
+    steps: int('steps', 1),
+    batchSize: int('batch-size', 1),
+    backend: oneOf('backend', BACKENDS),
+    compress: oneOf('compress', COMPRESSIONS),
+    seed: int('seed', 0),
+    save: values.save,
+    saveEvery: values['save-every'] === undefined ? undefined : int('save-every', 1),
+    resume: values.resume,
+    json: values.json,
+    data: values.data,
+    logEvery: int('log-every', 1),
+  };
+}
 
 const PIXELS = 784;
 const CLASSES = FASHION_MNIST_CLASSES.length;
 
-function buildModel() {
+function buildModel(seed) {
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [PIXELS], units: 256, activation: 'relu' }),
+      tfl.layers.dense({ inputShape: [PIXELS], units: 256, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed }) }),
       // Logits: softmaxCrossEntropy applies the softmax, in a numerically stable form.
-      tfl.layers.dense({ units: CLASSES }),
+      tfl.layers.dense({ units: CLASSES, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) }),
     ],
   });
 }
 
-// The batch's rows gathered from the flat image array, as TF.js tensors.
+/** The batch's rows gathered from the flat image array, as TF.js tensors. */
 function batchTensors(set, indices) {
   const x = new Float32Array(indices.length * PIXELS);
   const y = new Int32Array(indices.length);
@@ -64,55 +113,101 @@ function accuracy(model, set) {
   return correct / set.count;
 }
 
-async function main() {
-  if (args.strategy !== 'none') {
-    throw new Error(`--strategy ${args.strategy}: only --strategy none (one process) is available in this example for now`);
-  }
-  if (args.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
-  else require('@tensorflow/tfjs-backend-cpu');
-  await tf.setBackend(args.backend);
-  await tf.ready();
-
-  const limit = args.limit === undefined ? undefined : Number(args.limit);
-  const dir = args.data;
-  const train = loadFashionMnist({ dir, split: 'train', ...(limit && { limit }) });
-  const test = loadFashionMnist({ dir, split: 'test', ...(limit && { limit }) });
-  const rank = 0;
-  const worldSize = 1;
-  const batchSize = Number(args['batch-size']);
-  const logEvery = Number(args['log-every']);
-
-  const model = buildModel();
-  const binding = tfjsParameters(model);
-  const { params } = binding;
-  const expAvg = new Float32Array(params.length);
-  const expAvgSq = new Float32Array(params.length);
-  const sampler = new DistributedSampler(train.count, { numReplicas: worldSize, rank, seed: Number(args.seed) });
-  console.log(`${train.count} training and ${test.count} test images, ${params.size} parameters, ${args.backend} backend`);
-
-  let step = 0;
-  for (let epoch = 0; epoch < Number(args.epochs); epoch++) {
+/** This rank's batches, epoch after epoch, from step `from` on (so a resumed run sees the same data). */
+function* batchStream(sampler, batchSize, from) {
+  const perEpoch = Math.floor(sampler.numSamples / batchSize);
+  let step = from;
+  for (let epoch = Math.floor(from / perEpoch); ; epoch++) {
     sampler.setEpoch(epoch);
-    const started = Date.now();
-    let sum = 0;
-    let seen = 0;
-    for (const indices of batches(sampler.indices(), batchSize)) {
-      const { x, y } = batchTensors(train, indices);
-      const loss = binding.backward(() => tf.losses.softmaxCrossEntropy(y, model.predict(x)));
-      tf.dispose([x, y]);
-      step++;
-      adamwStep(params.data, params.grad, expAvg, expAvgSq, { lr: 1e-3, weightDecay: 0.01, step });
-      binding.push();
-      sum += loss;
-      seen++;
-      if (step % logEvery === 0) console.log(`epoch ${epoch} step ${step} loss ${(sum / seen).toFixed(4)}`);
-    }
-    const seconds = (Date.now() - started) / 1000;
-    console.log(`epoch ${epoch}: mean loss ${(sum / seen).toFixed(4)}, test accuracy ${(accuracy(model, test) * 100).toFixed(2)}% (${seconds.toFixed(1)} s)`);
+    const all = batches(sampler.indices(), batchSize, { dropLast: true });
+    for (let i = step - epoch * perEpoch; i < all.length; i++, step++) yield all[i];
   }
 }
 
+async function main() {
+  const o = options();
+  if (o.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+  else require('@tensorflow/tfjs-backend-cpu');
+  await tf.setBackend(o.backend);
+  await tf.ready();
+
+  const comm = await init();
+  const train = loadFashionMnist({ dir: o.data, split: 'train' });
+  const test = comm.rank === 0 ? loadFashionMnist({ dir: o.data, split: 'test' }) : undefined;
+
+  const model = buildModel(o.seed);
+  const binding = tfjsParameters(model);
+  const { params } = binding;
+  // Rank 0's initial weights go to every rank; the layouts are compared first.
+  const dp = await DataParallel.create(comm, params, { compress: o.compress });
+  const optimizer = new AdamW(params, { lr: 1e-3, weightDecay: 0.01 });
+  let first = 0;
+  if (o.resume !== undefined) {
+    const loaded = loadCheckpoint(o.resume, { params, optimizer });
+    first = loaded.step;
+    if (comm.rank === 0) console.log(`resumed from ${loaded.dir} at step ${first}`);
+  }
+  binding.push();
+
+  const sampler = new DistributedSampler(train.count, { numReplicas: comm.size, rank: comm.rank, seed: o.seed });
+  const stream = batchStream(sampler, o.batchSize, first);
+  if (comm.rank === 0) {
+    console.log(`${o.strategy} on ${comm.size} ranks, ${params.size} parameters in ${dp.buckets.length} bucket(s), ${o.backend} backend, compress ${o.compress}, batch ${o.batchSize} per rank`);
+  }
+  comm.resetStats();
+  const started = performance.now();
+  let windowStart = started;
+  let windowLoss = 0;
+  let windowSteps = 0;
+  let trainLoss = NaN;
+  for (let step = first + 1; step <= o.steps; step++) {
+    const { x, y } = batchTensors(train, stream.next().value);
+    const loss = binding.backward(() => tf.losses.softmaxCrossEntropy(y, model.predict(x)));
+    tf.dispose([x, y]);
+    dp.gradsReady();
+    await dp.synchronizeAndStep(optimizer);
+    binding.push();
+    windowLoss += loss;
+    windowSteps++;
+    if (step % o.logEvery === 0 || step === o.steps) {
+      const now = performance.now();
+      trainLoss = windowLoss / windowSteps;
+      const samplesPerSecond = (windowSteps * o.batchSize * comm.size) / ((now - windowStart) / 1000);
+      if (comm.rank === 0) console.log(`step ${step}: loss ${trainLoss.toFixed(4)}, ${samplesPerSecond.toFixed(0)} samples/s`);
+      windowStart = now;
+      windowLoss = 0;
+      windowSteps = 0;
+    }
+    if (o.save !== undefined && comm.rank === 0 && (step === o.steps || (o.saveEvery !== undefined && step % o.saveEvery === 0))) {
+      saveLatestCheckpoint(o.save, { params, optimizer, step, worldSize: comm.size, meta: { strategy: o.strategy, compress: o.compress } });
+    }
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  // Every rank waits for rank 0's checkpoint before anyone may read it.
+  await comm.barrier();
+  const stats = comm.stats();
+  if (comm.rank === 0) {
+    const testAccuracy = accuracy(model, test);
+    const result = {
+      strategy: o.strategy,
+      compress: o.compress,
+      worldSize: comm.size,
+      steps: o.steps,
+      testAccuracy,
+      trainLoss,
+      // DDP averages the gradients once per step (in one or more buckets).
+      syncRounds: o.steps - first,
+      bytesSent: stats.total.bytesSent,
+      wallSeconds,
+    };
+    console.log(`test accuracy ${(testAccuracy * 100).toFixed(2)}% after ${o.steps} steps (${wallSeconds.toFixed(1)} s)`);
+    if (o.save !== undefined) console.log(`checkpoint: ${latestCheckpoint(o.save)}`);
+    if (o.json !== undefined) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
+  }
+  await comm.destroy();
+}
+
 main().catch((err) => {
-  console.error(err.message);
+  console.error(err && err.message ? err.message : err);
   process.exit(1);
 });
