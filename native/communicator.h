@@ -89,7 +89,4 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   std::shared_ptr<struct NcclState> nccl_;
 };
 
-// Called at environment teardown: stops every live queue without waiting.
-void teardownAllQueues();
-
 }  // namespace collectives

@@ -61,8 +61,6 @@ class Diagnostics : public std::enable_shared_from_this<Diagnostics> {
       : rank_(rank), size_(size), detail_(detail), prefix_(std::move(prefix)),
         store_(std::move(store)) {}
 
-  bool detail() const { return detail_; }
-
   // JS thread, in issue order. Numbers the call and wraps `work.run`: the
   // fingerprint exchange (detail mode) runs first on the queue thread, and a
   // PEER_LOST failure is given the lost rank when its address is known.

@@ -38,7 +38,6 @@ class GlooBackend : public Backend {
   // Creates the TCP device and connects the full mesh through the store.
   static std::shared_ptr<GlooBackend> connect(const GlooConnectOptions& options);
 
-  const char* name() const override { return "gloo"; }
   // The rendezvous store and this communicator's namespace in it (the NCCL
   // backend exchanges its unique id there).
   const std::shared_ptr<gloo::rendezvous::Store>& store() const { return options_.store; }
