@@ -56,6 +56,7 @@ struct Birth {
   int size;
   GlooTuning tuning;
   std::shared_ptr<Diagnostics> diagnostics;
+  std::shared_ptr<Rendezvous> rendezvous;
 };
 
 std::string optString(const Napi::Object& o, const char* key) {
@@ -110,10 +111,11 @@ static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
 
 Napi::Object Communicator::Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
                                 int size, const GlooTuning& tuning,
-                                std::shared_ptr<Diagnostics> diagnostics) {
+                                std::shared_ptr<Diagnostics> diagnostics,
+                                std::shared_ptr<Rendezvous> rendezvous) {
   AddonData* data = env.GetInstanceData<AddonData>();
   data->track(queue);
-  Birth birth{std::move(queue), rank, size, tuning, std::move(diagnostics)};
+  Birth birth{std::move(queue), rank, size, tuning, std::move(diagnostics), std::move(rendezvous)};
   return data->communicatorConstructor.New({Napi::External<Birth>::New(env, &birth)});
 }
 
@@ -128,6 +130,7 @@ Communicator::Communicator(const Napi::CallbackInfo& info)
   size_ = birth->size;
   tuning_ = birth->tuning;
   diagnostics_ = birth->diagnostics;
+  rendezvous_ = birth->rendezvous;
 }
 
 Communicator::~Communicator() {
@@ -165,10 +168,13 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
   const bool detail = optString(o, "debug") == "detail";
   auto diagnostics =
       std::make_shared<Diagnostics>(options.rank, options.size, detail, options.prefix, nullptr);
+  auto rendezvous = std::make_shared<Rendezvous>();
+  rendezvous->prefix = options.prefix;
   auto queue = WorkQueue::create(env, nullptr);
-  Napi::Object self = Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics);
+  Napi::Object self =
+      Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics, rendezvous);
   auto work = std::make_unique<Work>(env, "init");
-  work->run = [options, storePath, storeHost, storePort, token, diagnostics](
+  work->run = [options, storePath, storeHost, storePort, token, diagnostics, rendezvous](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {
       options.store = std::make_shared<TcpStore>(storeHost, storePort, token, options.timeout);
@@ -178,6 +184,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
       });
     }
     backend = GlooBackend::connect(options);
+    rendezvous->store = options.store;
     diagnostics->setStore(options.store);
     diagnostics->learnPeers();
   };
@@ -463,16 +470,21 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   auto work = newWork(info, "split");
   auto child = std::make_shared<std::shared_ptr<Backend>>();
   auto childDiagnostics = diagnostics_->child(newRank, newSize, key);
+  auto childRendezvous = std::make_shared<Rendezvous>();
+  auto rendezvous = rendezvous_;
   work->run = [=](std::shared_ptr<Backend>& b) {
     *child = b->split(newRank, newSize, key, timeout);
+    *childRendezvous = rendezvous->child(key);
     childDiagnostics->learnPeers();
   };
   diagnostics_->guard(*work, {CallKind::kSplit}, timeout);
   GlooTuning tuning = tuning_;
-  work->result = [child, childDiagnostics, newRank, newSize, tuning](Napi::Env env) -> Napi::Value {
+  work->result = [child, childDiagnostics, childRendezvous, newRank, newSize,
+                  tuning](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);
     child->reset();
-    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics);
+    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics,
+                              childRendezvous);
   };
   return queue_->push(env, std::move(work));
 }

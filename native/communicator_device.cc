@@ -9,7 +9,6 @@
 #include "args.h"
 #include "communicator.h"
 #include "errors.h"
-#include "gloo/gloo_backend.h"
 #include "gpu/device_buffer.h"
 #include "device_calls.h"
 #include "nccl_state.h"
@@ -45,7 +44,7 @@ void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, const gpu::Device
   if (in.overlaps(out)) throwRangeError(env, std::string(name) + ": must not overlap the input's memory");
 }
 
-gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
+gpu::NcclBackend& ncclOn(NcclState& state, const Rendezvous& rendezvous, int rank, int size,
                          Millis timeout) {
   if (state.groupStarted && state.backend && state.backend->aborted()) {
     // A fresh communicator would run the rest of the group ungrouped; the
@@ -54,15 +53,14 @@ gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank
                             "the NCCL communicator was aborted inside the open group");
   }
   if (!state.backend || state.backend->aborted()) {
-    auto* gloo = dynamic_cast<GlooBackend*>(b.get());
-    if (!gloo || !gloo->store()) {
+    if (!rendezvous.store) {
       throw CollectiveFailure(codes::kInternal, "no rendezvous store for NCCL");
     }
     std::atomic_store(&state.backend, std::shared_ptr<gpu::NcclBackend>());
-    const std::string key = gloo->prefix() + "/nccl/" + std::to_string(state.generation++);
+    const std::string key = rendezvous.prefix + "/nccl/" + std::to_string(state.generation++);
     // Atomic: abort() reads it on the JS thread.
-    std::atomic_store(&state.backend, gpu::NcclBackend::connect(*gloo->store(), key, rank, size,
-                                                                state.device, timeout));
+    std::atomic_store(&state.backend, gpu::NcclBackend::connect(*rendezvous.store, key, rank,
+                                                                size, state.device, timeout));
   }
   gpu::NcclBackend& nb = *state.backend;
   if (state.groupOpen && !state.groupStarted) {
@@ -145,10 +143,11 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
                       : newDeviceWork(info, operation, {{info[1], in}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
   const std::string k = kind;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     if (k == "allReduce") {
       nb.allReduce(inData, outData, count, dtype, op, timeout);
     } else if (k == "reduceScatter") {
@@ -208,9 +207,10 @@ Napi::Value Communicator::DeviceAllToAllV(const Napi::CallbackInfo& info) {
   auto work = newDeviceWork(info, "allToAllV", {{info[0], in}, {info[2], out}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     nb.allToAllV(inData, inCounts, outData, outCounts, dtype, timeout);
     raw->transfer = nb.takeCompletion();
   };
@@ -238,9 +238,10 @@ Napi::Value Communicator::DeviceSendRecv(const Napi::CallbackInfo& info) {
   auto work = newDeviceWork(info, operation, {{info[1], buf}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     if (isSend) {
       nb.send(data, count, dtype, peer, timeout);
     } else {

@@ -38,10 +38,6 @@ class GlooBackend : public Backend {
   // Creates the TCP device and connects the full mesh through the store.
   static std::shared_ptr<GlooBackend> connect(const GlooConnectOptions& options);
 
-  // The rendezvous store and this communicator's namespace in it (the NCCL
-  // backend exchanges its unique id there).
-  const std::shared_ptr<gloo::rendezvous::Store>& store() const { return options_.store; }
-  const std::string& prefix() const { return options_.prefix; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
