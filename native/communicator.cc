@@ -489,24 +489,29 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   return queue_->push(env, std::move(work));
 }
 
-// algorithm(op, bytes, device) -> string: what runs `op` (nccl-tests' name) on
-// `bytes` bytes of host memory, or of device memory when `device` is true.
+// algorithm(op, bytes, device) -> string: what runs `op` (nccl-tests' name or
+// the method's) on `bytes` bytes of host memory, or of device memory when
+// `device` is true.
 Napi::Value Communicator::Algorithm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = stringArg(env, info[0], "op");
   size_t bytes = size_t(intArg(env, info[1], "bytes", 0, int64_t(1) << 53));
   const bool device = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-  std::string name = GlooBackend::describe(tuning_, size_, op, bytes);
-  if (name.empty()) throwRangeError(env, "op: expected an nccl-tests operation name, got '" + op + "'");
+  CallKind kind;
+  if (!callKindFromTestName(op, &kind)) {
+    throwRangeError(env, "op: expected an nccl-tests operation name (e.g. 'all_reduce') or a "
+                         "method name (e.g. 'allReduce'), got '" + op + "'");
+  }
+  std::string name = GlooBackend::describe(tuning_, size_, kind, bytes);
   // A barrier stays on Gloo whatever the buffers.
-  if (!device || op == "barrier") return Napi::String::New(env, name);
+  if (!device || kind == CallKind::kBarrier) return Napi::String::New(env, name);
   const gpu::NcclStatus& ns = gpu::nccl();
   if (!ns.available) {
     Napi::Error e = Napi::Error::New(env, "algorithm: NCCL is not available: " + ns.reason);
     e.Set("code", Napi::String::New(env, codes::kBackendUnavailable));
     throw e;
   }
-  if (op == "alltoall") {
+  if (kind == CallKind::kAllToAll) {
     return Napi::String::New(env, gpu::NcclBackend::allToAllAlgorithm(*ns.api));
   }
   return Napi::String::New(env, "nccl");

@@ -18,28 +18,10 @@
 
 #include <gloo/rendezvous/store.h>
 
+#include "call_kind.h"
 #include "work.h"
 
 namespace collectives {
-
-// The kinds of call a fingerprint names (wire values: keep the order).
-enum class CallKind : uint8_t {
-  kAllReduce = 1,
-  kReduceScatter,
-  kAllGather,
-  kBroadcast,
-  kReduce,
-  kBarrier,
-  kAllToAll,
-  kAllToAllV,
-  kSplit,
-  kSend,
-  kRecv,
-  kAllToAllQuantized,
-  kReduceScatterQuantized,
-  kAllGatherQuantized,
-  kAllReduceQuantized,
-};
 
 // What one rank asked for; compared across ranks in detail mode.
 struct CallSignature {
