@@ -84,7 +84,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
 
   std::shared_ptr<WorkQueue> queue_;
   std::shared_ptr<Diagnostics> diagnostics_;
-  // Queue thread only (see rendezvous.h).
+  // Shared with the works that read it; its contents belong to the queue
+  // thread (see rendezvous.h).
   std::shared_ptr<Rendezvous> rendezvous_;
   int rank_ = 0;
   int size_ = 1;
