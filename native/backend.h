@@ -33,7 +33,6 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  virtual const char* name() const = 0;
   virtual int rank() const = 0;
   virtual int size() const = 0;
 

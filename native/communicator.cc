@@ -56,6 +56,7 @@ struct Birth {
   int size;
   GlooTuning tuning;
   std::shared_ptr<Diagnostics> diagnostics;
+  std::shared_ptr<Rendezvous> rendezvous;
 };
 
 std::string optString(const Napi::Object& o, const char* key) {
@@ -110,10 +111,11 @@ static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
 
 Napi::Object Communicator::Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
                                 int size, const GlooTuning& tuning,
-                                std::shared_ptr<Diagnostics> diagnostics) {
+                                std::shared_ptr<Diagnostics> diagnostics,
+                                std::shared_ptr<Rendezvous> rendezvous) {
   AddonData* data = env.GetInstanceData<AddonData>();
   data->track(queue);
-  Birth birth{std::move(queue), rank, size, tuning, std::move(diagnostics)};
+  Birth birth{std::move(queue), rank, size, tuning, std::move(diagnostics), std::move(rendezvous)};
   return data->communicatorConstructor.New({Napi::External<Birth>::New(env, &birth)});
 }
 
@@ -128,6 +130,7 @@ Communicator::Communicator(const Napi::CallbackInfo& info)
   size_ = birth->size;
   tuning_ = birth->tuning;
   diagnostics_ = birth->diagnostics;
+  rendezvous_ = birth->rendezvous;
 }
 
 Communicator::~Communicator() {
@@ -165,10 +168,13 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
   const bool detail = optString(o, "debug") == "detail";
   auto diagnostics =
       std::make_shared<Diagnostics>(options.rank, options.size, detail, options.prefix, nullptr);
+  auto rendezvous = std::make_shared<Rendezvous>();
+  rendezvous->prefix = options.prefix;
   auto queue = WorkQueue::create(env, nullptr);
-  Napi::Object self = Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics);
+  Napi::Object self =
+      Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics, rendezvous);
   auto work = std::make_unique<Work>(env, "init");
-  work->run = [options, storePath, storeHost, storePort, token, diagnostics](
+  work->run = [options, storePath, storeHost, storePort, token, diagnostics, rendezvous](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {
       options.store = std::make_shared<TcpStore>(storeHost, storePort, token, options.timeout);
@@ -178,6 +184,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
       });
     }
     backend = GlooBackend::connect(options);
+    rendezvous->store = options.store;
     diagnostics->setStore(options.store);
     diagnostics->learnPeers();
   };
@@ -463,38 +470,48 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   auto work = newWork(info, "split");
   auto child = std::make_shared<std::shared_ptr<Backend>>();
   auto childDiagnostics = diagnostics_->child(newRank, newSize, key);
+  auto childRendezvous = std::make_shared<Rendezvous>();
+  auto rendezvous = rendezvous_;
   work->run = [=](std::shared_ptr<Backend>& b) {
     *child = b->split(newRank, newSize, key, timeout);
+    *childRendezvous = rendezvous->child(key);
     childDiagnostics->learnPeers();
   };
   diagnostics_->guard(*work, {CallKind::kSplit}, timeout);
   GlooTuning tuning = tuning_;
-  work->result = [child, childDiagnostics, newRank, newSize, tuning](Napi::Env env) -> Napi::Value {
+  work->result = [child, childDiagnostics, childRendezvous, newRank, newSize,
+                  tuning](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);
     child->reset();
-    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics);
+    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics,
+                              childRendezvous);
   };
   return queue_->push(env, std::move(work));
 }
 
-// algorithm(op, bytes, device) -> string: what runs `op` (nccl-tests' name) on
-// `bytes` bytes of host memory, or of device memory when `device` is true.
+// algorithm(op, bytes, device) -> string: what runs `op` (nccl-tests' name or
+// the method's) on `bytes` bytes of host memory, or of device memory when
+// `device` is true.
 Napi::Value Communicator::Algorithm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string op = stringArg(env, info[0], "op");
   size_t bytes = size_t(intArg(env, info[1], "bytes", 0, int64_t(1) << 53));
   const bool device = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-  std::string name = GlooBackend::describe(tuning_, size_, op, bytes);
-  if (name.empty()) throwRangeError(env, "op: expected an nccl-tests operation name, got '" + op + "'");
+  CallKind kind;
+  if (!callKindFromTestName(op, &kind)) {
+    throwRangeError(env, "op: expected an nccl-tests operation name (e.g. 'all_reduce') or a "
+                         "method name (e.g. 'allReduce'), got '" + op + "'");
+  }
+  std::string name = GlooBackend::describe(tuning_, size_, kind, bytes);
   // A barrier stays on Gloo whatever the buffers.
-  if (!device || op == "barrier") return Napi::String::New(env, name);
+  if (!device || kind == CallKind::kBarrier) return Napi::String::New(env, name);
   const gpu::NcclStatus& ns = gpu::nccl();
   if (!ns.available) {
     Napi::Error e = Napi::Error::New(env, "algorithm: NCCL is not available: " + ns.reason);
     e.Set("code", Napi::String::New(env, codes::kBackendUnavailable));
     throw e;
   }
-  if (op == "alltoall") {
+  if (kind == CallKind::kAllToAll) {
     return Napi::String::New(env, gpu::NcclBackend::allToAllAlgorithm(*ns.api));
   }
   return Napi::String::New(env, "nccl");

@@ -11,6 +11,7 @@
 
 #include "gloo/algorithm_policy.h"
 #include "diagnostics.h"
+#include "rendezvous.h"
 #include "work_queue.h"
 
 namespace collectives {
@@ -25,7 +26,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   // A new JS Communicator over `queue` (constructed only from native code).
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<WorkQueue> queue, int rank,
                            int size, const GlooTuning& tuning,
-                           std::shared_ptr<Diagnostics> diagnostics);
+                           std::shared_ptr<Diagnostics> diagnostics,
+                           std::shared_ptr<Rendezvous> rendezvous);
   // connect(options) -> Promise<Communicator>
   static Napi::Value Connect(const Napi::CallbackInfo& info);
 
@@ -82,14 +84,14 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
 
   std::shared_ptr<WorkQueue> queue_;
   std::shared_ptr<Diagnostics> diagnostics_;
+  // Shared with the works that read it; its contents belong to the queue
+  // thread (see rendezvous.h).
+  std::shared_ptr<Rendezvous> rendezvous_;
   int rank_ = 0;
   int size_ = 1;
   GlooTuning tuning_;
   // The NCCL backend, created by the first device call (queue thread).
   std::shared_ptr<struct NcclState> nccl_;
 };
-
-// Called at environment teardown: stops every live queue without waiting.
-void teardownAllQueues();
 
 }  // namespace collectives

@@ -9,7 +9,6 @@
 #include "args.h"
 #include "communicator.h"
 #include "errors.h"
-#include "gloo/gloo_backend.h"
 #include "gpu/device_buffer.h"
 #include "device_calls.h"
 #include "nccl_state.h"
@@ -18,13 +17,19 @@ namespace collectives {
 
 namespace {
 
-CallKind deviceCallKind(const std::string& kind) {
-  if (kind == "allReduce") return CallKind::kAllReduce;
-  if (kind == "reduceScatter") return CallKind::kReduceScatter;
-  if (kind == "allGather") return CallKind::kAllGather;
-  if (kind == "broadcast") return CallKind::kBroadcast;
-  if (kind == "reduce") return CallKind::kReduce;
-  return CallKind::kAllToAll;
+// The collectives deviceCollective() runs.
+bool isDeviceCollective(CallKind kind) {
+  switch (kind) {
+    case CallKind::kAllReduce:
+    case CallKind::kReduceScatter:
+    case CallKind::kAllGather:
+    case CallKind::kBroadcast:
+    case CallKind::kReduce:
+    case CallKind::kAllToAll:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -45,7 +50,7 @@ void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, const gpu::Device
   if (in.overlaps(out)) throwRangeError(env, std::string(name) + ": must not overlap the input's memory");
 }
 
-gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
+gpu::NcclBackend& ncclOn(NcclState& state, const Rendezvous& rendezvous, int rank, int size,
                          Millis timeout) {
   if (state.groupStarted && state.backend && state.backend->aborted()) {
     // A fresh communicator would run the rest of the group ungrouped; the
@@ -54,15 +59,14 @@ gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank
                             "the NCCL communicator was aborted inside the open group");
   }
   if (!state.backend || state.backend->aborted()) {
-    auto* gloo = dynamic_cast<GlooBackend*>(b.get());
-    if (!gloo || !gloo->store()) {
+    if (!rendezvous.store) {
       throw CollectiveFailure(codes::kInternal, "no rendezvous store for NCCL");
     }
     std::atomic_store(&state.backend, std::shared_ptr<gpu::NcclBackend>());
-    const std::string key = gloo->prefix() + "/nccl/" + std::to_string(state.generation++);
+    const std::string key = rendezvous.prefix + "/nccl/" + std::to_string(state.generation++);
     // Atomic: abort() reads it on the JS thread.
-    std::atomic_store(&state.backend, gpu::NcclBackend::connect(*gloo->store(), key, rank, size,
-                                                                state.device, timeout));
+    std::atomic_store(&state.backend, gpu::NcclBackend::connect(*rendezvous.store, key, rank,
+                                                                size, state.device, timeout));
   }
   gpu::NcclBackend& nb = *state.backend;
   if (state.groupOpen && !state.groupStarted) {
@@ -90,14 +94,12 @@ std::unique_ptr<Work> Communicator::newDeviceWork(
 // allReduce, reduceScatter, allGather, broadcast, reduce or allToAll.
 Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string kind = stringArg(env, info[0], "kind");
-  static const char* const kinds[] = {"allReduce", "reduceScatter", "allGather",
-                                      "broadcast", "reduce",        "allToAll"};
-  const char* operation = nullptr;
-  for (const char* k : kinds) {
-    if (kind == k) operation = k;
+  const std::string name = stringArg(env, info[0], "kind");
+  CallKind kind;
+  if (!callKindFromMethod(name, &kind) || !isDeviceCollective(kind)) {
+    throwRangeError(env, "kind: unknown device collective '" + name + "'");
   }
-  if (!operation) throwRangeError(env, "kind: unknown device collective '" + kind + "'");
+  const char* operation = callKindName(kind);
   checkOpen(env, operation);
   gpu::DeviceBuffer* in = deviceArg(env, info[1], "input");
   bool haveOut = !(info[2].IsNull() || info[2].IsUndefined());
@@ -112,24 +114,25 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
                              std::to_string(in->device()) + ", got device " +
                              std::to_string(out->device()));
   }
+  const bool reduces = kind == CallKind::kAllReduce || kind == CallKind::kReduceScatter ||
+                       kind == CallKind::kReduce;
+  const bool rooted = kind == CallKind::kBroadcast || kind == CallKind::kReduce;
   RedOp op = RedOp::kSum;
-  if (kind == "allReduce" || kind == "reduceScatter" || kind == "reduce") {
-    op = redOpArg(env, info[3], dtype);
-  }
+  if (reduces) op = redOpArg(env, info[3], dtype);
   int root = 0;
-  if (kind == "broadcast" || kind == "reduce") root = checkRoot(env, info[4], "root");
+  if (rooted) root = checkRoot(env, info[4], "root");
   Millis timeout = timeoutArg(env, info[5]);
   const size_t n = size_t(size_);
   size_t count = in->length();
-  if (kind == "allReduce" || kind == "reduce" || kind == "allToAll") {
+  if (kind == CallKind::kAllReduce || kind == CallKind::kReduce || kind == CallKind::kAllToAll) {
     checkLength(env, "output", out->length(), in->length(), "the input's length");
-  } else if (kind == "reduceScatter") {
+  } else if (kind == CallKind::kReduceScatter) {
     checkLength(env, "input", in->length(), out->length() * n, "output length x world size");
     count = out->length();
-  } else if (kind == "allGather") {
+  } else if (kind == CallKind::kAllGather) {
     checkLength(env, "output", out->length(), in->length() * n, "input length x world size");
   }
-  if (kind == "allToAll") {
+  if (kind == CallKind::kAllToAll) {
     if (in->length() % n != 0) {
       throwRangeError(env, "input: expected a length divisible by the world size (" +
                                std::to_string(size_) + "), got " + std::to_string(in->length()));
@@ -140,34 +143,39 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   checkDevice(env, *nccl_, *in, "input");
   void* inData = in->data(env);
   void* outData = out->data(env);
-  if (kind == "allToAll") checkDisjoint(env, *in, *out);
+  if (kind == CallKind::kAllToAll) checkDisjoint(env, *in, *out);
   auto work = haveOut ? newDeviceWork(info, operation, {{info[1], in}, {info[2], out}}, timeout)
                       : newDeviceWork(info, operation, {{info[1], in}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  const std::string k = kind;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
-    if (k == "allReduce") {
-      nb.allReduce(inData, outData, count, dtype, op, timeout);
-    } else if (k == "reduceScatter") {
-      nb.reduceScatter(inData, outData, count, dtype, op, timeout);
-    } else if (k == "allGather") {
-      nb.allGather(inData, outData, count, dtype, timeout);
-    } else if (k == "broadcast") {
-      nb.broadcast(inData, count, dtype, root, timeout);
-    } else if (k == "reduce") {
-      nb.reduce(inData, rank == root ? outData : nullptr, count, dtype, op, root, timeout);
-    } else {
-      nb.allToAll(inData, outData, count, dtype, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
+    switch (kind) {
+      case CallKind::kAllReduce:
+        nb.allReduce(inData, outData, count, dtype, op, timeout);
+        break;
+      case CallKind::kReduceScatter:
+        nb.reduceScatter(inData, outData, count, dtype, op, timeout);
+        break;
+      case CallKind::kAllGather:
+        nb.allGather(inData, outData, count, dtype, timeout);
+        break;
+      case CallKind::kBroadcast:
+        nb.broadcast(inData, count, dtype, root, timeout);
+        break;
+      case CallKind::kReduce:
+        nb.reduce(inData, rank == root ? outData : nullptr, count, dtype, op, root, timeout);
+        break;
+      default:  // kAllToAll, the one isDeviceCollective leaves
+        nb.allToAll(inData, outData, count, dtype, timeout);
+        break;
     }
     // Awaited on the waiter thread while this thread issues the next call.
     raw->transfer = nb.takeCompletion();
   };
-  const bool reduces = k == "allReduce" || k == "reduceScatter" || k == "reduce";
-  const bool rooted = k == "broadcast" || k == "reduce";
-  diagnostics_->guard(*work, {deviceCallKind(k), dtype, true, count, rooted ? root : -1,
+  diagnostics_->guard(*work, {kind, dtype, true, count, rooted ? root : -1,
                              reduces ? int32_t(op) : -1, true},
                       timeout);
   return queue_->push(env, std::move(work));
@@ -208,9 +216,10 @@ Napi::Value Communicator::DeviceAllToAllV(const Napi::CallbackInfo& info) {
   auto work = newDeviceWork(info, "allToAllV", {{info[0], in}, {info[2], out}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     nb.allToAllV(inData, inCounts, outData, outCounts, dtype, timeout);
     raw->transfer = nb.takeCompletion();
   };
@@ -238,9 +247,10 @@ Napi::Value Communicator::DeviceSendRecv(const Napi::CallbackInfo& info) {
   auto work = newDeviceWork(info, operation, {{info[1], buf}}, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  work->run = [=](std::shared_ptr<Backend>& b) {
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+  work->run = [=](std::shared_ptr<Backend>&) {
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     if (isSend) {
       nb.send(data, count, dtype, peer, timeout);
     } else {

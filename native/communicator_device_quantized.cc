@@ -92,14 +92,15 @@ Napi::Value Communicator::DeviceQuantized(const Napi::CallbackInfo& info) {
   std::unique_ptr<Work> work = newDeviceWork(info, operation, used, timeout);
   Work* raw = work.get();
   auto state = nccl_;
+  auto rendezvous = rendezvous_;
   const int rank = rank_, size = size_;
-  work->run = [=](std::shared_ptr<Backend>& b) {
+  work->run = [=](std::shared_ptr<Backend>&) {
     if (state->groupOpen) {
       // The kernels would run at once and the exchanges only at the group's end.
       throw CollectiveFailure(codes::kInvalidArgument,
                               std::string(operation) + ": quantized collectives cannot run inside group()");
     }
-    gpu::NcclBackend& nb = ncclOn(*state, b, rank, size, timeout);
+    gpu::NcclBackend& nb = ncclOn(*state, *rendezvous, rank, size, timeout);
     nb.makeCurrent();
     gpu::DeviceQuantEngine engine(
         *kernels, nb.cudaApi(), nb.stream(), nb.scratch(), rank, size,

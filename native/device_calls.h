@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "gpu/device_buffer.h"
 #include "nccl_state.h"
+#include "rendezvous.h"
 
 namespace collectives {
 
@@ -26,9 +27,10 @@ void checkDevice(Napi::Env env, NcclState& state, const gpu::DeviceBuffer& buffe
 void checkDisjoint(Napi::Env env, const gpu::DeviceBuffer& in, const gpu::DeviceBuffer& out,
                    const char* name = "output");
 
-// Queue thread: the NCCL backend, joined on first use or after an abort, and
-// inside the group the JS side opened, if any.
-gpu::NcclBackend& ncclOn(NcclState& state, std::shared_ptr<Backend>& b, int rank, int size,
+// Queue thread: the NCCL backend, joined through the communicator's
+// rendezvous on first use or after an abort, and inside the group the JS side
+// opened, if any.
+gpu::NcclBackend& ncclOn(NcclState& state, const Rendezvous& rendezvous, int rank, int size,
                          Millis timeout);
 
 }  // namespace collectives

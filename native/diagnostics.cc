@@ -33,27 +33,6 @@ struct Wire {
 };
 static_assert(sizeof(Wire) == 40, "the fingerprint is 40 bytes on the wire");
 
-const char* kindName(CallKind k) {
-  switch (k) {
-    case CallKind::kAllReduce: return "allReduce";
-    case CallKind::kReduceScatter: return "reduceScatter";
-    case CallKind::kAllGather: return "allGather";
-    case CallKind::kBroadcast: return "broadcast";
-    case CallKind::kReduce: return "reduce";
-    case CallKind::kBarrier: return "barrier";
-    case CallKind::kAllToAll: return "allToAll";
-    case CallKind::kAllToAllV: return "allToAllV";
-    case CallKind::kSplit: return "split";
-    case CallKind::kSend: return "send";
-    case CallKind::kRecv: return "recv";
-    case CallKind::kAllToAllQuantized: return "allToAllQuantized";
-    case CallKind::kReduceScatterQuantized: return "reduceScatterQuantized";
-    case CallKind::kAllGatherQuantized: return "allGatherQuantized";
-    case CallKind::kAllReduceQuantized: return "allReduceQuantized";
-  }
-  return "unknown";
-}
-
 const char* redOpName(int32_t op) {
   switch (op) {
     case int32_t(RedOp::kSum): return "sum";
@@ -115,7 +94,7 @@ class NamedTransfer : public PendingTransfer {
 }  // namespace
 
 std::string Diagnostics::describe(const CallSignature& s, uint64_t seq) {
-  std::string out = kindName(s.kind);
+  std::string out = callKindName(s.kind);
   std::vector<std::string> parts;
   if (s.hasDtype) {
     parts.push_back(std::string(dtypeName(s.dtype)) + " \xC3\x97 " + std::to_string(s.count));

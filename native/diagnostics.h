@@ -18,28 +18,10 @@
 
 #include <gloo/rendezvous/store.h>
 
+#include "call_kind.h"
 #include "work.h"
 
 namespace collectives {
-
-// The kinds of call a fingerprint names (wire values: keep the order).
-enum class CallKind : uint8_t {
-  kAllReduce = 1,
-  kReduceScatter,
-  kAllGather,
-  kBroadcast,
-  kReduce,
-  kBarrier,
-  kAllToAll,
-  kAllToAllV,
-  kSplit,
-  kSend,
-  kRecv,
-  kAllToAllQuantized,
-  kReduceScatterQuantized,
-  kAllGatherQuantized,
-  kAllReduceQuantized,
-};
 
 // What one rank asked for; compared across ranks in detail mode.
 struct CallSignature {
@@ -60,8 +42,6 @@ class Diagnostics : public std::enable_shared_from_this<Diagnostics> {
               std::shared_ptr<gloo::rendezvous::Store> store)
       : rank_(rank), size_(size), detail_(detail), prefix_(std::move(prefix)),
         store_(std::move(store)) {}
-
-  bool detail() const { return detail_; }
 
   // JS thread, in issue order. Numbers the call and wraps `work.run`: the
   // fingerprint exchange (detail mode) runs first on the queue thread, and a

@@ -84,6 +84,20 @@ describe('22 algorithms', function () {
       ]);
     });
 
+    it("takes the methods' names as well as nccl-tests' names", async function () {
+      const pairs = [
+        ['all_reduce', 'allReduce'],
+        ['reduce_scatter', 'reduceScatter'],
+        ['all_gather', 'allGather'],
+        ['broadcast', 'broadcast'],
+        ['reduce', 'reduce'],
+        ['alltoall', 'allToAll'],
+        ['barrier', 'barrier'],
+      ];
+      const answers = await algorithms(2, pairs.flatMap(([test, method]) => [[test, 4096], [method, 4096]]));
+      pairs.forEach(([test, method], i) => assert.equal(answers[2 * i + 1], answers[2 * i], `${method} vs ${test}`));
+    });
+
     it('answers "local" on one rank and refuses unknown operation names', async function () {
       const { init } = require('../dist');
       const comm = await init({ rank: 0, worldSize: 1, masterPort: 0 });

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "gpu/dynamic_library.h"
+#include "gpu/lazy_library.h"
 
 namespace {
 
@@ -66,6 +66,20 @@ double seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+using collectives::gpu::bindSymbol;
+using NcclLibrary = collectives::gpu::LazyLibrary<collectives::gpu::LibraryStatus<Nccl>, Nccl>;
+
+bool bindNccl(const collectives::gpu::DynamicLibrary& lib, Nccl& nccl,
+              collectives::gpu::LibraryStatus<Nccl>&) {
+  bindSymbol(lib, nccl.getVersion, "ncclGetVersion");
+  bindSymbol(lib, nccl.getUniqueId, "ncclGetUniqueId");
+  bindSymbol(lib, nccl.commInitRank, "ncclCommInitRank");
+  bindSymbol(lib, nccl.commDestroy, "ncclCommDestroy");
+  bindSymbol(lib, nccl.allReduce, "ncclAllReduce");
+  bindSymbol(lib, nccl.getErrorString, "ncclGetErrorString");
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,20 +106,12 @@ int main(int argc, char** argv) {
   search.names = {"libnccl.so.2"};
   search.overrideEnv = "COLLECTIVES_NCCL_LIBRARY";
   search.wheelDirs = {"nvidia/nccl/lib", "nvidia/cu13/lib"};
-  std::vector<collectives::gpu::LoadAttempt> tried;
-  auto lib = collectives::gpu::DynamicLibrary::open(search, &tried);
-  if (!lib) fail(77, "skipped: libnccl.so.2 not found; " + collectives::gpu::summarizeAttempts(tried));
-  Nccl nccl{};
-  try {
-    collectives::gpu::bindSymbol(*lib, nccl.getVersion, "ncclGetVersion");
-    collectives::gpu::bindSymbol(*lib, nccl.getUniqueId, "ncclGetUniqueId");
-    collectives::gpu::bindSymbol(*lib, nccl.commInitRank, "ncclCommInitRank");
-    collectives::gpu::bindSymbol(*lib, nccl.commDestroy, "ncclCommDestroy");
-    collectives::gpu::bindSymbol(*lib, nccl.allReduce, "ncclAllReduce");
-    collectives::gpu::bindSymbol(*lib, nccl.getErrorString, "ncclGetErrorString");
-  } catch (const collectives::gpu::MissingSymbol& e) {
-    fail(1, e.what());
-  }
+  NcclLibrary library({search, "libnccl.so.2", "", "", bindNccl});
+  const auto& loaded = library.status();
+  // Found but unusable is a failure; not found at all, a machine without NCCL.
+  if (!loaded.api && loaded.library.empty()) fail(77, "skipped: " + loaded.reason);
+  if (!loaded.api) fail(1, loaded.reason);
+  const Nccl& nccl = *loaded.api;
   int version = 0;
   ncclOk(nccl, nccl.getVersion(&version), "ncclGetVersion");
 
@@ -149,7 +155,7 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"device\":\"%s\",\"nccl\":\"%d.%d.%d\",\"library\":\"%s\",\"iters\":%ld,\"warmup\":%ld,"
       "\"pipelined_us\":%.4f,\"awaited_us\":%.4f}\n",
-      prop.name, version / 10000, (version / 100) % 100, version % 100, lib->path().c_str(), iters,
+      prop.name, version / 10000, (version / 100) % 100, version % 100, loaded.library.c_str(), iters,
       warmup, pipelined, awaited);
   return 0;
 }

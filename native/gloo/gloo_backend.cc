@@ -196,28 +196,30 @@ GlooAlgo GlooBackend::pick(GlooOp op, size_t bytes, size_t count, Millis timeout
                  timeout == options_.timeout);
 }
 
-std::string GlooBackend::describe(const GlooTuning& tuning, int size, const std::string& op,
+std::string GlooBackend::describe(const GlooTuning& tuning, int size, CallKind kind,
                                   size_t bytes) {
-  static const std::pair<const char*, GlooOp> kOps[] = {
-      {"all_reduce", GlooOp::kAllReduce}, {"reduce_scatter", GlooOp::kReduceScatter},
-      {"all_gather", GlooOp::kAllGather}, {"broadcast", GlooOp::kBroadcast},
-      {"barrier", GlooOp::kBarrier},      {"reduce", GlooOp::kReduce},
-      {"alltoall", GlooOp::kAllToAll}};
-  for (const auto& entry : kOps) {
-    if (op != entry.first) continue;
-    if (size == 1) return "local";
-    const bool haveSync = tuning.mode != GlooTuning::Mode::kAsync;
-    GlooAlgo algo = pickFor(tuning, size, haveSync, entry.second, bytes, bytes, true);
-    std::string name = algorithmName(algo);
-    if (isSync(algo) && tuning.busyPoll) name += " busy-poll";
-    if (entry.second == GlooOp::kAllReduce && isSync(algo)) {
-      // Benchmarks count float32 elements.
-      const size_t chunk = allReduceChunkBytes(algo, size, tuning.syncMessageLimit, 4);
-      if (bytes > chunk) name += ", " + std::to_string(chunk) + "-byte chunks";
-    }
-    return name;
+  GlooOp op;
+  switch (kind) {
+    case CallKind::kAllReduce: op = GlooOp::kAllReduce; break;
+    case CallKind::kReduceScatter: op = GlooOp::kReduceScatter; break;
+    case CallKind::kAllGather: op = GlooOp::kAllGather; break;
+    case CallKind::kBroadcast: op = GlooOp::kBroadcast; break;
+    case CallKind::kBarrier: op = GlooOp::kBarrier; break;
+    case CallKind::kReduce: op = GlooOp::kReduce; break;
+    case CallKind::kAllToAll: op = GlooOp::kAllToAll; break;
+    default: return "";
   }
-  return "";
+  if (size == 1) return "local";
+  const bool haveSync = tuning.mode != GlooTuning::Mode::kAsync;
+  GlooAlgo algo = pickFor(tuning, size, haveSync, op, bytes, bytes, true);
+  std::string name = algorithmName(algo);
+  if (isSync(algo) && tuning.busyPoll) name += " busy-poll";
+  if (op == GlooOp::kAllReduce && isSync(algo)) {
+    // Benchmarks count float32 elements.
+    const size_t chunk = allReduceChunkBytes(algo, size, tuning.syncMessageLimit, 4);
+    if (bytes > chunk) name += ", " + std::to_string(chunk) + "-byte chunks";
+  }
+  return name;
 }
 
 void GlooBackend::allReduceSameType(const void* in, void* out, size_t count,

@@ -17,6 +17,7 @@
 #include <gloo/transport/device.h>
 
 #include "../backend.h"
+#include "../call_kind.h"
 #include "algorithm_policy.h"
 #include "sync_collectives.h"
 
@@ -38,11 +39,6 @@ class GlooBackend : public Backend {
   // Creates the TCP device and connects the full mesh through the store.
   static std::shared_ptr<GlooBackend> connect(const GlooConnectOptions& options);
 
-  const char* name() const override { return "gloo"; }
-  // The rendezvous store and this communicator's namespace in it (the NCCL
-  // backend exchanges its unique id there).
-  const std::shared_ptr<gloo::rendezvous::Store>& store() const { return options_.store; }
-  const std::string& prefix() const { return options_.prefix; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -68,11 +64,10 @@ class GlooBackend : public Backend {
                                             uint32_t tag) override;
   std::shared_ptr<Backend> split(int newRank, int newSize, const std::string& key,
                                  Millis timeout) override;
-  // The algorithm a backend with `tuning` over `size` ranks uses for `op`
-  // (nccl-tests' name, e.g. "all_reduce") on `bytes` bytes at the default
-  // timeout, as benchmarks report it; empty for an unknown op.
-  static std::string describe(const GlooTuning& tuning, int size, const std::string& op,
-                              size_t bytes);
+  // The algorithm a backend with `tuning` over `size` ranks uses for `kind`
+  // on `bytes` bytes at the default timeout, as benchmarks report it; empty
+  // for a kind that has no such choice.
+  static std::string describe(const GlooTuning& tuning, int size, CallKind kind, size_t bytes);
 
  private:
   GlooBackend(GlooConnectOptions options,

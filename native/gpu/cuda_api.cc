@@ -1,6 +1,6 @@
 #include "gpu/cuda_api.h"
 
-#include <mutex>
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -14,49 +14,34 @@ LibrarySearch cudaSearch() {
   return s;
 }
 
-CudaStatus load() {
-  CudaStatus s;
-  LibrarySearch search = cudaSearch();
-  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
-  if (!lib) {
-    s.reason = notLoadedReason(
-        search, s.tried,
-        search.names.front() + " (or another libcudart) not found; " + summarizeAttempts(s.tried) +
-            "; install the CUDA runtime (e.g. pip install nvidia-cuda-runtime-cu12) or set " +
-            search.overrideEnv);
-    return s;
-  }
-  s.library = lib->path();
-  static CudaApi api;
-  try {
-    COLLECTIVES_BIND(*lib, api, cudaGetDeviceCount);
-    COLLECTIVES_BIND(*lib, api, cudaGetDevice);
-    COLLECTIVES_BIND(*lib, api, cudaSetDevice);
-    COLLECTIVES_BIND(*lib, api, cudaMalloc);
-    COLLECTIVES_BIND(*lib, api, cudaFree);
-    COLLECTIVES_BIND(*lib, api, cudaMemcpy);
-    COLLECTIVES_BIND(*lib, api, cudaMemcpyAsync);
-    COLLECTIVES_BIND(*lib, api, cudaMemset);
-    COLLECTIVES_BIND(*lib, api, cudaMemsetAsync);
-    COLLECTIVES_BIND(*lib, api, cudaDeviceSynchronize);
-    COLLECTIVES_BIND(*lib, api, cudaGetErrorString);
-    COLLECTIVES_BIND(*lib, api, cudaRuntimeGetVersion);
-    COLLECTIVES_BIND(*lib, api, cudaDriverGetVersion);
-    COLLECTIVES_BIND(*lib, api, cudaStreamCreateWithFlags);
-    COLLECTIVES_BIND(*lib, api, cudaStreamDestroy);
-    COLLECTIVES_BIND(*lib, api, cudaStreamSynchronize);
-    COLLECTIVES_BIND(*lib, api, cudaEventCreateWithFlags);
-    COLLECTIVES_BIND(*lib, api, cudaEventRecord);
-    COLLECTIVES_BIND(*lib, api, cudaEventQuery);
-    COLLECTIVES_BIND(*lib, api, cudaEventSynchronize);
-    COLLECTIVES_BIND(*lib, api, cudaEventDestroy);
-  } catch (const MissingSymbol& e) {
-    s.reason = std::string(e.what()) + " (the CUDA runtime is too old or not a CUDA runtime)";
-    return s;
-  }
-  lib.release();  // stays loaded for the life of the process
-  s.loaded = true;
-  s.api = &api;
+bool bindCuda(const DynamicLibrary& lib, CudaApi& api, CudaStatus&) {
+  COLLECTIVES_BIND(lib, api, cudaGetDeviceCount);
+  COLLECTIVES_BIND(lib, api, cudaGetDevice);
+  COLLECTIVES_BIND(lib, api, cudaSetDevice);
+  COLLECTIVES_BIND(lib, api, cudaMalloc);
+  COLLECTIVES_BIND(lib, api, cudaFree);
+  COLLECTIVES_BIND(lib, api, cudaMemcpy);
+  COLLECTIVES_BIND(lib, api, cudaMemcpyAsync);
+  COLLECTIVES_BIND(lib, api, cudaMemset);
+  COLLECTIVES_BIND(lib, api, cudaMemsetAsync);
+  COLLECTIVES_BIND(lib, api, cudaDeviceSynchronize);
+  COLLECTIVES_BIND(lib, api, cudaGetErrorString);
+  COLLECTIVES_BIND(lib, api, cudaRuntimeGetVersion);
+  COLLECTIVES_BIND(lib, api, cudaDriverGetVersion);
+  COLLECTIVES_BIND(lib, api, cudaStreamCreateWithFlags);
+  COLLECTIVES_BIND(lib, api, cudaStreamDestroy);
+  COLLECTIVES_BIND(lib, api, cudaStreamSynchronize);
+  COLLECTIVES_BIND(lib, api, cudaEventCreateWithFlags);
+  COLLECTIVES_BIND(lib, api, cudaEventRecord);
+  COLLECTIVES_BIND(lib, api, cudaEventQuery);
+  COLLECTIVES_BIND(lib, api, cudaEventSynchronize);
+  COLLECTIVES_BIND(lib, api, cudaEventDestroy);
+  return true;
+}
+
+// A runtime that loads is usable only with a driver and a device.
+bool hasDevices(CudaStatus& s) {
+  const CudaApi& api = *s.api;
   api.cudaRuntimeGetVersion(&s.runtimeVersion);
   if (api.cudaDriverGetVersion(&s.driverVersion) != cudaSuccess) s.driverVersion = 0;
   int count = 0;
@@ -64,15 +49,24 @@ CudaStatus load() {
   std::string found = s.library.substr(s.library.find_last_of('/') + 1) + ": found at " + s.library;
   if (err != cudaSuccess) {
     s.reason = found + " but " + api.describe("cudaGetDeviceCount", err);
-    return s;
+    return false;
   }
   if (count <= 0) {
     s.reason = found + " but cudaGetDeviceCount reports no devices";
-    return s;
+    return false;
   }
   s.devices = count;
-  s.available = true;
-  return s;
+  return true;
+}
+
+LazyLibrary<CudaStatus, CudaApi>::Spec cudaSpec() {
+  LibrarySearch search = cudaSearch();
+  const std::string what = search.names.front() + " (or another libcudart)";
+  const std::string fix =
+      "install the CUDA runtime (e.g. pip install nvidia-cuda-runtime-cu12) or set " +
+      search.overrideEnv;
+  return {std::move(search), what, fix, " (the CUDA runtime is too old or not a CUDA runtime)",
+          bindCuda, hasDevices};
 }
 
 }  // namespace
@@ -84,10 +78,8 @@ std::string CudaApi::describe(const char* what, cudaError_t error) const {
 }
 
 const CudaStatus& cuda() {
-  static std::once_flag once;
-  static CudaStatus status;
-  std::call_once(once, [] { status = load(); });
-  return status;
+  static LazyLibrary<CudaStatus, CudaApi> library(cudaSpec());
+  return library.status();
 }
 
 std::string cudaVersionString(int version) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gpu/dynamic_library.h"
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -58,16 +59,10 @@ struct CudaApi {
 
 // What loading found. `api` is set when the library loaded with every symbol;
 // `available` also needs at least one device.
-struct CudaStatus {
-  bool loaded = false;
-  bool available = false;
-  std::string library;       // the file opened
+struct CudaStatus : LibraryStatus<CudaApi> {
   int runtimeVersion = 0;    // e.g. 12040
   int driverVersion = 0;     // 0 without a driver
   int devices = 0;
-  std::string reason;        // why not available
-  std::vector<LoadAttempt> tried;
-  const CudaApi* api = nullptr;
 };
 
 // Loads the runtime the first time it is called (thread-safe); later calls

@@ -100,7 +100,7 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   Napi::Object co = statusObject(env, c.available, c.library, cudaVersionString(c.runtimeVersion),
                                  c.reason, c.tried);
-  if (c.loaded) {
+  if (c.api) {
     co.Set("devices", Napi::Number::New(env, c.devices));
     if (c.driverVersion > 0) co.Set("driverVersion", Napi::String::New(env, cudaVersionString(c.driverVersion)));
   }

@@ -98,8 +98,7 @@ DynamicLibrary::~DynamicLibrary() {
 
 std::unique_ptr<DynamicLibrary> DynamicLibrary::open(const LibrarySearch& search,
                                                      std::vector<LoadAttempt>* tried) {
-  auto attempt = [&](const std::string& path, const std::string& name,
-                     bool mustExist) -> std::unique_ptr<DynamicLibrary> {
+  auto attempt = [&](const std::string& path, bool mustExist) -> std::unique_ptr<DynamicLibrary> {
     if (mustExist && !isFile(path)) {
       tried->push_back({path, "no such file"});
       return nullptr;
@@ -115,25 +114,23 @@ std::unique_ptr<DynamicLibrary> DynamicLibrary::open(const LibrarySearch& search
     if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && *map->l_name) {
       resolved = map->l_name;
     }
-    return std::unique_ptr<DynamicLibrary>(new DynamicLibrary(handle, resolved, name));
+    return std::unique_ptr<DynamicLibrary>(new DynamicLibrary(handle, resolved));
   };
 
   std::string explicitPath = search.overrideEnv.empty() ? "" : env(search.overrideEnv.c_str());
   if (!explicitPath.empty()) {
     // An explicit choice is not second-guessed with a different library. A
     // bare file name is left to the dynamic loader's search.
-    bool isPath = explicitPath.find('/') != std::string::npos;
-    std::string base = explicitPath.substr(explicitPath.find_last_of('/') + 1);
-    return attempt(explicitPath, base, isPath);
+    return attempt(explicitPath, explicitPath.find('/') != std::string::npos);
   }
   for (const auto& dir : searchFolders(search)) {
     for (const auto& name : search.names) {
-      if (auto lib = attempt(dir + "/" + name, name, true)) return lib;
+      if (auto lib = attempt(dir + "/" + name, true)) return lib;
     }
   }
   // Last, the dynamic loader's own search (its cache, RUNPATH of the process).
   for (const auto& name : search.names) {
-    if (auto lib = attempt(name, name, false)) return lib;
+    if (auto lib = attempt(name, false)) return lib;
   }
   return nullptr;
 }

@@ -42,16 +42,13 @@ class DynamicLibrary {
   void* symbol(const char* name) const;
 
   // The file that was opened (as dlinfo reports it when the bare soname
-  // was used), and the soname that matched.
+  // was used).
   const std::string& path() const { return path_; }
-  const std::string& name() const { return name_; }
 
  private:
-  DynamicLibrary(void* handle, std::string path, std::string name)
-      : handle_(handle), path_(std::move(path)), name_(std::move(name)) {}
+  DynamicLibrary(void* handle, std::string path) : handle_(handle), path_(std::move(path)) {}
   void* handle_;
   std::string path_;
-  std::string name_;
 };
 
 class MissingSymbol : public std::runtime_error {

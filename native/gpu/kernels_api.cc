@@ -2,7 +2,7 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -28,49 +28,35 @@ LibrarySearch kernelsSearch() {
   return s;
 }
 
-KernelsStatus load() {
-  KernelsStatus s;
+bool bindKernels(const DynamicLibrary& lib, KernelsApi& api, KernelsStatus& s) {
+  // The version first: a library of another API version may have other
+  // signatures under the same names.
+  COLLECTIVES_BIND(lib, api, collectives_cuda_api_version);
+  s.version = api.collectives_cuda_api_version();
+  if (s.version != kKernelsApiVersion) {
+    s.reason = "libcollectives_cuda.so at " + s.library + " has API version " +
+               std::to_string(s.version) + "; this addon needs version " +
+               std::to_string(kKernelsApiVersion) + " (rebuild both from the same source)";
+    return false;
+  }
+  COLLECTIVES_BIND(lib, api, collectives_cuda_error_string);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_quantize);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_dequantize);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_dequantize_accumulate);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_adamw);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_nesterov);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_axpy);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_scale);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_divide);
+  COLLECTIVES_BIND(lib, api, collectives_cuda_cast);
+  return true;
+}
+
+LazyLibrary<KernelsStatus, KernelsApi>::Spec kernelsSpec() {
   LibrarySearch search = kernelsSearch();
-  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
-  if (!lib) {
-    s.reason = notLoadedReason(search, s.tried,
-                               "libcollectives_cuda.so (the CUDA kernels) not found; " +
-                                   summarizeAttempts(s.tried) +
-                                   "; it is built beside the addon when nvcc is found (or set " +
-                                   search.overrideEnv + ")");
-    return s;
-  }
-  s.library = lib->path();
-  static KernelsApi api;
-  try {
-    // The version first: a library of another API version may have other
-    // signatures under the same names.
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_api_version);
-    s.version = api.collectives_cuda_api_version();
-    if (s.version != kKernelsApiVersion) {
-      s.reason = "libcollectives_cuda.so at " + s.library + " has API version " +
-                 std::to_string(s.version) + "; this addon needs version " +
-                 std::to_string(kKernelsApiVersion) + " (rebuild both from the same source)";
-      return s;
-    }
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_error_string);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_quantize);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_dequantize);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_dequantize_accumulate);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_adamw);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_nesterov);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_axpy);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_scale);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_divide);
-    COLLECTIVES_BIND(*lib, api, collectives_cuda_cast);
-  } catch (const MissingSymbol& e) {
-    s.reason = e.what();
-    return s;
-  }
-  lib.release();  // stays loaded for the life of the process
-  s.api = &api;
-  s.available = true;
-  return s;
+  const std::string fix = "it is built beside the addon when nvcc is found (or set " +
+                          search.overrideEnv + ")";
+  return {std::move(search), "libcollectives_cuda.so (the CUDA kernels)", fix, "", bindKernels};
 }
 
 }  // namespace
@@ -82,10 +68,8 @@ std::string KernelsApi::describe(const char* what, int code) const {
 }
 
 const KernelsStatus& kernels() {
-  static std::once_flag once;
-  static KernelsStatus status;
-  std::call_once(once, [] { status = load(); });
-  return status;
+  static LazyLibrary<KernelsStatus, KernelsApi> library(kernelsSpec());
+  return library.status();
 }
 
 }  // namespace gpu

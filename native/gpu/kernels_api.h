@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gpu/dynamic_library.h"
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -49,13 +50,8 @@ struct KernelsApi {
   std::string describe(const char* what, int code) const;
 };
 
-struct KernelsStatus {
-  bool available = false;
-  std::string library;  // the file opened
-  int version = 0;      // its collectives_cuda_api_version()
-  std::string reason;   // why not available
-  std::vector<LoadAttempt> tried;
-  const KernelsApi* api = nullptr;
+struct KernelsStatus : LibraryStatus<KernelsApi> {
+  int version = 0;  // its collectives_cuda_api_version()
 };
 
 // Loads the library the first time it is called (thread-safe); later calls

@@ -1,6 +1,6 @@
 #include "gpu/nccl_api.h"
 
-#include <mutex>
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -24,59 +24,45 @@ void bindOptional(const DynamicLibrary& lib, F*& fn, const char* name) {
   }
 }
 
-NcclStatus load() {
-  NcclStatus s;
+bool bindNccl(const DynamicLibrary& lib, NcclApi& api, NcclStatus& s) {
+  // The version first: an old NCCL may lack later symbols, and saying
+  // "too old" is more useful than naming the first missing one.
+  COLLECTIVES_BIND(lib, api, ncclGetVersion);
+  if (api.ncclGetVersion(&s.version) != ncclSuccess) {
+    s.reason = "libnccl.so.2 at " + s.library + ": ncclGetVersion failed";
+    return false;
+  }
+  if (s.version < kNcclMinimumVersion) {
+    s.reason = "libnccl.so.2 at " + s.library + " is NCCL " + ncclVersionString(s.version) +
+               "; collectives needs " + ncclVersionString(kNcclMinimumVersion) + " or later";
+    return false;
+  }
+  COLLECTIVES_BIND(lib, api, ncclGetUniqueId);
+  COLLECTIVES_BIND(lib, api, ncclCommInitRank);
+  COLLECTIVES_BIND(lib, api, ncclCommDestroy);
+  COLLECTIVES_BIND(lib, api, ncclCommAbort);
+  COLLECTIVES_BIND(lib, api, ncclCommGetAsyncError);
+  COLLECTIVES_BIND(lib, api, ncclCommCount);
+  COLLECTIVES_BIND(lib, api, ncclCommUserRank);
+  COLLECTIVES_BIND(lib, api, ncclGetErrorString);
+  COLLECTIVES_BIND(lib, api, ncclAllReduce);
+  COLLECTIVES_BIND(lib, api, ncclReduceScatter);
+  COLLECTIVES_BIND(lib, api, ncclAllGather);
+  COLLECTIVES_BIND(lib, api, ncclBroadcast);
+  COLLECTIVES_BIND(lib, api, ncclReduce);
+  COLLECTIVES_BIND(lib, api, ncclSend);
+  COLLECTIVES_BIND(lib, api, ncclRecv);
+  COLLECTIVES_BIND(lib, api, ncclGroupStart);
+  COLLECTIVES_BIND(lib, api, ncclGroupEnd);
+  if (s.version >= 21400) bindOptional(lib, api.ncclCommInitRankConfig, "ncclCommInitRankConfig");
+  if (s.version >= 22800) bindOptional(lib, api.ncclAlltoAll, "ncclAlltoAll");
+  return true;
+}
+
+LazyLibrary<NcclStatus, NcclApi>::Spec ncclSpec() {
   LibrarySearch search = ncclSearch();
-  std::unique_ptr<DynamicLibrary> lib = DynamicLibrary::open(search, &s.tried);
-  if (!lib) {
-    s.reason = notLoadedReason(search, s.tried,
-                               "libnccl.so.2 not found; " + summarizeAttempts(s.tried) +
-                                   "; install NCCL (e.g. pip install nvidia-nccl-cu12) or set " +
-                                   search.overrideEnv);
-    return s;
-  }
-  s.library = lib->path();
-  static NcclApi api;
-  try {
-    // The version first: an old NCCL may lack later symbols, and saying
-    // "too old" is more useful than naming the first missing one.
-    COLLECTIVES_BIND(*lib, api, ncclGetVersion);
-    if (api.ncclGetVersion(&s.version) != ncclSuccess) {
-      s.reason = "libnccl.so.2 at " + s.library + ": ncclGetVersion failed";
-      return s;
-    }
-    if (s.version < kNcclMinimumVersion) {
-      s.reason = "libnccl.so.2 at " + s.library + " is NCCL " + ncclVersionString(s.version) +
-                 "; collectives needs " + ncclVersionString(kNcclMinimumVersion) + " or later";
-      return s;
-    }
-    COLLECTIVES_BIND(*lib, api, ncclGetUniqueId);
-    COLLECTIVES_BIND(*lib, api, ncclCommInitRank);
-    COLLECTIVES_BIND(*lib, api, ncclCommDestroy);
-    COLLECTIVES_BIND(*lib, api, ncclCommAbort);
-    COLLECTIVES_BIND(*lib, api, ncclCommGetAsyncError);
-    COLLECTIVES_BIND(*lib, api, ncclCommCount);
-    COLLECTIVES_BIND(*lib, api, ncclCommUserRank);
-    COLLECTIVES_BIND(*lib, api, ncclGetErrorString);
-    COLLECTIVES_BIND(*lib, api, ncclAllReduce);
-    COLLECTIVES_BIND(*lib, api, ncclReduceScatter);
-    COLLECTIVES_BIND(*lib, api, ncclAllGather);
-    COLLECTIVES_BIND(*lib, api, ncclBroadcast);
-    COLLECTIVES_BIND(*lib, api, ncclReduce);
-    COLLECTIVES_BIND(*lib, api, ncclSend);
-    COLLECTIVES_BIND(*lib, api, ncclRecv);
-    COLLECTIVES_BIND(*lib, api, ncclGroupStart);
-    COLLECTIVES_BIND(*lib, api, ncclGroupEnd);
-    if (s.version >= 21400) bindOptional(*lib, api.ncclCommInitRankConfig, "ncclCommInitRankConfig");
-    if (s.version >= 22800) bindOptional(*lib, api.ncclAlltoAll, "ncclAlltoAll");
-  } catch (const MissingSymbol& e) {
-    s.reason = e.what();
-    return s;
-  }
-  lib.release();  // stays loaded for the life of the process
-  s.api = &api;
-  s.available = true;
-  return s;
+  const std::string fix = "install NCCL (e.g. pip install nvidia-nccl-cu12) or set " + search.overrideEnv;
+  return {std::move(search), "libnccl.so.2", fix, "", bindNccl};
 }
 
 }  // namespace
@@ -88,10 +74,8 @@ std::string NcclApi::describe(const char* what, ncclResult_t result) const {
 }
 
 const NcclStatus& nccl() {
-  static std::once_flag once;
-  static NcclStatus status;
-  std::call_once(once, [] { status = load(); });
-  return status;
+  static LazyLibrary<NcclStatus, NcclApi> library(ncclSpec());
+  return library.status();
 }
 
 std::string ncclVersionString(int code) {

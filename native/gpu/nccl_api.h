@@ -12,6 +12,7 @@
 #include "dtype.h"
 #include "gpu/cuda_api.h"
 #include "gpu/dynamic_library.h"
+#include "gpu/lazy_library.h"
 
 namespace collectives {
 namespace gpu {
@@ -123,13 +124,8 @@ struct NcclApi {
   std::string describe(const char* what, ncclResult_t result) const;
 };
 
-struct NcclStatus {
-  bool available = false;
-  std::string library;
+struct NcclStatus : LibraryStatus<NcclApi> {
   int version = 0;  // NCCL_VERSION_CODE, e.g. 22105
-  std::string reason;
-  std::vector<LoadAttempt> tried;
-  const NcclApi* api = nullptr;
 };
 
 // Loads NCCL the first time it is called (thread-safe).

@@ -47,7 +47,6 @@ class NcclBackend : public Backend, public std::enable_shared_from_this<NcclBack
                                               int device, Millis timeout);
   ~NcclBackend() override;
 
-  const char* name() const override { return "nccl"; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   int device() const { return device_; }

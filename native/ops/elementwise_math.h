@@ -136,8 +136,6 @@ COLLECTIVES_HD inline uint16_t floatToHalfBits(float f) {
 // Element types of cast(), with native/dtype.h's codes.
 enum class CastType : int { kFloat32 = 0, kFloat16 = 2, kBFloat16 = 3 };
 
-COLLECTIVES_HD inline bool castTypeValid(int t) { return t == 0 || t == 2 || t == 3; }
-
 COLLECTIVES_HD inline float loadAsFloat(const void* p, size_t i, int type) {
   if (type == int(CastType::kFloat32)) return static_cast<const float*>(p)[i];
   const uint16_t h = static_cast<const uint16_t*>(p)[i];
