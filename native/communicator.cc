@@ -85,11 +85,10 @@ static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
   static const size_t limit = syncMessageLimit();
   t.syncMessageLimit = limit;
   const std::string mode = optString(o, "glooMode");
+  // "sync" is an alias of "auto", kept so that older scripts keep working.
   if (mode == "async") {
     t.mode = GlooTuning::Mode::kAsync;
-  } else if (mode == "sync") {
-    t.mode = GlooTuning::Mode::kSync;
-  } else if (!mode.empty() && mode != "auto") {
+  } else if (!mode.empty() && mode != "auto" && mode != "sync") {
     throwRangeError(env, "glooMode: expected 'auto', 'async' or 'sync', got '" + mode + "'");
   }
   const std::string algo = optString(o, "allReduceAlgorithm");

@@ -29,9 +29,8 @@ enum class GlooAlgo {
 
 struct GlooTuning {
   // "auto": the measured choice below; "async": Gloo's default mode for
-  // everything (the baseline); "sync": synchronous pairs wherever Gloo has
-  // an algorithm for them.
-  enum class Mode { kAuto, kAsync, kSync } mode = Mode::kAuto;
+  // everything (the baseline). "sync" is accepted as an alias of "auto".
+  enum class Mode { kAuto, kAsync } mode = Mode::kAuto;
   // All-reduce algorithm on synchronous pairs: 0 = by size, else forced.
   enum class AllReduce { kAuto, kRing, kHalvingDoubling } allReduce = AllReduce::kAuto;
   // Spin on the socket instead of sleeping in recv(2). Only pays when every
