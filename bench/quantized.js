@@ -13,6 +13,7 @@
 
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
+const { cannotShape, runShaped } = require('./shaped-link');
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'launch', 'cli.js');
@@ -91,22 +92,12 @@ function launch(opts, argv) {
   const launcher = [CLI, '--nproc-per-node', String(opts.nproc), '--master-port', '0', '--no-prefix', __filename, ...argv];
   const env = { ...process.env, COLLECTIVES_BENCH_RANK: '1' };
   if (!opts.shaped) return spawnSync(process.execPath, launcher, { stdio: 'inherit', env }).status ?? 1;
-  const why = [];
-  if (process.getuid && process.getuid() !== 0) why.push('it must run as root (it creates a network namespace and a qdisc)');
-  for (const tool of ['unshare', 'ip', 'tc']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) why.push(`\`${tool}\` is missing${tool === 'unshare' ? ' (util-linux)' : ' (apt-get install -y iproute2)'}`);
-  }
-  if (why.length > 0) {
-    console.error(`bench/quantized.js --shaped cannot shape the link: ${why.join('; ')}.`);
+  const why = cannotShape();
+  if (why !== null) {
+    console.error(`bench/quantized.js --shaped cannot shape the link: ${why}.`);
     return 2;
   }
-  const quote = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
-  const script = [
-    'ip link set lo up',
-    'tc qdisc add dev lo root tbf rate 1gbit burst 256kb latency 50ms',
-    `exec ${[process.execPath, ...launcher].map(quote).join(' ')}`,
-  ].join(' && ');
-  return spawnSync('unshare', ['-n', 'sh', '-c', script], { stdio: 'inherit', env }).status ?? 1;
+  return runShaped([process.execPath, ...launcher], { rate: '1gbit', mtu: 65536, env });
 }
 
 module.exports = { wireBytes, timeCase };
