@@ -37,7 +37,8 @@ addon=$(node -p "require('./prebuilds/$PLATFORM/manifest.json').addon")
 for f in "prebuilds/$PLATFORM/$addon" "prebuilds/$PLATFORM/libgloo.so.0" "prebuilds/$PLATFORM/manifest.json" \
          dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.mts dist/ops/index.js dist/ops/index.mjs dist/ops/index.d.ts \
          dist/ops/index.d.mts dist/launch/cli.js dist/bench/cli.js \
-         scripts/install.js CMakeLists.txt binding.gyp native/addon.cc README.md LICENSE package.json; do
+         scripts/install.js CMakeLists.txt binding.gyp native/addon.cc README.md docs/api.md LICENSE package.json \
+         dist/training/index.js dist/training/tfjs/index.js; do
   grep -qx "$f" "$work/contents.txt" || fail "the tarball lacks $f"
 done
 kernels=$(node -p "require('./prebuilds/$PLATFORM/manifest.json').cudaKernels?.file ?? ''")

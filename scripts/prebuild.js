@@ -10,7 +10,7 @@
 //   libcollectives_cuda.so the CUDA kernels of the device operations, stripped, when the build made
 //                          them (nvcc found): the addon opens it at run time from its own folder;
 //                          it needs only the driver's libcuda.so.1 (the CUDA runtime is inside)
-//   manifest.json          what is there and what it needs (read by lib/loader.ts)
+//   manifest.json          what is there and what it needs (read by lib/core/loader.ts)
 //   licenses/              the copyright files of the shipped libraries' Debian packages
 //
 // Needs what a source build needs (libgloo-dev, cmake, g++) plus patchelf. prebuildify moves the

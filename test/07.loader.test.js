@@ -1,5 +1,5 @@
 'use strict';
-// The loader (lib/loader.ts): where it looks, and what it says when nothing loads: what it
+// The loader (lib/core/loader.ts): where it looks, and what it says when nothing loads: what it
 // tried, why each try failed, and what to do. Also the package's two entry points.
 
 const assert = require('node:assert/strict');

@@ -3,7 +3,7 @@ import { argTypeError } from './errors';
 /**
  * How much a communicator checks beyond what the engine does, like
  * TORCH_DISTRIBUTED_DEBUG: 'off' (the default) or 'detail', in which every
- * collective is preceded by an all-gather of a 32-byte fingerprint (sequence
+ * collective is preceded by an all-gather of a 40-byte fingerprint (sequence
  * number, operation, dtype, count, root, reduce op) and ranks that called
  * different collectives all reject with MISMATCH, naming each rank's call.
  */

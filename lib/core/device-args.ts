@@ -6,7 +6,7 @@ import { loadAddon } from './loader';
 
 /**
  * Argument checks shared by the operations that take DeviceBuffers in place of host arrays
- * (lib/ops.ts, lib/quantized.ts). They run after onDevice() has said the call is on device.
+ * (lib/ops/, lib/core/quantized.ts). They run after onDevice() has said the call is on device.
  * Overlap between buffers is checked natively (only the addon sees which allocation a view is of).
  */
 

@@ -34,7 +34,7 @@ struct GlooTuning {
   // All-reduce algorithm on synchronous pairs: 0 = by size, else forced.
   enum class AllReduce { kAuto, kRing, kHalvingDoubling } allReduce = AllReduce::kAuto;
   // Spin on the socket instead of sleeping in recv(2). Only pays when every
-  // rank has a core to itself; the caller decides (see lib/init.ts).
+  // rank has a core to itself; the caller decides (see lib/core/tuning.ts).
   bool busyPoll = false;
   // Largest message one pair may write in a single step on synchronous pairs.
   // There, both ends of a pair can be inside a blocking write at once (a ring

@@ -104,7 +104,7 @@ Napi::Value Backends(const Napi::CallbackInfo& info) {
     co.Set("devices", Napi::Number::New(env, c.devices));
     if (c.driverVersion > 0) co.Set("driverVersion", Napi::String::New(env, cudaVersionString(c.driverVersion)));
   }
-  // The kernels of the device operations (lib/ops.ts, lib/quantized.ts): a
+  // The kernels of the device operations (lib/ops/, lib/core/quantized.ts): a
   // library of their own, so CUDA can be available while they are not.
   const KernelsStatus& k = kernels();
   co.Set("kernels", statusObject(env, k.available, k.library,

@@ -1,5 +1,5 @@
-// exports.gpu.ops: the training layer's elementwise operations (lib/ops.ts)
-// and the codecs (lib/quantized.ts) on DeviceBuffers, run by the kernels of
+// exports.gpu.ops: the training layer's elementwise operations (lib/ops/)
+// and the codecs (lib/core/quantized.ts) on DeviceBuffers, run by the kernels of
 // libcollectives_cuda (kernels_api.h). Each call checks its arguments (the
 // backstop behind the TypeScript checks), launches one kernel on the legacy
 // default stream of the buffers' device and waits for it: synchronous, like

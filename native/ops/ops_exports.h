@@ -1,5 +1,5 @@
 // The host elementwise operations as module functions (exports.ops). The
-// TypeScript layer (lib/ops.ts) validates first; these checks are the backstop.
+// TypeScript layer (lib/ops/) validates first; these checks are the backstop.
 #pragma once
 
 #include <napi.h>

@@ -1,5 +1,5 @@
 'use strict';
-// The elementwise operations (lib/ops.ts) and the codecs (lib/quantized.ts) on DeviceBuffers,
+// The elementwise operations (lib/ops/) and the codecs (lib/core/quantized.ts) on DeviceBuffers,
 // against the same functions on host arrays: AdamW and Nesterov within 1 ulp, axpy, scale,
 // cast and every quantized byte (stochastic rounding and error feedback included) bit for bit;
 // views at offsets; and the argument errors (host and device mixed, freed, wrong dtype, length,
