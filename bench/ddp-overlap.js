@@ -21,12 +21,8 @@
 // (bench/shaped-link.js).
 'use strict';
 
-const { spawnSync } = require('node:child_process');
-const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { cannotShape, runShaped } = require('./shaped-link');
-
-const CLI = path.join(__dirname, '..', 'dist', 'launch', 'cli.js');
+const { isBenchRank, launchBench } = require('./shaped-link');
 
 function parse(argv) {
   const { values } = parseArgs({
@@ -121,27 +117,15 @@ async function rankMain(o) {
   await comm.destroy();
 }
 
-function launch(o, argv) {
-  const launcher = [process.execPath, CLI, '--nproc-per-node', String(o.nproc), '--master-port', '0', '--no-prefix', __filename, ...argv];
-  const env = { ...process.env, COLLECTIVES_BENCH_RANK: '1' };
-  if (o.shaped === undefined) return spawnSync(launcher[0], launcher.slice(1), { stdio: 'inherit', env }).status ?? 1;
-  const why = cannotShape();
-  if (why !== null) {
-    console.error(`bench/ddp-overlap.js --shaped cannot shape the link: ${why}.`);
-    return 2;
-  }
-  return runShaped(launcher, { rate: o.shaped, env });
-}
-
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const o = parse(argv);
-  if (process.env.COLLECTIVES_BENCH_RANK === '1' && process.env.RANK !== undefined) {
+  if (isBenchRank()) {
     rankMain(o).catch((err) => {
       console.error(err);
       process.exit(1);
     });
   } else {
-    process.exitCode = launch(o, argv);
+    process.exitCode = launchBench(__filename, o.nproc, argv, { rate: o.shaped });
   }
 }

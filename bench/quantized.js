@@ -11,12 +11,8 @@
 // iproute2), and says so when it cannot.
 'use strict';
 
-const { spawnSync } = require('node:child_process');
-const path = require('node:path');
-const { cannotShape, runShaped } = require('./shaped-link');
+const { isBenchRank, launchBench } = require('./shaped-link');
 
-const ROOT = path.join(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'launch', 'cli.js');
 const OPS = ['reduceScatter', 'allReduce', 'allGather'];
 const FORMATS = ['float32', 'int8', 'int4'];
 
@@ -88,28 +84,17 @@ function parse(argv) {
   };
 }
 
-function launch(opts, argv) {
-  const launcher = [CLI, '--nproc-per-node', String(opts.nproc), '--master-port', '0', '--no-prefix', __filename, ...argv];
-  const env = { ...process.env, COLLECTIVES_BENCH_RANK: '1' };
-  if (!opts.shaped) return spawnSync(process.execPath, launcher, { stdio: 'inherit', env }).status ?? 1;
-  const why = cannotShape();
-  if (why !== null) {
-    console.error(`bench/quantized.js --shaped cannot shape the link: ${why}.`);
-    return 2;
-  }
-  return runShaped([process.execPath, ...launcher], { rate: '1gbit', mtu: 65536, env });
-}
-
 module.exports = { wireBytes, timeCase };
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const opts = parse(argv);
-  if (process.env.COLLECTIVES_BENCH_RANK === '1' && process.env.RANK !== undefined) {
+  if (isBenchRank()) {
     rankMain(opts).catch((err) => {
       console.error(err);
       process.exit(1);
     });
   } else {
-    process.exitCode = launch(opts, argv);
+    // lo's own MTU (64 KiB), as the recorded runs had.
+    process.exitCode = launchBench(__filename, opts.nproc, argv, opts.shaped ? { rate: '1gbit', mtu: 65536 } : {});
   }
 }

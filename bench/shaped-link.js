@@ -21,6 +21,7 @@ function cannotShape() {
  * returns its exit status. `mtu` defaults to 1500.
  */
 function runShaped(argv, { rate, burst = '256kb', mtu = 1500, env = process.env } = {}) {
+  mtu = mtu ?? 1500;
   const quote = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
   const script = [
     `ip link set lo up mtu ${mtu}`,
@@ -30,4 +31,25 @@ function runShaped(argv, { rate, burst = '256kb', mtu = 1500, env = process.env 
   return spawnSync('unshare', ['-n', 'sh', '-c', script], { stdio: 'inherit', env }).status ?? 1;
 }
 
-module.exports = { cannotShape, runShaped };
+/**
+ * Starts `script` on `nproc` ranks through collectives-run with `argv`, on plain loopback or,
+ * when `rate` is given, on a loopback shaped to it; returns the exit status. The ranks see
+ * COLLECTIVES_BENCH_RANK=1 (and RANK), which is how a script knows it is one of them.
+ */
+function launchBench(script, nproc, argv, { rate, mtu } = {}) {
+  const cli = require('node:path').join(__dirname, '..', 'dist', 'launch', 'cli.js');
+  const launcher = [process.execPath, cli, '--nproc-per-node', String(nproc), '--master-port', '0', '--no-prefix', script, ...argv];
+  const env = { ...process.env, COLLECTIVES_BENCH_RANK: '1' };
+  if (rate === undefined) return spawnSync(launcher[0], launcher.slice(1), { stdio: 'inherit', env }).status ?? 1;
+  const why = cannotShape();
+  if (why !== null) {
+    console.error(`${require('node:path').relative(process.cwd(), script)}: cannot shape the link: ${why}.`);
+    return 2;
+  }
+  return runShaped(launcher, { rate, mtu, env });
+}
+
+/** Whether this process is one of the ranks launchBench started. */
+const isBenchRank = () => process.env.COLLECTIVES_BENCH_RANK === '1' && process.env.RANK !== undefined;
+
+module.exports = { cannotShape, runShaped, launchBench, isBenchRank };
