@@ -112,6 +112,34 @@ describe('10 init', function () {
       });
     }
 
+    it('refuses WORLD_SIZE without RANK, and RANK without WORLD_SIZE, naming the missing one', function () {
+      const missing = (env, name, other) => (err) => {
+        assert.ok(err instanceof TypeError, `${err && err.name}: ${err && err.message}`);
+        assert.equal(err.code, 'INVALID_ARGUMENT');
+        assert.match(err.message, new RegExp(`^environment variable ${name}: expected .*${other}.*, got undefined$`));
+        return true;
+      };
+      assert.throws(() => rankFromEnvironment({ WORLD_SIZE: '2' }), missing({}, 'RANK', 'WORLD_SIZE is 2'));
+      assert.throws(() => rankFromEnvironment({ RANK: '1' }), missing({}, 'WORLD_SIZE', 'RANK is 1'));
+      assert.throws(() => rankFromEnvironment({ WORLD_SIZE: '2', LOCAL_RANK: '0' }), missing({}, 'RANK', 'WORLD_SIZE'));
+      assert.throws(() => rankFromEnvironment({ OMPI_COMM_WORLD_SIZE: '4' }), missing({}, 'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE is 4'));
+      // An empty value counts as unset, as before; Slurm's allocation shell has SLURM_NTASKS alone.
+      assert.equal(rankFromEnvironment({ RANK: '', WORLD_SIZE: '' }).source, 'default');
+      assert.equal(rankFromEnvironment({ SLURM_NTASKS: '4' }).source, 'default');
+    });
+
+    it('init() with WORLD_SIZE but no RANK rejects instead of starting a world of one', async function () {
+      const saved = { ...process.env };
+      try {
+        for (const k of FOREIGN) delete process.env[k];
+        process.env.WORLD_SIZE = '2';
+        await assert.rejects(init(), isInvalidArgument(TypeError, /^environment variable RANK:/));
+      } finally {
+        for (const k of FOREIGN) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    });
+
     it('refuses a world size of 0 and a rank outside the world', function () {
       const wrong = [
         ...wronglyHandled('WORLD_SIZE', { RANK: '0' }, ['0']),
