@@ -10,10 +10,10 @@ const path = require('node:path');
 const CLI = path.join(__dirname, '..', 'dist', 'launch', 'cli.js');
 const FIXTURES = path.join(__dirname, 'fixtures', 'launcher');
 
-function launch(args, { env = {}, onSpawn } = {}) {
+function launch(args, { env = {}, onSpawn, cwd } = {}) {
   const childEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
-  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
@@ -27,6 +27,16 @@ function launch(args, { env = {}, onSpawn } = {}) {
 
 function lines(text) {
   return text.split('\n').filter((l) => l.length > 0);
+}
+
+/** print-env.js's JSON reports by rank, from prefixed lines. */
+function reports(stdout) {
+  const out = new Map();
+  for (const line of lines(stdout)) {
+    const m = /^\[rank(\d+)\]: (\{.*)$/.exec(line);
+    if (m) out.set(Number(m[1]), JSON.parse(m[2]));
+  }
+  return out;
 }
 
 // Orphans are reaped by pid 1, which in some containers never happens: a zombie is dead.
@@ -140,6 +150,186 @@ describe('05 launcher (collectives-run)', function () {
     });
   });
 
+  describe('torchrun compatibility', function () {
+    const printEnv = path.join(FIXTURES, 'print-env.js');
+
+    it("sets torchrun's elastic variables: GROUP_WORLD_SIZE, ROLE_RANK, ROLE_WORLD_SIZE, TORCHELASTIC_RESTART_COUNT", async function () {
+      const res = await launch(['--nproc-per-node', '2', '--master-port', '0', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      const seen = reports(res.stdout);
+      assert.deepEqual([...seen.keys()].sort(), [0, 1]);
+      for (const [rank, { env }] of seen) {
+        assert.equal(env.GROUP_WORLD_SIZE, '1');
+        assert.equal(env.ROLE_RANK, String(rank));
+        assert.equal(env.ROLE_WORLD_SIZE, '2');
+        assert.equal(env.TORCHELASTIC_RESTART_COUNT, '0');
+      }
+    });
+
+    it('--standalone with underscore spellings (--nproc_per_node=2, --max_restarts) hosts the store on a free local port', async function () {
+      const res = await launch(['--standalone', '--nproc_per_node=2', '--max_restarts', '0', printEnv, '--keep_me']);
+      assert.equal(res.code, 0, res.stderr);
+      const seen = reports(res.stdout);
+      assert.deepEqual([...seen.keys()].sort(), [0, 1]);
+      for (const { env, args, storeReachable } of seen.values()) {
+        assert.equal(env.MASTER_ADDR, '127.0.0.1');
+        assert.notEqual(env.MASTER_PORT, '29500');
+        assert.equal(storeReachable, true);
+        // Options after the script are the script's, underscores and all.
+        assert.deepEqual(args, ['--keep_me']);
+      }
+    });
+
+    it('--nproc-per-node auto starts one rank per GPU, or per CPU without one', async function () {
+      const { backends } = require('../dist');
+      let gpus = 0;
+      try {
+        const cuda = backends().cuda;
+        gpus = cuda.available ? cuda.devices : 0;
+      } catch {}
+      const expected = gpus > 0 ? gpus : os.availableParallelism();
+      if (expected > 16) this.skip();
+      const res = await launch(['--nproc-per-node', 'auto', '--master-port', '0', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(reports(res.stdout).size, expected);
+    });
+
+    it('a missing script is reported once, before any rank starts', async function () {
+      const res = await launch(['--nproc-per-node', '3', '--master-port', '0', 'no-such-train.js']);
+      assert.equal(res.code, 2, res.stderr);
+      assert.equal(res.stdout, '');
+      assert.doesNotMatch(res.stderr, /\[rank|MODULE_NOT_FOUND/);
+      assert.equal((res.stderr.match(/no-such-train\.js/g) || []).length, 1, res.stderr);
+      assert.match(res.stderr, /<script>: expected a file, got "no-such-train\.js", which does not exist/);
+    });
+
+    it('a missing program (not a .js file) is reported once too', async function () {
+      const res = await launch(['--nproc-per-node', '2', '--master-port', '0', 'no-such-program-xyz']);
+      assert.equal(res.code, 2, res.stderr);
+      assert.match(res.stderr, /"no-such-program-xyz", which is neither a file in .* nor a command on PATH/);
+    });
+
+    it('a .ts script runs through type stripping, or says which Node version it needs', async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-ts-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'train.ts'), 'const rank: string = process.env.RANK ?? "?";\nconsole.log(`ts rank ${rank}`);\n');
+        const res = await launch(['--nproc-per-node', '2', '--master-port', '0', 'train.ts'], { cwd: dir });
+        const [major, minor] = process.versions.node.split('.').map(Number);
+        if (major > 22 || (major === 22 && minor >= 6)) {
+          assert.equal(res.code, 0, res.stderr);
+          assert.deepEqual(lines(res.stdout).sort(), ['[rank0]: ts rank 0', '[rank1]: ts rank 1']);
+        } else {
+          assert.equal(res.code, 2);
+          assert.equal(res.stdout, '');
+          assert.match(res.stderr, new RegExp(`"train\\.ts" is TypeScript, .* from version 22\\.6 on; this is Node\\.js ${process.versions.node.replace(/\./g, '\\.')}`));
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it("-m runs an installed package's bin", async function () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-m-'));
+      try {
+        const pkg = path.join(dir, 'node_modules', 'fake-trainer');
+        fs.mkdirSync(path.join(pkg, 'bin'), { recursive: true });
+        fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'fake-trainer', bin: { 'fake-trainer': 'bin/train' } }));
+        fs.writeFileSync(path.join(pkg, 'bin', 'train'), '#!/usr/bin/env node\nconsole.log(`bin rank ${process.env.RANK} ${process.argv.slice(2).join(" ")}`);\n');
+        const res = await launch(['--nproc-per-node', '2', '--master-port', '0', '-m', 'fake-trainer', '--epochs', '3'], { cwd: dir });
+        assert.equal(res.code, 0, res.stderr);
+        assert.deepEqual(lines(res.stdout).sort(), ['[rank0]: bin rank 0 --epochs 3', '[rank1]: bin rank 1 --epochs 3']);
+
+        const missing = await launch(['-m', 'not-installed-pkg'], { cwd: dir });
+        assert.equal(missing.code, 2);
+        assert.match(missing.stderr, /-m not-installed-pkg: expected a package installed in node_modules/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('log files: --log-dir, --redirects, --tee, --local-ranks-filter', function () {
+    const printEnv = path.join(FIXTURES, 'print-env.js');
+    let logDir;
+    beforeEach(function () {
+      logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-logs-'));
+    });
+    afterEach(function () {
+      fs.rmSync(logDir, { recursive: true, force: true });
+    });
+
+    /** { rank: { stdout, stderr } } of the one run under logDir, attempt 0. */
+    function files() {
+      const [run] = fs.readdirSync(logDir);
+      const attempt = path.join(logDir, run, 'attempt_0');
+      const out = {};
+      for (const rank of fs.readdirSync(attempt)) {
+        out[rank] = {};
+        for (const f of fs.readdirSync(path.join(attempt, rank))) out[rank][f] = fs.readFileSync(path.join(attempt, rank, f), 'utf8');
+      }
+      return out;
+    }
+
+    it('--log-dir alone writes each rank\'s stdout and stderr to files and still shows them', async function () {
+      const res = await launch(['--nproc-per-node', '2', '--master-port', '0', '--log-dir', logDir, printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      const got = files();
+      assert.deepEqual(Object.keys(got).sort(), ['0', '1']);
+      for (const r of ['0', '1']) {
+        assert.deepEqual(Object.keys(got[r]).sort(), ['stderr.log', 'stdout.log']);
+        assert.equal(got[r]['stderr.log'], `stderr of rank ${r}\n`);
+        // Files are per rank, so unprefixed; a last line without a newline is kept as it is.
+        assert.ok(got[r]['stdout.log'].endsWith(`\ntail of rank ${r}`), got[r]['stdout.log']);
+        assert.equal(JSON.parse(got[r]['stdout.log'].split('\n')[0]).env.RANK, r);
+      }
+      assert.equal(reports(res.stdout).size, 2);
+      assert.match(res.stderr, new RegExp(`rank output files in ${logDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      assert.match(res.stderr, /\[rank1\]: stderr of rank 1/);
+    });
+
+    it('--redirects 3 sends both streams only to the files; --tee 2 shows stderr as well', async function () {
+      let res = await launch(['--nproc-per-node', '2', '--master-port', '0', '--log-dir', logDir, '--redirects', '3', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, '');
+      assert.doesNotMatch(res.stderr, /\[rank/);
+      assert.equal(files()['1']['stderr.log'], 'stderr of rank 1\n');
+
+      fs.rmSync(logDir, { recursive: true, force: true });
+      res = await launch(['--nproc_per_node', '2', '--master_port', '0', '--log_dir', logDir, '-r', '3', '-t', '2', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, '');
+      assert.deepEqual(lines(res.stderr).filter((l) => l.startsWith('[rank')).sort(), ['[rank0]: stderr of rank 0', '[rank1]: stderr of rank 1']);
+      assert.deepEqual(Object.keys(files()['0']).sort(), ['stderr.log', 'stdout.log']);
+    });
+
+    it('per local rank: --redirects 0:1 writes only local rank 0\'s stdout; without --log-dir a temporary folder is used', async function () {
+      const res = await launch(['--nproc-per-node', '2', '--master-port', '0', '--redirects', '0:1', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      const m = /rank output files in (\S+)/.exec(res.stderr);
+      assert.ok(m, res.stderr);
+      try {
+        const dir = path.join(m[1], 'attempt_0');
+        assert.deepEqual(fs.readdirSync(dir), ['0']);
+        assert.deepEqual(fs.readdirSync(path.join(dir, '0')), ['stdout.log']);
+        assert.deepEqual([...reports(res.stdout).keys()], [1]);
+      } finally {
+        fs.rmSync(path.dirname(m[1]), { recursive: true, force: true });
+      }
+    });
+
+    it('--local-ranks-filter 1 shows only local rank 1 on the console, while the files have every rank', async function () {
+      const res = await launch(['--nproc-per-node', '3', '--master-port', '0', '--log-dir', logDir, '--local-ranks-filter', '1', printEnv]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.deepEqual([...reports(res.stdout).keys()], [1]);
+      assert.deepEqual(lines(res.stderr).filter((l) => l.startsWith('[rank')), ['[rank1]: stderr of rank 1']);
+      assert.deepEqual(Object.keys(files()).sort(), ['0', '1', '2']);
+
+      const plain = await launch(['--nproc-per-node', '2', '--master-port', '0', '--local_ranks_filter=0', printEnv]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.deepEqual([...reports(plain.stdout).keys()], [0]);
+    });
+  });
+
   describe('failures and signals', function () {
     const sleeper = path.join(FIXTURES, 'sleeper.js');
 
@@ -209,6 +399,8 @@ describe('05 launcher (collectives-run)', function () {
       assert.equal(firstIds.size, 1);
       assert.equal(secondIds.size, 1);
       assert.notEqual([...firstIds][0], [...secondIds][0]);
+      // torchrun's name for the attempt counts the same way.
+      for (const a of seen) assert.equal(a.torchAttempt, a.attempt);
     });
 
     it('gives up with the failing code once the restarts are spent', async function () {
@@ -224,8 +416,14 @@ describe('05 launcher (collectives-run)', function () {
   describe('usage errors exit 2 and name the option', function () {
     const script = path.join(FIXTURES, 'flaky.js');
     const cases = [
-      [['--nproc-per-node', 'abc'], /--nproc-per-node: expected a positive integer, got "abc"/],
-      [['--nproc-per-node', '0'], /--nproc-per-node: expected a positive integer, got "0"/],
+      [['--nproc-per-node', 'abc'], /--nproc-per-node: expected a positive integer, auto, cpu or gpu, got "abc"/],
+      [['--nproc-per-node', '0'], /--nproc-per-node: expected a positive integer, auto, cpu or gpu, got "0"/],
+      [['--nproc_per_node', '0'], /--nproc-per-node: expected a positive integer, auto, cpu or gpu, got "0"/],
+      [['--tee', '4'], /--tee: expected 0 \(none\), 1 \(stdout\), 2 \(stderr\), 3 \(both\).*got "4"/],
+      [['--redirects', '0:x'], /--redirects: expected 0 \(none\).*got "0:x"/],
+      [['--nproc-per-node', '2', '--local-ranks-filter', '2'], /--local-ranks-filter: expected local ranks from 0 to 1.*got "2"/],
+      [['--standalone', '--nnodes', '2'], /--standalone: expected a single node, got --nnodes 2/],
+      [['--standalone', '--master_port', '29400'], /--standalone: expected no --master-port .*got --master-port 29400/],
       [['--nnodes', '1.5'], /--nnodes: expected a positive integer, got "1.5"/],
       [['--node-rank', '1'], /--node-rank: expected 0 .*got "1"/],
       [['--master-port', '65536'], /--master-port: expected a port number from 0 to 65535, got "65536"/],

@@ -95,6 +95,19 @@ describe('07 loader', function () {
     assert.match(m, new RegExp(`No prebuilt addon fits ${PLATFORM}`));
   });
 
+  it('a package without prebuilds/: says it has none, not that the platform does not fit', function () {
+    const root = fakePackage({});
+    made.push(root);
+    const r = load(root, { COLLECTIVES_ADDON: undefined });
+    assert.equal(r.status, 3);
+    const m = r.out.message;
+    assert.ok(m.includes(`${path.join(root, 'prebuilds', PLATFORM)}${path.sep}: none in this package`), m);
+    assert.match(m, /This package has no prebuilt addon/);
+    assert.doesNotMatch(m, /No prebuilt addon fits/);
+    assert.doesNotMatch(m, /with glibc only/);
+    assert.match(m, /COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives/);
+  });
+
   it('prebuilds for another libc, a newer glibc or a newer Node-API: skipped, each with its reason', function () {
     if (process.platform !== 'linux' || !glibc()) this.skip();
     const root = fakePackage({

@@ -112,6 +112,34 @@ describe('10 init', function () {
       });
     }
 
+    it('refuses WORLD_SIZE without RANK, and RANK without WORLD_SIZE, naming the missing one', function () {
+      const missing = (env, name, other) => (err) => {
+        assert.ok(err instanceof TypeError, `${err && err.name}: ${err && err.message}`);
+        assert.equal(err.code, 'INVALID_ARGUMENT');
+        assert.match(err.message, new RegExp(`^environment variable ${name}: expected .*${other}.*, got undefined$`));
+        return true;
+      };
+      assert.throws(() => rankFromEnvironment({ WORLD_SIZE: '2' }), missing({}, 'RANK', 'WORLD_SIZE is 2'));
+      assert.throws(() => rankFromEnvironment({ RANK: '1' }), missing({}, 'WORLD_SIZE', 'RANK is 1'));
+      assert.throws(() => rankFromEnvironment({ WORLD_SIZE: '2', LOCAL_RANK: '0' }), missing({}, 'RANK', 'WORLD_SIZE'));
+      assert.throws(() => rankFromEnvironment({ OMPI_COMM_WORLD_SIZE: '4' }), missing({}, 'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE is 4'));
+      // An empty value counts as unset, as before; Slurm's allocation shell has SLURM_NTASKS alone.
+      assert.equal(rankFromEnvironment({ RANK: '', WORLD_SIZE: '' }).source, 'default');
+      assert.equal(rankFromEnvironment({ SLURM_NTASKS: '4' }).source, 'default');
+    });
+
+    it('init() with WORLD_SIZE but no RANK rejects instead of starting a world of one', async function () {
+      const saved = { ...process.env };
+      try {
+        for (const k of FOREIGN) delete process.env[k];
+        process.env.WORLD_SIZE = '2';
+        await assert.rejects(init(), isInvalidArgument(TypeError, /^environment variable RANK:/));
+      } finally {
+        for (const k of FOREIGN) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    });
+
     it('refuses a world size of 0 and a rank outside the world', function () {
       const wrong = [
         ...wronglyHandled('WORLD_SIZE', { RANK: '0' }, ['0']),
@@ -305,5 +333,56 @@ describe('10 init', function () {
         await new Promise((resolve) => squatter.close(resolve));
       }
     });
+
+    it('rejects with STORE_ERROR naming MASTER_ADDR when the store host does not resolve', async function () {
+      const unresolvable = (name) => (err) => {
+        assert.ok(err instanceof CollectiveError, `${err && err.name}: ${err && err.message}`);
+        assert.equal(err.code, 'STORE_ERROR');
+        assert.equal(err.operation, 'init');
+        assert.ok(err.message.startsWith(`init on rank 1: ${name} "no-such-host.invalid"`), err.message);
+        assert.match(err.message, /does not resolve \(ENOTFOUND|EAI_AGAIN/);
+        return true;
+      };
+      process.env.MASTER_ADDR = 'no-such-host.invalid';
+      await assert.rejects(init({ rank: 1, worldSize: 2, token: 't', timeoutMs: 2000 }), unresolvable('MASTER_ADDR'));
+      delete process.env.MASTER_ADDR;
+      await assert.rejects(
+        init({ rank: 1, worldSize: 2, masterAddr: 'no-such-host.invalid', token: 't', timeoutMs: 2000 }),
+        unresolvable('options.masterAddr'),
+      );
+    });
+
+    it('says which rank did not join when the rendezvous times out', async function () {
+      const port = await freePort();
+      const started = Date.now();
+      await assert.rejects(init({ rank: 0, worldSize: 4, masterPort: port, token: 't', timeoutMs: 1500 }), (err) => {
+        assert.ok(err instanceof CollectiveError, `${err && err.name}: ${err && err.message}`);
+        assert.equal(err.code, 'TIMEOUT');
+        assert.match(err.message, /^init on rank 0: ranks? [0-9, ]+ of 4 did not join within 1500 ms/);
+        assert.match(err.message, /rank 1|ranks 1,/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 10000);
+    });
+
+    it('names the missing rank when other ranks joined', async function () {
+      const port = await freePort();
+      const others = [1, 2].map((rank) => init({ rank, worldSize: 4, masterPort: port, token: 't', timeoutMs: 2000 }));
+      const first = init({ rank: 0, worldSize: 4, masterPort: port, token: 't', timeoutMs: 1500 });
+      const results = await Promise.allSettled([first, ...others]);
+      const m = results[0].reason && results[0].reason.message;
+      assert.match(m, /^init on rank 0: rank 3 of 4 did not join within 1500 ms/);
+    });
   });
 });
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}

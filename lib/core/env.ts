@@ -1,4 +1,4 @@
-import { argRangeError } from './errors';
+import { argRangeError, argTypeError } from './errors';
 
 /**
  * Where a rank learns who it is: explicit options first, then torchrun's
@@ -42,22 +42,43 @@ const LAUNCHERS: readonly {
   size: string;
   localRank: string;
   localSize: string;
+  /**
+   * The launcher always sets rank and size together, so one without the other is a broken
+   * environment (a WORLD_SIZE exported by hand, a RANK left over), not a world of one: torch
+   * refuses it too. Slurm's SLURM_NTASKS is also set in an allocation's shell, where a process
+   * not started by srun is rightly a world of one.
+   */
+  paired: boolean;
 }[] = [
-  { source: 'torchrun', rank: 'RANK', size: 'WORLD_SIZE', localRank: 'LOCAL_RANK', localSize: 'LOCAL_WORLD_SIZE' },
+  { source: 'torchrun', rank: 'RANK', size: 'WORLD_SIZE', localRank: 'LOCAL_RANK', localSize: 'LOCAL_WORLD_SIZE', paired: true },
   {
     source: 'openmpi',
+    paired: true,
     rank: 'OMPI_COMM_WORLD_RANK',
     size: 'OMPI_COMM_WORLD_SIZE',
     localRank: 'OMPI_COMM_WORLD_LOCAL_RANK',
     localSize: 'OMPI_COMM_WORLD_LOCAL_SIZE',
   },
-  { source: 'slurm', rank: 'SLURM_PROCID', size: 'SLURM_NTASKS', localRank: 'SLURM_LOCALID', localSize: 'SLURM_NTASKS_PER_NODE' },
+  {
+    source: 'slurm',
+    rank: 'SLURM_PROCID',
+    size: 'SLURM_NTASKS',
+    localRank: 'SLURM_LOCALID',
+    localSize: 'SLURM_NTASKS_PER_NODE',
+    paired: false,
+  },
 ];
 
 export function rankFromEnvironment(env: Env = process.env): RankInfo {
   for (const l of LAUNCHERS) {
     const rank = intVar(env, l.rank);
     const worldSize = intVar(env, l.size);
+    if (l.paired && rank === undefined && worldSize !== undefined) {
+      throw argTypeError(`environment variable ${l.rank}`, `this process's rank, set together with ${l.size} (${l.size} is ${worldSize})`, undefined);
+    }
+    if (l.paired && rank !== undefined && worldSize === undefined) {
+      throw argTypeError(`environment variable ${l.size}`, `the number of ranks, set together with ${l.rank} (${l.rank} is ${rank})`, undefined);
+    }
     if (rank === undefined || worldSize === undefined) continue;
     return checked(
       {

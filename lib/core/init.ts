@@ -130,7 +130,23 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     throw argTypeError('options.storePath', 'a folder path', storePath);
   }
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
-  const hostname = o.hostname ?? (iface ? undefined : await localAddressToward(masterAddr));
+  const addrName = o.masterAddr !== undefined ? 'options.masterAddr' : env.MASTER_ADDR !== undefined ? 'MASTER_ADDR' : 'the default address';
+  let hostname = o.hostname;
+  if (hostname === undefined && !iface) {
+    try {
+      hostname = await localAddressToward(masterAddr);
+    } catch (err) {
+      // Node's bare "getaddrinfo ENOTFOUND x" names neither the variable nor the step.
+      const e = err as NodeJS.ErrnoException;
+      throw new CollectiveError(
+        ErrorCode.STORE_ERROR,
+        `init on rank ${info.rank}: ${addrName} ${JSON.stringify(masterAddr)}, the rendezvous store's host, ` +
+          `does not resolve (${e.code ?? e.message}): set it to the host name or IP address of the node that runs rank 0`,
+        info.rank,
+        'init',
+      );
+    }
+  }
   const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
   const debug = debugMode(o.debug);
   const callSites = callSitesOption(o.callSites, debug);
@@ -193,9 +209,39 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     });
   } catch (err) {
     for (const c of cleanups) await c();
-    throw fromNative(err, info.rank, 'init');
+    throw notJoined(fromNative(err, info.rank, 'init'), info, timeoutMs, prefix);
   }
   return Communicator.create(native, timeoutMs, tuning, cleanups, callSites);
+}
+
+/**
+ * The rendezvous timing out means some ranks never published their address; the store's
+ * reply (`WAIT for "job/world/1" timed out … still missing "job/world/1"`) names keys, which
+ * mean nothing to the user. Say which ranks did not join instead, and keep the store's words.
+ */
+function notJoined(err: Error, info: RankInfo, timeoutMs: number, prefix: string): Error {
+  if (!(err instanceof CollectiveError) || err.code !== ErrorCode.TIMEOUT) return err;
+  const m = /still missing (.*)$/.exec(err.message);
+  if (!m) return err;
+  const keys = [...m[1].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((k) => k[1]);
+  const ranks: number[] = [];
+  for (const key of keys) {
+    const r = key.startsWith(prefix + '/') ? /^(?:rank_)?([0-9]+)$/.exec(key.slice(prefix.length + 1)) : null;
+    if (!r) return err;
+    ranks.push(Number(r[1]));
+  }
+  if (ranks.length === 0) return err;
+  const more = /and ([0-9]+) more$/.exec(m[1]);
+  const who = ranks.length === 1 && !more ? `rank ${ranks[0]}` : `ranks ${ranks.join(', ')}${more ? ` and ${more[1]} more` : ''}`;
+  const out = new CollectiveError(
+    ErrorCode.TIMEOUT,
+    `init on rank ${info.rank}: ${who} of ${info.worldSize} did not join within ${timeoutMs} ms ` +
+      `(is every rank started, with the same WORLD_SIZE and MASTER_ADDR:MASTER_PORT? the store said: ${err.message.replace(/^init on rank [0-9]+: /, '')})`,
+    info.rank,
+    'init',
+  );
+  out.stack = `${out.name}: ${out.message}\n${(err.stack ?? '').split('\n').slice(1).join('\n')}`;
+  return out;
 }
 
 /** Versions of the engines this build uses, and the addon file it loaded (a prebuild or a source build). */

@@ -7,6 +7,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const FILE = 'collectives.node';
 /** The Node-API version the addon is compiled for (NAPI_VERSION in CMakeLists.txt and binding.gyp). */
 export const ADDON_NAPI_VERSION = 8;
+const NO_PREBUILDS = 'none in this package';
 const SOURCE_BUILD = [
   'Build from source: apt-get install libgloo-dev cmake g++ (Debian, Ubuntu), then',
   '    COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives',
@@ -124,7 +125,7 @@ function candidates(): Candidate[] {
   const dir = path.join(ROOT, 'prebuilds', platform);
   if (!fs.existsSync(dir)) {
     const shipped = fs.existsSync(path.join(ROOT, 'prebuilds')) ? fs.readdirSync(path.join(ROOT, 'prebuilds')).sort() : [];
-    const skip = shipped.length ? `none for ${platform}; this package has prebuilt addons for ${shipped.join(', ')} only` : 'none in this package';
+    const skip = shipped.length ? `none for ${platform}; this package has prebuilt addons for ${shipped.join(', ')} only` : NO_PREBUILDS;
     out.push({ file: dir + path.sep, prebuild: true, skip });
     return out;
   }
@@ -180,8 +181,12 @@ export function advice(tried: Attempt[], libc: SystemLibc = systemLibc()): strin
   if (/undefined symbol/.test(text)) {
     out.push('A library the addon found is not the one it was built against (an undefined symbol): rebuild it from source.');
   }
-  if (tried.some((t) => t.prebuild && t.kind === 'absent' && t.why.startsWith('none'))) {
-    out.push(`No prebuilt addon fits ${platform}: prebuilds exist for Linux x64 with glibc only.`);
+  // A package packed without prebuilds/ (npm pack of a clone that never ran build:prebuild) is not
+  // a platform mismatch: saying "only Linux x64" to a Linux x64 user would send them the wrong way.
+  if (tried.some((t) => t.prebuild && t.kind === 'absent' && t.why === NO_PREBUILDS)) {
+    out.push('This package has no prebuilt addon (it was packed without prebuilds/): build the addon from source as below.');
+  } else if (tried.some((t) => t.prebuild && t.kind === 'absent' && t.why.startsWith(`none for ${platform}`))) {
+    out.push(`No prebuilt addon fits ${platform}: the published package has prebuilds for Linux x64 with glibc only.`);
   }
   if (process.env.COLLECTIVES_ADDON) out.push('COLLECTIVES_ADDON is set, so nothing else was tried: unset it to use the installed addon.');
   out.push(SOURCE_BUILD);

@@ -2,7 +2,9 @@
 /** `collectives-run [options] <script> [args...]`: starts this node's ranks of a job. */
 
 import { Command, CommanderError } from 'commander';
-import { DEFAULTS, RawLaunchOptions, UsageError, validateOptions } from './options';
+import * as os from 'node:os';
+import { DEFAULTS, Machine, RawLaunchOptions, UsageError, normalizeArgv, validateOptions } from './options';
+import { resolveCommand } from './script';
 import { run } from './supervisor';
 import { exitWhenFlushed } from './exit';
 
@@ -17,14 +19,21 @@ function program(): Command {
     .usage('[options] <script> [args...]')
     .argument('<script>', 'program every rank runs; .js, .cjs and .mjs files run under this Node.js')
     .argument('[args...]', 'arguments for the script (everything after <script>, or after --)')
-    .option('--nproc-per-node <n>', 'ranks to start on this node', DEFAULTS.nprocPerNode)
+    .option('--nproc-per-node <n>', 'ranks to start on this node; auto: one per GPU, else one per CPU; cpu; gpu', DEFAULTS.nprocPerNode)
     .option('--nnodes <m>', 'nodes in the job', DEFAULTS.nnodes)
     .option('--node-rank <k>', "this node's index, 0 to nnodes-1", DEFAULTS.nodeRank)
     .option('--master-addr <addr>', 'address of node 0, where the store listens', DEFAULTS.masterAddr)
     .option('--master-port <port>', 'store port; 0 picks a free one (single node only)', DEFAULTS.masterPort)
+    .option('--standalone', 'one node, the store on a free port of 127.0.0.1 (no --master-addr/--master-port)')
     .option('--max-restarts <r>', 'times to restart the whole group after a rank fails', DEFAULTS.maxRestarts)
+    .option('-m, --module', "<script> is a package in node_modules: run its bin")
+    .option('--log-dir <dir>', "write ranks' output to <dir>/<run id>/attempt_<n>/<rank>/{stdout,stderr}.log")
+    .option('-r, --redirects <s>', 'streams only to the files: 0 none, 1 stdout, 2 stderr, 3 both; or per local rank, 0:3,1:2')
+    .option('-t, --tee <s>', 'streams to the files and the console, as --redirects')
+    .option('--local-ranks-filter <ranks>', 'local ranks whose output the console shows, e.g. 0 or 0,2')
     .option('--no-prefix', 'copy rank output as is instead of prefixing lines with [rank<N>]: ')
     .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when stopping ranks', DEFAULTS.graceMs)
+    .addHelpText('after', '\nOptions also take torchrun\'s underscore spellings (--nproc_per_node, --master_port, …).')
     // Options after <script> belong to the script.
     .passThroughOptions()
     .showHelpAfterError(`(see ${NAME} --help)`)
@@ -32,12 +41,35 @@ function program(): Command {
     .helpCommand(false);
 }
 
+const machine: Machine = {
+  cpus: () => os.availableParallelism(),
+  gpus: () => {
+    // Loads the addon only for auto and gpu; without one, there is no CUDA to count.
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { backends } = require('../core/backends') as typeof import('../core/backends');
+      const cuda = backends().cuda;
+      return cuda.available ? (cuda.devices ?? 0) : 0;
+    } catch {
+      return 0;
+    }
+  },
+};
+
 async function main(argv: string[]): Promise<number> {
   try {
     const cmd = program();
-    cmd.parse(argv);
+    const takesValue = new Set<string>();
+    const flags = new Set<string>();
+    for (const o of cmd.options) {
+      for (const name of [o.long, o.short]) if (name) (o.required || o.optional ? takesValue : flags).add(name);
+    }
+    cmd.parse(normalizeArgv(argv, takesValue, flags));
     const [script, scriptArgs] = cmd.processedArgs as [string, string[]];
-    const opts = validateOptions(script, scriptArgs, cmd.opts<RawLaunchOptions>());
+    const raw = cmd.opts<RawLaunchOptions>();
+    const given = new Set(Object.keys(raw).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
+    const opts = validateOptions(script, scriptArgs, raw, machine, given);
+    opts.command = resolveCommand(script, scriptArgs, { module: raw.module });
     return await run(opts);
   } catch (err) {
     // Commander has already printed its message (or the help text).

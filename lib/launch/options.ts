@@ -20,6 +20,25 @@ export interface RawLaunchOptions {
   maxRestarts: string;
   prefix: boolean;
   graceMs: string;
+  standalone?: boolean;
+  module?: boolean;
+  logDir?: string;
+  tee?: string;
+  redirects?: string;
+  localRanksFilter?: string;
+}
+
+/** Which of a rank's streams an option covers: torchrun's numbers (0 none, 1 stdout, 2 stderr, 3 both). */
+export interface StreamSet {
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** What the launcher knows of this machine, for `--nproc-per-node auto|cpu|gpu`. */
+export interface Machine {
+  cpus(): number;
+  /** The number of CUDA devices, or 0 when CUDA is not usable. */
+  gpus(): number;
 }
 
 export interface LaunchOptions {
@@ -37,6 +56,17 @@ export interface LaunchOptions {
   prefix: boolean;
   /** Time between SIGTERM and SIGKILL when ranks are stopped. */
   graceMs: number;
+  /**
+   * Where each rank's stdout and stderr files go (`<logDir>/<run id>/attempt_<n>/<rank>/`);
+   * undefined when no stream is written to a file.
+   */
+  logDir?: string;
+  /** Per local rank: which streams are written to files in logDir (default: none). */
+  toFile?: (localRank: number) => StreamSet;
+  /** Per local rank: which streams are shown on the launcher's own stdout and stderr (default: both). */
+  toConsole?: (localRank: number) => StreamSet;
+  /** What to start for each rank, when resolved beforehand (resolveCommand); else from `script`. */
+  command?: { file: string; args: string[] };
 }
 
 export const DEFAULTS: Readonly<RawLaunchOptions> = {
@@ -65,11 +95,98 @@ function integer(option: string, value: string, min: number, max: number, expect
   return n;
 }
 
-export function validateOptions(script: string, scriptArgs: string[], raw: RawLaunchOptions): LaunchOptions {
-  if (script.length === 0) fail('<script>', 'a program or .js file to run', script);
+const STREAMS_EXPECTED = '0 (none), 1 (stdout), 2 (stderr), 3 (both), or per local rank as 0:3,1:2';
 
-  const nprocPerNode = integer('--nproc-per-node', raw.nprocPerNode, 1, Number.MAX_SAFE_INTEGER, 'a positive integer');
+function streamSet(n: number): StreamSet {
+  return { stdout: (n & 1) !== 0, stderr: (n & 2) !== 0 };
+}
+
+/** torchrun's `--tee` / `--redirects` values: one digit for every rank, or `localRank:digit,…`. */
+function streamsOption(option: string, value: string | undefined): (localRank: number) => StreamSet {
+  if (value === undefined) return () => streamSet(0);
+  if (/^[0-3]$/.test(value)) {
+    const all = streamSet(Number(value));
+    return () => all;
+  }
+  const per = new Map<number, StreamSet>();
+  for (const part of value.split(',')) {
+    const m = /^([0-9]+):([0-3])$/.exec(part.trim());
+    if (!m) fail(option, STREAMS_EXPECTED, value);
+    per.set(Number(m[1]), streamSet(Number(m[2])));
+  }
+  return (localRank) => per.get(localRank) ?? streamSet(0);
+}
+
+/** `--local-ranks-filter 0,2`: the local ranks whose output is shown on the console. */
+function ranksFilter(value: string | undefined, nprocPerNode: number): (localRank: number) => boolean {
+  if (value === undefined) return () => true;
+  const expected = `local ranks from 0 to ${nprocPerNode - 1}, separated by commas (e.g. 0 or 0,2)`;
+  const shown = new Set<number>();
+  for (const part of value.split(',')) {
+    const t = part.trim();
+    if (!/^[0-9]+$/.test(t) || Number(t) >= nprocPerNode) fail('--local-ranks-filter', expected, value);
+    shown.add(Number(t));
+  }
+  return (localRank) => shown.has(localRank);
+}
+
+/** `--nproc-per-node`: a count, or torchrun's `auto` (GPUs when CUDA is usable, else CPUs), `cpu`, `gpu`. */
+function nprocOption(value: string, machine: Machine): number {
+  if (value === 'auto') {
+    const gpus = machine.gpus();
+    return gpus > 0 ? gpus : machine.cpus();
+  }
+  if (value === 'cpu') return machine.cpus();
+  if (value === 'gpu') {
+    const gpus = machine.gpus();
+    if (gpus === 0) {
+      throw new UsageError('--nproc-per-node: expected a machine with CUDA devices for "gpu", got none (backends().cuda is not available)');
+    }
+    return gpus;
+  }
+  return integer('--nproc-per-node', value, 1, Number.MAX_SAFE_INTEGER, 'a positive integer, auto, cpu or gpu');
+}
+
+/**
+ * torchrun takes both spellings of its options (`--nproc_per_node` and `--nproc-per-node`);
+ * commander knows only the dashed one, so the underscore spelling of a known option is
+ * rewritten before parsing, up to the script's name: what follows belongs to the script.
+ */
+export function normalizeArgv(argv: readonly string[], takesValue: ReadonlySet<string>, flags: ReadonlySet<string>): string[] {
+  const out = argv.slice(0, 2);
+  let i = 2;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--' || !a.startsWith('-') || a === '-') break;
+    const eq = a.indexOf('=');
+    const name = eq === -1 ? a : a.slice(0, eq);
+    const dashed = name.startsWith('--') ? '--' + name.slice(2).replace(/_/g, '-') : name;
+    const known = takesValue.has(dashed) || flags.has(dashed);
+    out.push(known ? dashed + (eq === -1 ? '' : a.slice(eq)) : a);
+    if (known && eq === -1 && takesValue.has(dashed) && i + 1 < argv.length) out.push(argv[++i]);
+  }
+  return out.concat(argv.slice(i));
+}
+
+export function validateOptions(
+  script: string,
+  scriptArgs: string[],
+  raw: RawLaunchOptions,
+  machine: Machine = { cpus: () => 1, gpus: () => 0 },
+  given: ReadonlySet<string> = new Set(),
+): LaunchOptions {
+  if (script.length === 0) fail('<script>', raw.module ? 'a package name' : 'a program or .js file to run', script);
+
+  const nprocPerNode = nprocOption(raw.nprocPerNode, machine);
   const nnodes = integer('--nnodes', raw.nnodes, 1, Number.MAX_SAFE_INTEGER, 'a positive integer');
+  if (raw.standalone) {
+    if (nnodes !== 1) throw new UsageError(`--standalone: expected a single node, got --nnodes ${raw.nnodes}`);
+    // The point of --standalone is that the launcher picks the address and port itself.
+    for (const [key, option] of [['masterAddr', '--master-addr'], ['masterPort', '--master-port'], ['nodeRank', '--node-rank']] as const) {
+      if (given.has(key)) throw new UsageError(`--standalone: expected no ${option} (the store listens on a free port of 127.0.0.1), got ${option} ${raw[key]}`);
+    }
+    raw = { ...raw, masterAddr: '127.0.0.1', masterPort: '0', nodeRank: '0' };
+  }
   const nodeRank = integer(
     '--node-rank',
     raw.nodeRank,
@@ -92,6 +209,24 @@ export function validateOptions(script: string, scriptArgs: string[], raw: RawLa
   const maxRestarts = integer('--max-restarts', raw.maxRestarts, 0, Number.MAX_SAFE_INTEGER, 'a non-negative integer');
   const graceMs = integer('--grace-ms', raw.graceMs, 0, MAX_TIMER_MS, `an integer from 0 to ${MAX_TIMER_MS} (milliseconds)`);
 
+  if (raw.logDir !== undefined && raw.logDir.length === 0) fail('--log-dir', 'a folder', raw.logDir);
+  // --log-dir alone writes both streams to files and still shows them (as --tee 3 would):
+  // asking for a log folder and getting an empty one would be a surprise.
+  const tee = streamsOption('--tee', raw.tee ?? (raw.logDir !== undefined && raw.redirects === undefined ? '3' : undefined));
+  const redirects = streamsOption('--redirects', raw.redirects);
+  const shown = ranksFilter(raw.localRanksFilter, nprocPerNode);
+  const toFile = (r: number): StreamSet => {
+    const t = tee(r);
+    const d = redirects(r);
+    return { stdout: t.stdout || d.stdout, stderr: t.stderr || d.stderr };
+  };
+  const toConsole = (r: number): StreamSet => {
+    if (!shown(r)) return { stdout: false, stderr: false };
+    const t = tee(r);
+    const d = redirects(r);
+    return { stdout: t.stdout || !d.stdout, stderr: t.stderr || !d.stderr };
+  };
+
   return {
     script,
     scriptArgs: [...scriptArgs],
@@ -103,6 +238,9 @@ export function validateOptions(script: string, scriptArgs: string[], raw: RawLa
     maxRestarts,
     prefix: raw.prefix,
     graceMs,
+    logDir: raw.logDir,
+    toFile,
+    toConsole,
   };
 }
 

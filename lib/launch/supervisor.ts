@@ -6,11 +6,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StoreServer } from '../store/server';
-import { LaunchOptions, resolveToken } from './options';
+import { LaunchOptions, StreamSet, resolveToken } from './options';
 
 const TAG = 'collectives-run';
 // How often a stop checks whether the ranks' process groups are gone.
@@ -84,6 +84,8 @@ class Supervisor {
   private stopSignal: Signal | null = null;
   private stopping: Promise<void> | null = null;
   private killNow: (() => void) | null = null;
+  /** `<log dir>/<run id>`, made when the first rank's file is opened. */
+  private logRoot: string | null = null;
 
   constructor(
     private readonly opts: LaunchOptions,
@@ -146,21 +148,30 @@ class Supervisor {
     this.ranks = [];
     for (let localRank = 0; localRank < nprocPerNode; localRank++) {
       const rank = nodeRank * nprocPerNode + localRank;
+      const worldSize = String(nnodes * nprocPerNode);
       this.ranks.push(
         new RankProcess(rank, this.command(), this.opts.prefix, {
           ...this.env,
           RANK: String(rank),
           LOCAL_RANK: String(localRank),
-          WORLD_SIZE: String(nnodes * nprocPerNode),
+          WORLD_SIZE: worldSize,
           LOCAL_WORLD_SIZE: String(nprocPerNode),
           GROUP_RANK: String(nodeRank),
+          GROUP_WORLD_SIZE: String(nnodes),
+          // torchrun's roles: every rank has the one role, so role ranks are the global ones.
+          ROLE_NAME: 'default',
+          ROLE_RANK: String(rank),
+          ROLE_WORLD_SIZE: worldSize,
           MASTER_ADDR: this.opts.masterAddr,
           MASTER_PORT: String(this.port),
+          TORCHELASTIC_RESTART_COUNT: String(attempt),
+          TORCHELASTIC_MAX_RESTARTS: String(this.opts.maxRestarts),
+          TORCHELASTIC_RUN_ID: this.runIdBase,
           COLLECTIVES_TOKEN: this.token,
           COLLECTIVES_STORE_HOSTED: '1',
           COLLECTIVES_RUN_ID: runId,
           COLLECTIVES_RESTART_COUNT: String(attempt),
-        }),
+        }, this.output(localRank, rank, attempt)),
       );
     }
 
@@ -198,7 +209,28 @@ class Supervisor {
     return { kind: 'ok' };
   }
 
+  /** Where a rank's streams go: the console, and files under the log folder. */
+  private output(localRank: number, rank: number, attempt: number): RankOutput {
+    const toConsole = this.opts.toConsole?.(localRank) ?? { stdout: true, stderr: true };
+    const toFile = this.opts.toFile?.(localRank) ?? { stdout: false, stderr: false };
+    const files: RankOutput['files'] = {};
+    if (toFile.stdout || toFile.stderr) {
+      if (this.logRoot === null) {
+        // torchrun too makes a temporary folder when files are asked for without a folder.
+        const base = this.opts.logDir ?? fs.mkdtempSync(path.join(tmpdir(), `${TAG}-`));
+        this.logRoot = path.resolve(base, this.runIdBase);
+        process.stderr.write(`${TAG}: rank output files in ${this.logRoot}\n`);
+      }
+      const dir = path.join(this.logRoot, `attempt_${attempt}`, String(rank));
+      fs.mkdirSync(dir, { recursive: true });
+      if (toFile.stdout) files.stdout = path.join(dir, 'stdout.log');
+      if (toFile.stderr) files.stderr = path.join(dir, 'stderr.log');
+    }
+    return { console: toConsole, files };
+  }
+
   private command(): { file: string; args: string[] } {
+    if (this.opts.command) return this.opts.command;
     const { script, scriptArgs } = this.opts;
     if (/\.(c|m)?js$/i.test(script)) {
       return { file: process.execPath, args: [...process.execArgv, script, ...scriptArgs] };
@@ -239,6 +271,11 @@ class Supervisor {
   }
 }
 
+interface RankOutput {
+  console: StreamSet;
+  files: { stdout?: string; stderr?: string };
+}
+
 class RankProcess {
   readonly exited: Promise<RankExit>;
   readonly closed: Promise<void>;
@@ -246,25 +283,42 @@ class RankProcess {
   hasExited = false;
   private readonly child: ChildProcess;
   private readonly outputs: LineRelay[] = [];
+  private readonly fds: number[] = [];
 
   constructor(
     readonly rank: number,
     command: { file: string; args: string[] },
     prefix: boolean,
     env: NodeJS.ProcessEnv,
+    output: RankOutput = { console: { stdout: true, stderr: true }, files: {} },
   ) {
+    const wanted = (name: 'stdout' | 'stderr'): 'pipe' | 'ignore' =>
+      output.console[name] || output.files[name] !== undefined ? 'pipe' : 'ignore';
     // Its own process group, so that a signal to the group also reaches what the rank started.
-    this.child = spawn(command.file, command.args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command.file, command.args, { env, detached: true, stdio: ['ignore', wanted('stdout'), wanted('stderr')] });
     this.pid = this.child.pid;
 
     const label = prefix ? Buffer.from(`[rank${rank}]: `) : null;
-    for (const [stream, out] of [
-      [this.child.stdout, process.stdout],
-      [this.child.stderr, process.stderr],
+    for (const [name, stream, out] of [
+      ['stdout', this.child.stdout, process.stdout],
+      ['stderr', this.child.stderr, process.stderr],
     ] as const) {
       if (stream === null) continue;
-      const relay = new LineRelay(stream, out, label);
-      this.outputs.push(relay);
+      const file = output.files[name];
+      if (file !== undefined) {
+        // Written as it arrives, synchronously: the file is whole when the rank's exit is reported.
+        const fd = fs.openSync(file, 'a');
+        this.fds.push(fd);
+        stream.on('data', (chunk: Buffer) => {
+          try {
+            fs.writeSync(fd, chunk);
+          } catch {
+            // A full disk must not end the job; the console still has the output, if shown.
+          }
+        });
+      }
+      if (output.console[name]) this.outputs.push(new LineRelay(stream, out, label));
+      else stream.on('error', () => {});
     }
 
     this.exited = new Promise<RankExit>((resolve) => {
@@ -298,6 +352,9 @@ class RankProcess {
 
   finishOutput(): void {
     for (const relay of this.outputs) relay.finish();
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    for (const fd of this.fds.splice(0)) fs.closeSync(fd);
   }
 }
 
