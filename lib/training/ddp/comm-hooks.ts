@@ -1,6 +1,6 @@
 import { type Communicator, DeviceBuffer, type QuantFormat, errorFeedbackLength } from '../../index';
 import { cast } from '../../ops';
-import { allocate, type Float32Buffer } from '../buffers';
+import { allocate, release, type Float32Buffer } from '../buffers';
 
 /**
  * How a bucket's gradients are averaged: torch DDP's communication hooks. 'none' is
@@ -16,6 +16,8 @@ export const COMPRESSIONS: readonly Compression[] = ['none', 'fp16', 'bf16', 'in
 export interface CommHook {
   /** Starts averaging `grad` (one bucket's view) over the ranks; resolves when `grad` holds the average. */
   average(comm: Communicator, bucket: number, grad: Float32Buffer): Promise<void>;
+  /** Releases the device memory the hook keeps between steps (scratch, residuals). */
+  free(): void;
 }
 
 export interface HookOptions {
@@ -28,7 +30,7 @@ export interface HookOptions {
 export function makeHook(compression: Compression, options: HookOptions): CommHook {
   switch (compression) {
     case 'none':
-      return { average: (comm, _b, grad) => comm.allReduce(grad, { op: 'avg' }).wait().then(() => undefined) };
+      return { average: (comm, _b, grad) => comm.allReduce(grad, { op: 'avg' }).wait().then(() => undefined), free: () => {} };
     case 'fp16':
       return new HalfHook('float16');
     case 'bf16':
@@ -62,6 +64,11 @@ class HalfHook implements CommHook {
     await comm.allReduce(half, { op: 'avg', dtype });
     cast(half, grad, { inputDtype: dtype });
   }
+
+  free(): void {
+    for (const b of this.#scratch.values()) if (b instanceof DeviceBuffer) b.free();
+    this.#scratch.clear();
+  }
 }
 
 /** The quantized all-reduce, with one error-feedback residual per bucket. */
@@ -92,5 +99,10 @@ class QuantizedHook implements CommHook {
     } else {
       await comm.allReduceQuantized(grad, { ...common, ...(residual === undefined ? {} : { errorFeedback: residual as Float32Array }) });
     }
+  }
+
+  free(): void {
+    for (const r of this.#residuals.values()) release(r);
+    this.#residuals.clear();
   }
 }

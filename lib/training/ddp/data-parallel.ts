@@ -189,6 +189,15 @@ export class DataParallel {
     }
   }
 
+  /**
+   * Releases the device memory the communication hook keeps between steps (the half-precision
+   * copies, the error-feedback residuals); the next step makes them again. The parameters are
+   * the ParameterSet's to free.
+   */
+  free(): void {
+    this.#hook.free();
+  }
+
   /** True between the first gradReady() of a step and its synchronize(). */
   get inStep(): boolean {
     return this.#inStep;
