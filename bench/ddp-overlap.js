@@ -12,7 +12,9 @@
 // falls on all of them alike, and the table gives the median over the rounds:
 //   C        compute alone (the backward pass, no communication)
 //   M        communication alone (every bucket ready at once, DataParallel.synchronize())
-//   bare     the same bytes as one bare comm.allReduce of the flat gradients
+//   M1       DataParallel's communication with all gradients in one bucket
+//   bare     the same bytes as one bare comm.allReduce of the flat gradients (M1 − bare is
+//            DataParallel's own cost)
 //   serial   compute, then communication (gradReady only after the backward pass)
 //   overlap  DataParallel as meant: gradReady(layer) as each layer's gradient is done
 // overlap efficiency = (C + M − overlap) / min(C, M): 1 when the shorter one hides entirely.
@@ -59,6 +61,7 @@ async function rankMain(o) {
   const bucketMB = (o.width * o.width * 4) / 2 ** 20;
   // One bucket per layer: the cap closes each bucket on its own layer.
   const dp = await DataParallel.create(comm, params, { bucketCapMB: bucketMB, firstBucketCapMB: bucketMB });
+  const whole = await DataParallel.create(comm, params, { bucketCapMB: 1 << 12, firstBucketCapMB: 1 << 12 });
   const xs = specs.map((_, i) => tf.randomNormal([o.batch, o.width], 0, 1, 'float32', 11 + i));
   const delta = tf.randomNormal([o.batch, o.width], 0, 1, 'float32', 7);
 
@@ -74,6 +77,10 @@ async function rankMain(o) {
     M: async () => {
       dp.gradsReady();
       await dp.synchronize();
+    },
+    M1: async () => {
+      whole.gradsReady();
+      await whole.synchronize();
     },
     bare: async () => {
       await comm.allReduce(params.grad, { op: 'avg' });
@@ -109,10 +116,10 @@ async function rankMain(o) {
     const eff = (m.C + m.M - m.overlap) / Math.min(m.C, m.M);
     const mb = (params.length * 4) / 1e6;
     console.log(`# ${comm.size} ranks, ${o.shaped ? `loopback shaped to ${o.shaped} (tbf, MTU 1500)` : 'loopback'}; ${o.layers} layers of ${o.width}×${o.width} (${mb.toFixed(1)} MB of gradients, ${dp.buckets.length} buckets), batch ${o.batch}, TF.js ${o.backend}; ms per step, median of ${o.steps}, max over ranks`);
-    console.log('| ranks | link | C compute | M DataParallel comm | bare all-reduce | serial | overlapped | overlap efficiency | DDP comm / bare |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    console.log(`| ranks | link | C compute | M DataParallel comm (${dp.buckets.length} buckets) | M1 (1 bucket) | bare all-reduce | serial | overlapped | overlap efficiency | M1 / bare |`);
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     const f = (x) => x.toFixed(1);
-    console.log(`| ${comm.size} | ${o.shaped ?? 'loopback'} | ${f(m.C)} | ${f(m.M)} | ${f(m.bare)} | ${f(m.serial)} | ${f(m.overlap)} | ${eff.toFixed(2)} | ${(m.M / m.bare).toFixed(2)} |`);
+    console.log(`| ${comm.size} | ${o.shaped ?? 'loopback'} | ${f(m.C)} | ${f(m.M)} | ${f(m.M1)} | ${f(m.bare)} | ${f(m.serial)} | ${f(m.overlap)} | ${eff.toFixed(2)} | ${(m.M1 / m.bare).toFixed(2)} |`);
   }
   await comm.destroy();
 }
