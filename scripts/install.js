@@ -60,10 +60,32 @@ function tryPrebuild() {
   return { ok: false, why: (r.stderr || r.error?.message || `exit ${r.status ?? r.signal}`).trim() };
 }
 
+// What a source build needs from npm. They are optional peer dependencies (and the repository's
+// devDependencies), so that an install that uses the prebuild does not download them.
+const BUILD_PACKAGES = ['cmake-js', 'node-addon-api', 'node-api-headers'];
+
+/** Whether `name` resolves from the package folder (installed beside it, or in a folder above). */
+function installed(name) {
+  try {
+    require.resolve(`${name}/package.json`, { paths: [ROOT] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function buildFromSource(reason) {
   say(`building the addon from source (${reason}): cmake-js, CMakeLists.txt, the system's Gloo.`);
   say('a source build needs libgloo-dev, cmake and a C++17 compiler (apt-get install libgloo-dev cmake g++).');
-  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  const missing = BUILD_PACKAGES.filter((name) => !installed(name));
+  if (missing.length > 0) {
+    const names = missing.length === 1 ? missing[0] : `${missing.slice(0, -1).join(', ')} and ${missing[missing.length - 1]}`;
+    say(`a source build needs ${names}, which ${missing.length === 1 ? 'is' : 'are'} not installed (a prebuilt install does not need them). Add them to the project:`);
+    say(`  npm install ${missing.join(' ')}`);
+    say('then run: COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives');
+    process.exit(1);
+  }
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [ROOT] });
   const r = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (r.status !== 0) {
     say(`the source build failed (cmake-js exited with ${r.status ?? r.signal}).`);

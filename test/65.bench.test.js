@@ -19,7 +19,8 @@ const { algorithmOf } = require(path.join(DIST, 'sweep.js'));
 const { DEFAULTS, parseSize, sizeList, validateOptions, withoutNp } = require(path.join(DIST, 'options.js'));
 const check = require(path.join(DIST, 'check.js'));
 const { formatRow, formatFooter } = require(path.join(DIST, 'table.js'));
-const { summarize } = require(path.join(DIST, 'report.js'));
+const { commandLine, summarize } = require(path.join(DIST, 'report.js'));
+const plot = require(path.join(DIST, 'plot.js'));
 
 function bench(args, { killAfterMs = 30000 } = {}) {
   const env = { ...process.env, COLLECTIVES_TIMEOUT_MS: '15000' };
@@ -134,6 +135,58 @@ describe('65 collectives-bench', function () {
     function pick(l) {
       return { count: l.count, bytes: l.bytes };
     }
+  });
+
+  describe('the recorded command and the plot', function () {
+    it('quotes the arguments a shell would split or expand', function () {
+      assert.equal(commandLine(['all_reduce', '--np', '2', '-b', '8', '--json', '/tmp/a.json']), 'collectives-bench all_reduce --np 2 -b 8 --json /tmp/a.json');
+      assert.equal(commandLine(['--plot', 'my plot.svg', "it's", '']), "collectives-bench --plot 'my plot.svg' 'it'\\''s' ''");
+    });
+
+    /** Rows as a sweep makes them: both placements, sizes from 8 B by a factor. */
+    function rows(factor, max = 64 << 20) {
+      const out = [];
+      for (let b = 8; b <= max; b *= factor) {
+        const cell = { timeUs: 50 + b / 1000, algbw: 1, busbw: 1, wrong: 0 };
+        out.push({ op: 'all_reduce', bytes: b, count: b / 4, dtype: 'float32', redop: 'sum', root: -1, algo: 'sync ring', outOfPlace: cell, inPlace: cell });
+      }
+      return out;
+    }
+    const header = { op: 'all_reduce', worldSize: 2, backend: 'gloo', host: 'h', cpus: 2, node: 'v20', gloo: '0.5.0' };
+
+    it('tells in-place from out-of-place by shape and dash, in the chart and in the legend', async function () {
+      const spec = plot.plotSpec(rows(4), header);
+      for (const panel of spec.vconcat) {
+        const points = panel.layer.find((l) => l.mark.type === 'point');
+        const line = panel.layer.find((l) => l.mark.type === 'line');
+        assert.equal(points.encoding.shape.field, 'placement');
+        assert.deepEqual(points.encoding.shape.scale, { domain: ['out-of-place', 'in-place'], range: ['circle', 'square'] });
+        assert.equal(line.encoding.strokeDash.field, 'placement');
+        const [solid, dashed] = line.encoding.strokeDash.scale.range;
+        assert.notDeepEqual(solid, dashed);
+      }
+      // The drawn legend: two different symbols under "placement", dark enough to see.
+      const svg = await plot.renderSvg(spec);
+      const symbols = [...svg.matchAll(/role-legend-symbol"[^>]*><path [^>]*d="([^"]+)"[^>]*stroke="#333"[^>]*stroke-dasharray="([^"]+)"[^>]*>[\s\S]*?<text[^>]*>(out-of-place|in-place)</g)];
+      assert.deepEqual(symbols.map((m) => m[3]), ['out-of-place', 'in-place'], 'the legend lacks dark placement symbols');
+      assert.notEqual(symbols[0][1], symbols[1][1], 'out-of-place and in-place have the same legend shape');
+      assert.notEqual(symbols[0][2], symbols[1][2], 'out-of-place and in-place have the same legend dash');
+    });
+
+    it('labels every size as the flags write it (8, 2K, 32M), or every other one past 14 sizes', async function () {
+      const spec = plot.plotSpec(rows(4), header);
+      const want = [8, 32, 128, 512, 2048, 8192, 32768, 131072, 524288, 2097152, 8388608, 33554432];
+      assert.deepEqual(spec.vconcat[0].encoding.x.axis.values, want);
+      const svg = await plot.renderSvg(spec);
+      const labels = [...svg.matchAll(/role-axis-label"[\s\S]*?<\/g>/g)].map((g) => [...g[0].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]));
+      const sizeLabels = ['8', '32', '128', '512', '2K', '8K', '32K', '128K', '512K', '2M', '8M', '32M'];
+      assert.ok(labels.some((l) => JSON.stringify(l) === JSON.stringify(sizeLabels)), `no axis labelled ${sizeLabels.join(' ')}: ${JSON.stringify(labels)}`);
+      // 24 sizes (-f 2): every second one, the largest labelled.
+      const ticks = plot.plotSpec(rows(2), header).vconcat[1].encoding.x.axis.values;
+      assert.equal(ticks.length, 12);
+      assert.equal(ticks[ticks.length - 1], 64 << 20);
+      assert.equal(ticks[1] / ticks[0], 4);
+    });
   });
 
   describe('sizes and flags', function () {
@@ -337,8 +390,12 @@ describe('65 collectives-bench', function () {
     it('all_reduce: a row per size with #wrong 0, the JSON and the SVG', async function () {
       const json = path.join(dir, 'tmp.json');
       const svg = path.join(dir, 'tmp.svg');
-      const res = await bench(['all_reduce', '--np', '2', '-b', '8', '-e', '4K', '-f', '8', '-c', '1', '-n', '3', '-w', '1', '--json', json, '--plot', svg]);
+      const args = ['all_reduce', '--np', '2', '-b', '8', '-e', '4K', '-f', '8', '-c', '1', '-n', '3', '-w', '1', '--json', json, '--plot', svg];
+      const res = await bench(args);
       assert.equal(res.code, 0, res.stderr);
+      // The recorded command is the one typed, --np included: run again, it starts 2 ranks again.
+      const command = ['collectives-bench', ...args].join(' ');
+      assert.equal(res.stdout.split('\n')[0], `# ${command}`);
       const rows = tableRows(res.stdout);
       assert.deepEqual(rows.map((r) => r[0]), ['8', '64', '512', '4096']);
       assert.deepEqual(rows.map((r) => r[1]), ['2', '16', '128', '1024']);
@@ -355,6 +412,8 @@ describe('65 collectives-bench', function () {
       assert.match(res.stdout, /^# Avg bus bandwidth : [0-9.e+-]+$/m);
       const report = JSON.parse(fs.readFileSync(json, 'utf8'));
       assert.equal(report.header.worldSize, 2);
+      assert.equal(report.header.command, command);
+      assert.equal(report.header.startedBy, 'np');
       assert.equal(report.header.backend, 'gloo');
       assert.equal(typeof report.header.gloo, 'string');
       assert.equal(report.rows.length, 4);

@@ -24,6 +24,11 @@ import { exitWhenFlushed } from '../launch/exit';
 const NAME = 'collectives-bench';
 /** Set by the parent for its ranks: progress lines as if stderr were a terminal. */
 const TTY_ENV = 'COLLECTIVES_BENCH_TTY';
+/**
+ * Set by the parent for its ranks: the arguments the user typed (JSON). A started rank is
+ * given them without --np, and a header that recorded those would re-run as one rank.
+ */
+const COMMAND_ENV = 'COLLECTIVES_BENCH_COMMAND';
 /** A sweep that has run this long reports each size on stderr. */
 const PROGRESS_AFTER_MS = 2000;
 
@@ -70,6 +75,7 @@ function parse(argv: string[]): BenchOptions {
 function launchRanks(np: number, args: string[]): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (process.stderr.isTTY) env[TTY_ENV] = '1';
+  env[COMMAND_ENV] = JSON.stringify(args);
   return run(
     {
       script: __filename,
@@ -91,7 +97,23 @@ function out(lines: string[]): void {
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-async function runRank(o: BenchOptions, args: string[]): Promise<number> {
+/** The arguments to record, and who started this rank. */
+function typedCommand(args: string[], launched: boolean): { argv: string[]; startedBy: 'np' | 'launcher' | 'none' } {
+  const fromParent = process.env[COMMAND_ENV];
+  delete process.env[COMMAND_ENV];
+  if (fromParent !== undefined) {
+    try {
+      const argv: unknown = JSON.parse(fromParent);
+      if (Array.isArray(argv) && argv.every((a) => typeof a === 'string')) return { argv, startedBy: 'np' };
+    } catch {
+      // Not ours: fall through to this rank's own arguments.
+    }
+  }
+  return { argv: args, startedBy: launched ? 'launcher' : 'none' };
+}
+
+async function runRank(o: BenchOptions, args: string[], launched: boolean): Promise<number> {
+  const typed = typedCommand(args, launched);
   // A reader that went away (`collectives-bench … | head`) ends the run quietly, as SIGPIPE would.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(141);
@@ -114,7 +136,7 @@ async function runRank(o: BenchOptions, args: string[]): Promise<number> {
       if (rank0) throw err;
       return 2;
     }
-    const header = buildHeader(o, args, comm.size, versions(), comm.tuning, o.backend);
+    const header = buildHeader(o, typed.argv, typed.startedBy, comm.size, versions(), comm.tuning, o.backend);
     if (rank0) out([...formatHeader(header), ...formatTableHead()]);
 
     const started = Date.now();
@@ -179,7 +201,7 @@ async function main(argv: string[]): Promise<number> {
         `--np: expected ${info.worldSize} (the world size the launcher gave this rank) or no --np, got "${o.np}"`,
       );
     }
-    return await runRank(o, args);
+    return await runRank(o, args, launched);
   } catch (err) {
     // Commander has already printed its message (or the help text).
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

@@ -1,6 +1,7 @@
 /**
  * --plot: a Vega-Lite chart of busbw and time against size (log axes, one line per
- * op / dtype / redop series, dashed for in-place), rendered headless to SVG by Vega.
+ * op / dtype / redop series; out-of-place solid with circles, in-place dashed with
+ * squares; sizes labelled 4K, 4M as the flags take them), rendered headless to SVG by Vega.
  * vega and vega-lite are loaded only here, and only when a plot is asked for.
  */
 
@@ -32,14 +33,76 @@ export function plotPoints(rows: readonly Row[]): Point[] {
   return points;
 }
 
+/** At most this many sizes get a label on the x axis; more would run into each other at 520 px. */
+const MAX_SIZE_LABELS = 14;
+
+/**
+ * The sizes that get a tick and a label: every size of the sweep, or every k-th one counted
+ * from the largest (which always has one) when there are more than MAX_SIZE_LABELS.
+ */
+export function sizeTicks(rows: readonly Row[]): number[] {
+  const sizes = [...new Set(rows.filter((r) => r.bytes > 0).map((r) => r.bytes))].sort((a, b) => a - b);
+  if (sizes.length <= MAX_SIZE_LABELS) return sizes;
+  const step = Math.ceil(sizes.length / MAX_SIZE_LABELS);
+  return sizes.filter((_, i) => (sizes.length - 1 - i) % step === 0);
+}
+
+/**
+ * A Vega expression that writes a byte count as the size flags take it (8, 4K, 64M, 1G:
+ * powers of 1024), instead of Vega's default 4,194,304.
+ */
+export const SIZE_LABEL_EXPR = [
+  ['1073741824', 'G'],
+  ['1048576', 'M'],
+  ['1024', 'K'],
+].reduceRight(
+  (rest, [unit, suffix]) => `datum.value >= ${unit} ? format(datum.value / ${unit}, '~g') + '${suffix}' : ${rest}`,
+  "format(datum.value, '~g')",
+);
+
+/**
+ * Out-of-place and in-place differ in the line's dash and in the points' shape, so that the
+ * legend tells them apart: a legend symbol shows a shape and its outline's dash, and with
+ * the dash alone both entries were the same dot.
+ */
+const PLACEMENTS = ['out-of-place', 'in-place'];
+const placement = {
+  strokeDash: { field: 'placement', type: 'nominal', title: 'placement', scale: { domain: PLACEMENTS, range: [[1, 0], [6, 3]] } },
+  shape: {
+    field: 'placement',
+    type: 'nominal',
+    title: 'placement',
+    scale: { domain: PLACEMENTS, range: ['circle', 'square'] },
+    // The legend's symbols take no series colour: drawn dark, open as on the chart.
+    legend: { symbolStrokeColor: '#333', symbolStrokeWidth: 1.5, symbolSize: 60, symbolOpacity: 1 },
+  },
+};
+
 /** The Vega-Lite specification: busbw above, time below, sharing the size axis. */
 export function plotSpec(rows: readonly Row[], h: Header): Record<string, unknown> {
-  const x = { field: 'bytes', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'size (B)' };
-  const lines = {
-    color: { field: 'series', type: 'nominal', title: 'op dtype redop', legend: { labelLimit: 400 } },
-    strokeDash: { field: 'placement', type: 'nominal', title: 'placement' },
+  const x = {
+    field: 'bytes',
+    type: 'quantitative',
+    scale: { type: 'log', base: 2 },
+    title: 'size (B)',
+    axis: { values: sizeTicks(rows), labelExpr: SIZE_LABEL_EXPR, labelOverlap: false, labelFlush: false, grid: true },
   };
+  const color = { field: 'series', type: 'nominal', title: 'op dtype redop', legend: { labelLimit: 400 } };
   const tooltip = [{ field: 'series' }, { field: 'placement' }, { field: 'bytes' }, { field: 'timeUs' }, { field: 'busbw' }];
+  // One line per series and placement, and points on it whose shape tells the placement.
+  const panel = (y: Record<string, unknown>, filter?: string): Record<string, unknown> => ({
+    width: 520,
+    height: 240,
+    ...(filter === undefined ? {} : { transform: [{ filter }] }),
+    encoding: { x, y, color, tooltip },
+    layer: [
+      { mark: { type: 'line' }, encoding: { strokeDash: placement.strokeDash } },
+      {
+        mark: { type: 'point', filled: false, size: 40, strokeWidth: 1.5 },
+        encoding: { shape: placement.shape, strokeDash: placement.strokeDash },
+      },
+    ],
+  });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
@@ -48,19 +111,8 @@ export function plotSpec(rows: readonly Row[], h: Header): Record<string, unknow
     },
     data: { values: plotPoints(rows) },
     vconcat: [
-      {
-        width: 520,
-        height: 240,
-        transform: [{ filter: 'datum.busbw > 0' }],
-        mark: { type: 'line', point: true },
-        encoding: { x, y: { field: 'busbw', type: 'quantitative', scale: { type: 'log' }, title: 'busbw (GB/s)' }, ...lines, tooltip },
-      },
-      {
-        width: 520,
-        height: 240,
-        mark: { type: 'line', point: true },
-        encoding: { x, y: { field: 'timeUs', type: 'quantitative', scale: { type: 'log' }, title: 'time (µs)' }, ...lines, tooltip },
-      },
+      panel({ field: 'busbw', type: 'quantitative', scale: { type: 'log' }, title: 'busbw (GB/s)' }, 'datum.busbw > 0'),
+      panel({ field: 'timeUs', type: 'quantitative', scale: { type: 'log' }, title: 'time (µs)' }),
     ],
   };
 }

@@ -39,7 +39,14 @@ export interface Row {
 export interface Header {
   tool: 'collectives-bench';
   version: string;
+  /** The command line as typed, --np included, quoted for a POSIX shell: running it again repeats the run. */
   command: string;
+  /**
+   * Who started the ranks: 'np' (this command, through --np), 'launcher' (collectives-run,
+   * torchrun, Slurm: the command is one rank's, to be run again under the same launcher), or
+   * 'none' (one rank, nothing started).
+   */
+  startedBy: 'np' | 'launcher' | 'none';
   date: string;
   op: string;
   backend: 'gloo' | 'nccl';
@@ -75,9 +82,20 @@ function packageVersion(): string {
   }
 }
 
+// Characters a POSIX shell reads literally outside quotes.
+const SHELL_SAFE = /^[A-Za-z0-9_./:=@%+,-]+$/;
+
+/** `collectives-bench` and its arguments as a line a POSIX shell splits back into the same words. */
+export function commandLine(argv: readonly string[]): string {
+  const quote = (a: string): string => (SHELL_SAFE.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return ['collectives-bench', ...argv].map(quote).join(' ');
+}
+
+/** `argv`: the arguments the user gave (with --np), not the ones a started rank was given. */
 export function buildHeader(
   o: BenchOptions,
   argv: readonly string[],
+  startedBy: Header['startedBy'],
   worldSize: number,
   v: { gloo: string; napi: number; node: string },
   tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean },
@@ -87,7 +105,8 @@ export function buildHeader(
   return {
     tool: 'collectives-bench',
     version: packageVersion(),
-    command: ['collectives-bench', ...argv].join(' '),
+    command: commandLine(argv),
+    startedBy,
     date: new Date().toISOString(),
     op: o.op.name,
     backend,

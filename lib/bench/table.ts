@@ -10,8 +10,10 @@ export function formatHeader(h: Header): string[] {
   const mode = h.blocking
     ? 'each awaited before the next is issued (-z 1)'
     : "issued back to back, then awaited together (nccl-tests' mode)";
+  const started =
+    h.startedBy === 'launcher' ? `   (one of ${h.worldSize} ranks a launcher started: run it again under the same launcher)` : '';
   return [
-    `# ${h.command}`,
+    `# ${h.command}${started}`,
     `# collectives ${h.version}, backend ${h.backend}, world size ${h.worldSize}, host ${h.host}, ` +
       `${h.cpus} CPUs (${h.cpuModel}), Node ${h.node}, Gloo ${h.gloo}, Node-API ${h.napi}`,
     `# time: per call, ${h.warmup} warm-up + ${h.iters} timed calls per cell ${mode}; ` +
