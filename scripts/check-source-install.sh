@@ -67,12 +67,14 @@ rc=$?
 set -e
 [ "$rc" != 0 ] || fail "the package loaded an addon it should not have: $(cat load.log)"
 grep -q 'This package has no prebuilt addon' load.log || { cat load.log; fail "the loader did not say the package has no prebuilt addon"; }
+tools=$(grep -oE 'npm install cmake-js node-addon-api node-api-headers' load.log | head -1)
 hint=$(grep -oE 'COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives' load.log | head -1)
-[ -n "$hint" ] || { cat load.log; fail "the loader gave no source-build command"; }
+[ -n "$hint" ] && [ -n "$tools" ] || { cat load.log; fail "the loader gave no source-build commands"; }
 say "the loader says: $(grep -m1 -o 'This package has no prebuilt addon[^.]*' load.log)"
 
-# 3. The loader's command, as printed.
-say "running the loader's advice: $hint"
+# 3. The loader's commands, as printed: the build tools (optional peers), then the build.
+say "running the loader's advice: $tools; $hint"
+npm install --no-audit --no-fund cmake-js node-addon-api node-api-headers >tools.log 2>&1 || { tail -40 tools.log; fail "$tools failed"; }
 b0=$SECONDS
 set +e
 env COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives --foreground-scripts >rebuild.log 2>&1
@@ -122,7 +124,7 @@ if [ "$FULL" = 1 ]; then
   mkdir -p "$work/app2" && cd "$work/app2"
   npm init -y >/dev/null
   say "npm install of the tarball (its install step must build from source)"
-  npm install --foreground-scripts --no-audit --no-fund "$tarball" >install.log 2>&1 || { tail -40 install.log; fail "npm install failed"; }
+  npm install --foreground-scripts --no-audit --no-fund "$tarball" cmake-js node-addon-api node-api-headers >install.log 2>&1 || { tail -40 install.log; fail "npm install failed"; }
   grep -q 'building the addon from source (no prebuilt addon fits)' install.log || { tail -40 install.log; fail "the install step did not build from source"; }
   cp "$work/app/allreduce.js" .
   allreduce "$work/app2/allreduce.js"

@@ -8,8 +8,10 @@ const FILE = 'collectives.node';
 /** The Node-API version the addon is compiled for (NAPI_VERSION in CMakeLists.txt and binding.gyp). */
 export const ADDON_NAPI_VERSION = 8;
 const NO_PREBUILDS = 'none in this package';
+// The build tools are optional peer dependencies (a prebuilt install needs none of them).
 const SOURCE_BUILD = [
   'Build from source: apt-get install libgloo-dev cmake g++ (Debian, Ubuntu), then',
+  '    npm install cmake-js node-addon-api node-api-headers',
   '    COLLECTIVES_BUILD_FROM_SOURCE=1 npm rebuild collectives',
 ].join('\n');
 
