@@ -7,6 +7,7 @@
         "native/args.cc",
         "native/communicator.cc",
         "native/communicator_device.cc",
+        "native/communicator_monitored.cc",
         "native/communicator_device_quantized.cc",
         "native/diagnostics.cc",
         "native/reduce_ops.cc",

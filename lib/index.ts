@@ -8,7 +8,11 @@ export {
   type P2POptions,
   type ReduceOptions,
   type RootedReduceOptions,
+  type RootedOptions,
+  type MonitoredBarrierOptions,
 } from './core/communicator';
+export { Store } from './core/store';
+export type { JsonValue } from './core/objects';
 export { Work } from './core/work';
 export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus } from './core/backends';
 export { DeviceBuffer, type DeviceBufferOptions, type DeviceCopyOptions } from './core/device';

@@ -55,11 +55,14 @@ RedOp redOpArg(Napi::Env env, const Napi::Value& v, DType dtype) {
   if (!v.IsNumber()) throwTypeError(env, "op: expected a reduce-op code");
   double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0 && d < kRedOpCount) || d != std::floor(d)) {
-    throwRangeError(env, "op: expected a reduce-op code from 0 to 4");
+    throwRangeError(env, "op: expected a reduce-op code from 0 to " + std::to_string(kRedOpCount - 1));
   }
   RedOp op = static_cast<RedOp>(int(d));
   if (op == RedOp::kAvg && !isFloating(dtype)) {
     throwTypeError(env, std::string("op: avg needs a floating dtype, got ") + dtypeName(dtype));
+  }
+  if (isBitwise(op) && isFloating(dtype)) {
+    throwTypeError(env, std::string("op: band, bor and bxor need an integer dtype, got ") + dtypeName(dtype));
   }
   return op;
 }

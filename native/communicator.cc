@@ -23,6 +23,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::Broadcast>("broadcast"),
           InstanceMethod<&Communicator::Reduce>("reduce"),
           InstanceMethod<&Communicator::Barrier>("barrier"),
+          InstanceMethod<&Communicator::MonitoredBarrier>("monitoredBarrier"),
           InstanceMethod<&Communicator::AllToAll>("allToAll"),
           InstanceMethod<&Communicator::AllToAllV>("allToAllV"),
           InstanceMethod<&Communicator::DeviceCollective>("deviceCollective"),

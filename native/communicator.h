@@ -41,6 +41,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Broadcast(const Napi::CallbackInfo& info);
   Napi::Value Reduce(const Napi::CallbackInfo& info);
   Napi::Value Barrier(const Napi::CallbackInfo& info);
+  // A barrier that names the ranks that did not arrive (communicator_monitored.cc).
+  Napi::Value MonitoredBarrier(const Napi::CallbackInfo& info);
   Napi::Value AllToAll(const Napi::CallbackInfo& info);
   Napi::Value AllToAllV(const Napi::CallbackInfo& info);
   // Collectives over DeviceBuffers, run by the NCCL backend.

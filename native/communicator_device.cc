@@ -119,6 +119,10 @@ Napi::Value Communicator::DeviceCollective(const Napi::CallbackInfo& info) {
   const bool rooted = kind == CallKind::kBroadcast || kind == CallKind::kReduce;
   RedOp op = RedOp::kSum;
   if (reduces) op = redOpArg(env, info[3], dtype);
+  if (isBitwise(op)) {
+    throwTypeError(env, "op: expected a reduction NCCL has (sum, prod, min, max, avg); band, bor "
+                        "and bxor run on host arrays only");
+  }
   int root = 0;
   if (rooted) root = checkRoot(env, info[4], "root");
   Millis timeout = timeoutArg(env, info[5]);

@@ -40,6 +40,9 @@ const char* redOpName(int32_t op) {
     case int32_t(RedOp::kMin): return "min";
     case int32_t(RedOp::kMax): return "max";
     case int32_t(RedOp::kAvg): return "avg";
+    case int32_t(RedOp::kBand): return "band";
+    case int32_t(RedOp::kBor): return "bor";
+    case int32_t(RedOp::kBxor): return "bxor";
   }
   return "?";
 }

@@ -22,8 +22,15 @@ enum class DType : int {
 };
 constexpr int kDTypeCount = 8;
 
-enum class RedOp : int { kSum = 0, kProd = 1, kMin = 2, kMax = 3, kAvg = 4 };
-constexpr int kRedOpCount = 5;
+// kBand, kBor and kBxor (torch's BAND/BOR/BXOR) are defined on integer dtypes only.
+enum class RedOp : int {
+  kSum = 0, kProd = 1, kMin = 2, kMax = 3, kAvg = 4, kBand = 5, kBor = 6, kBxor = 7
+};
+constexpr int kRedOpCount = 8;
+
+inline bool isBitwise(RedOp op) {
+  return op == RedOp::kBand || op == RedOp::kBor || op == RedOp::kBxor;
+}
 
 inline size_t dtypeSize(DType t) {
   switch (t) {

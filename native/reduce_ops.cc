@@ -45,6 +45,17 @@ inline T maxOf(T a, T b) {
 }
 
 template <typename T>
+void applyBitwise(RedOp op, T* out, const T* a, const T* b, size_t n) {
+  if (op == RedOp::kBand) {
+    for (size_t i = 0; i < n; i++) out[i] = T(a[i] & b[i]);
+  } else if (op == RedOp::kBor) {
+    for (size_t i = 0; i < n; i++) out[i] = T(a[i] | b[i]);
+  } else {
+    for (size_t i = 0; i < n; i++) out[i] = T(a[i] ^ b[i]);
+  }
+}
+
+template <typename T>
 void apply(RedOp op, T* out, const T* a, const T* b, size_t n) {
   switch (op) {
     case RedOp::kSum:
@@ -59,6 +70,12 @@ void apply(RedOp op, T* out, const T* a, const T* b, size_t n) {
       break;
     case RedOp::kMax:
       for (size_t i = 0; i < n; i++) out[i] = maxOf(a[i], b[i]);
+      break;
+    case RedOp::kBand:
+    case RedOp::kBor:
+    case RedOp::kBxor:
+      // Callers refuse bitwise ops on floating dtypes before they get here.
+      if constexpr (std::is_integral<T>::value) applyBitwise(op, out, a, b, n);
       break;
   }
 }

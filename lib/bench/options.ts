@@ -1,6 +1,6 @@
 /** Options of `collectives-bench`: nccl-tests' flags, as strings from commander and as checked values. */
 
-import { DTYPES, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../core/dtypes';
+import { DTYPES, isBitwise, isFloating, type DType, type ReduceOp, REDUCE_OPS } from '../core/dtypes';
 import { UsageError } from '../launch/options';
 import type { BenchOp, Redop } from './ops';
 import { findOp, opNames } from './registry';
@@ -124,8 +124,10 @@ function dtypeList(value: string): DType[] {
 }
 
 function redopList(value: string, op: BenchOp, dtypes: DType[]): ReduceOp[] {
-  if (value === 'all') return [...REDUCE_OPS];
-  if (!(REDUCE_OPS as string[]).includes(value)) fail('-o', `one of ${REDUCE_OPS.join(', ')} or all`, value);
+  // nccl-tests' reductions: the bitwise ones exist on host arrays only and are not benchmarked.
+  const ops = REDUCE_OPS.filter((o) => !isBitwise(o));
+  if (value === 'all') return ops;
+  if (!(ops as string[]).includes(value)) fail('-o', `one of ${ops.join(', ')} or all`, value);
   const redop = value as ReduceOp;
   if (op.reduces && redop === 'avg' && dtypes.every((d) => !isFloating(d))) {
     fail('-o', `a reduction defined on ${dtypes.join(', ')} (avg needs a floating dtype)`, value);

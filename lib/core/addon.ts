@@ -118,6 +118,8 @@ export interface NativeCommunicator {
   broadcast(buffer: Arr, dtype: number, root: number, timeoutMs: number): Promise<void>;
   reduce(input: Arr, output: Arr | null, dtype: number, op: number, root: number, timeoutMs: number): Promise<void>;
   barrier(timeoutMs: number): Promise<void>;
+  /** On rank 0 the ranks that did not arrive (empty when all did); empty elsewhere. */
+  monitoredBarrier(timeoutMs: number, waitAll: boolean, tag: number): Promise<number[]>;
   allToAll(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;
   allToAllV(input: Arr, inputSplits: number[], output: Arr, outputSplits: number[], dtype: number, timeoutMs: number): Promise<void>;
   deviceCollective(

@@ -8,11 +8,14 @@ import {
   type ReduceOp,
   checkArray,
   checkReduceOp,
+  isBitwise,
   resolveDType,
 } from './dtypes';
 import { DeviceBuffer, onDevice } from './device';
 import { checkSameDType } from './device-args';
-import { type Collective, SHAPES, checkLengths, wireBytes } from './shapes';
+import { type Collective, type RootedMove, SHAPES, checkLengths, wireBytes } from './shapes';
+import { type JsonValue, checkJson, decodeJson, encodeJson } from './objects';
+import { Store, type StoreAccess } from './store';
 import { type CommStats, StatsCounter } from './stats';
 import type { NativeCommunicator } from './addon';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
@@ -62,6 +65,36 @@ export interface P2POptions extends CallOptions {
   tag?: number;
 }
 
+export interface RootedOptions extends CallOptions {
+  root?: number;
+  dtype?: DType;
+}
+
+export interface MonitoredBarrierOptions extends CallOptions {
+  /** Wait for every rank and name all the missing ones (default), or fail at the first. */
+  waitAll?: boolean;
+}
+
+/**
+ * Where a communicator sits: its store's address and namespace, and its ranks on this
+ * host. init() reads LOCAL_RANK / LOCAL_WORLD_SIZE; split() counts the members on the same
+ * host (os.hostname()).
+ */
+export interface Placement {
+  access: StoreAccess;
+  localRank: number;
+  localSize: number;
+  /** A hash of os.hostname(), compared by split(). */
+  host: number;
+}
+
+/**
+ * The point-to-point tags monitoredBarrier uses: the top 256 of the 32-bit range, so that
+ * its messages never match a user's send or recv. Users' tags stop below them.
+ */
+const MONITORED_TAG_BASE = 0xffffff00;
+const MAX_USER_TAG = MONITORED_TAG_BASE - 1;
+
 /** Called when the communicator is destroyed (e.g. to close the store it hosts). */
 type Cleanup = () => Promise<void> | void;
 
@@ -80,6 +113,11 @@ export class Communicator {
   #destroyed: Promise<void> | undefined;
   #aborted = false;
   #inGroup = false;
+  /** The host calls issued inside the open group, which its Work waits for. */
+  #groupHost: Promise<unknown>[] = [];
+  #monitored = 0;
+  readonly #place: Placement;
+  #store: Store | undefined;
   readonly #callSites: boolean;
   readonly #stats = new StatsCounter();
 
@@ -90,8 +128,10 @@ export class Communicator {
     tuning: Required<GlooTuning>,
     cleanups: Cleanup[] = [],
     callSites = false,
+    place?: Placement,
   ) {
     this.#native = native;
+    this.#place = place ?? { access: { endpoint: null, prefix: '' }, localRank: native.rank, localSize: native.size, host: 0 };
     this.#timeoutMs = timeoutMs;
     this.#tuning = Object.freeze({ ...tuning });
     this.#cleanups = cleanups;
@@ -105,8 +145,9 @@ export class Communicator {
     tuning: Required<GlooTuning>,
     cleanups: Cleanup[],
     callSites: boolean,
+    place?: Placement,
   ): Communicator {
-    return new Communicator(native, timeoutMs, tuning, cleanups, callSites);
+    return new Communicator(native, timeoutMs, tuning, cleanups, callSites, place);
   }
 
   /** How this communicator drives Gloo (resolved from init's options and the environment). */
@@ -119,6 +160,25 @@ export class Communicator {
   }
   get size(): number {
     return this.#native.size;
+  }
+  /**
+   * This rank's index among the communicator's ranks on the same host, and their number
+   * (torchrun's LOCAL_RANK and LOCAL_WORLD_SIZE for the world; for split() and subgroup()
+   * children, counted among the members whose os.hostname() matches, in the child's rank order).
+   */
+  get localRank(): number {
+    return this.#place.localRank;
+  }
+  get localSize(): number {
+    return this.#place.localSize;
+  }
+  /**
+   * The rendezvous store, as torch.distributed's Store (set, get, add, wait), with keys under
+   * this communicator's namespace. Needs the TCP store (not options.storePath).
+   */
+  get store(): Store {
+    this.#store ??= new Store(this.#place.access, this.rank, this.#timeoutMs);
+    return this.#store;
   }
   /**
    * What runs `op` (the method's name, `allReduce`…, or nccl-tests' name: 'all_reduce',
@@ -204,6 +264,137 @@ export class Communicator {
     const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     return this.#issue('barrier', undefined, (n) => n.barrier(timeout), 0, 0);
+  }
+
+  /**
+   * A barrier that says who is missing (torch's monitored_barrier): every other rank sends
+   * rank 0 a message and waits for its release; rank 0 waits for all of them against one
+   * deadline. When some do not arrive within `timeoutMs`, rank 0 fails with TIMEOUT and
+   * `missingRanks` (all of them with `waitAll`, the default; else the first), and the ranks
+   * that did arrive fail with TIMEOUT once the same time has passed without a release.
+   * Runs on Gloo's point-to-point transfers (tags 0xffffff00 and up are kept for it).
+   */
+  monitoredBarrier(options?: MonitoredBarrierOptions): Work<void> {
+    const o = checkOptions<MonitoredBarrierOptions>('options', options, ['timeoutMs', 'waitAll']);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    if (o.waitAll !== undefined && typeof o.waitAll !== 'boolean') throw argTypeError('options.waitAll', 'a boolean', o.waitAll);
+    const waitAll = o.waitAll ?? true;
+    const tag = MONITORED_TAG_BASE + (this.#monitored++ & 0xff);
+    const rank = this.rank;
+    return this.#issue('monitoredBarrier', undefined, (n) =>
+      n.monitoredBarrier(timeout, waitAll, tag).then((missing) => {
+        if (missing.length === 0) return;
+        const which = waitAll ? `ranks ${missing.join(', ')}` : `rank ${missing[0]} (the first missing; waitAll: true names them all)`;
+        throw new CollectiveError(ErrorCode.TIMEOUT,
+          `monitoredBarrier on rank ${rank}: ${which} did not reach the barrier within ${timeout} ms`,
+          rank, 'monitoredBarrier', undefined, missing);
+      }),
+    0, 0);
+  }
+
+  /**
+   * Gathers every rank's `input` (n elements) into the root's `output` (size × n, in rank
+   * order), as torch's gather; the other ranks pass null as output. Host arrays only.
+   * Resolves with the output (null off the root).
+   */
+  gather<T extends HostArray>(input: HostArray, output: T | null, options?: RootedOptions): Work<T | null> {
+    return this.#rootedMove('gather', input, output, options) as Work<T | null>;
+  }
+
+  /**
+   * Sends block r of the root's `input` (size × n elements) to rank r's `output` (n
+   * elements), as torch's scatter; the other ranks pass null as input. Host arrays only.
+   */
+  scatter<T extends HostArray>(input: HostArray | null, output: T, options?: RootedOptions): Work<T> {
+    return this.#rootedMove('scatter', input, output, options) as Work<T>;
+  }
+
+  /**
+   * Gather and scatter as one all-to-all-v where only the root's blocks are non-empty: Gloo
+   * moves each block once, between its rank and the root.
+   */
+  #rootedMove(kind: RootedMove, input: unknown, output: unknown, options: unknown): Work<unknown> {
+    const rule = SHAPES[kind];
+    const o = checkOptions<RootedOptions>('options', options, rule.keys);
+    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
+    for (const [name, b] of [[rule.input, input], [rule.output as string, output]] as const) {
+      if (b instanceof DeviceBuffer) throw argTypeError(name, `a typed array (${kind} runs on host arrays only, not on DeviceBuffers)`, b);
+    }
+    const atRoot = this.rank === root;
+    // The root-only buffer: gather's output, scatter's input.
+    const [rootName, rootBuf, blockName, blockBuf] = kind === 'gather'
+      ? ([rule.output as string, output, rule.input, input] as const)
+      : ([rule.input, input, rule.output as string, output] as const);
+    const block = checkArray(blockName, blockBuf);
+    const dtype = resolveDType(blockName, block, o.dtype);
+    let whole: HostArray | undefined;
+    if (rootBuf !== null && rootBuf !== undefined) {
+      whole = checkArray(rootName, rootBuf);
+      resolveDType(rootName, whole, dtype);
+    } else if (atRoot) {
+      throw argTypeError(rootName, `a typed array on the root (rank ${root})`, rootBuf);
+    }
+    if (kind === 'gather') checkLengths(kind, this.size, block.length, whole?.length);
+    else checkLengths(kind, this.size, whole?.length, block.length);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    const { sent, received } = wireBytes(kind, block.byteLength, this.size, this.rank, root);
+    // Off the root the root-only buffer takes no part (a given one is left unchanged).
+    const empty = new (block.constructor as new (n: number) => HostArray)(0);
+    const wholeArg = atRoot ? (whole as HostArray) : empty;
+    const n = block.length;
+    const fromRoot = Array.from({ length: this.size }, (_, r) => (r === root ? n : 0));
+    const toAll = Array.from({ length: this.size }, () => (atRoot ? n : 0));
+    const dt = DTYPE_CODE[dtype];
+    if (kind === 'gather') {
+      return this.#issue(kind, atRoot ? wholeArg : null, (c) => c.allToAllV(block, fromRoot, wholeArg, toAll, dt, timeout), sent, received);
+    }
+    return this.#issue(kind, block, (c) => c.allToAllV(wholeArg, toAll, block, fromRoot, dt, timeout), sent, received);
+  }
+
+  /**
+   * The root's `value` on every rank (torch's broadcast_object_list, for configs and metrics):
+   * its JSON length is broadcast, then its bytes. `value` must round-trip through JSON (see
+   * JsonValue); the other ranks' `value` is ignored.
+   */
+  broadcastObject<T extends JsonValue>(value: T, options?: RootedOptions): Promise<T> {
+    // Checked here, before anything is issued, so that a bad argument throws at the call.
+    const o = checkOptions<RootedOptions>('options', options, ['root', 'timeoutMs']);
+    const root = o.root === undefined ? 0 : checkInt('options.root', o.root, 0, this.size - 1);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    const atRoot = this.rank === root;
+    if (atRoot) checkJson('value', value);
+    const bytes = atRoot ? encodeJson(value) : undefined;
+    const length = Float64Array.of(bytes?.length ?? 0);
+    const sized = this.broadcast(length, { root, timeoutMs: timeout });
+    return (async () => {
+      await sized;
+      const data = bytes ?? new Uint8Array(length[0]);
+      await this.broadcast(data, { root, timeoutMs: timeout });
+      return (atRoot ? value : decodeJson(data)) as T;
+    })();
+  }
+
+  /**
+   * Every rank's `value`, in rank order (torch's all_gather_object): the JSON lengths are
+   * all-gathered, then the bytes, each rank's padded to the longest. `value` must round-trip
+   * through JSON (see JsonValue).
+   */
+  allGatherObject<T extends JsonValue>(value: T, options?: CallOptions): Promise<T[]> {
+    const o = checkOptions<CallOptions>('options', options, ['timeoutMs']);
+    const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
+    checkJson('value', value);
+    const bytes = encodeJson(value);
+    const lengths = new Float64Array(this.size);
+    const sized = this.allGather(Float64Array.of(bytes.length), lengths, { timeoutMs: timeout });
+    return (async () => {
+      await sized;
+      const longest = Math.max(...lengths);
+      const mine = new Uint8Array(longest);
+      mine.set(bytes);
+      const all = new Uint8Array(longest * this.size);
+      await this.allGather(mine, all, { timeoutMs: timeout });
+      return Array.from(lengths, (len, r) => (r === this.rank ? value : (decodeJson(all.subarray(r * longest, r * longest + len)) as T)));
+    })();
   }
 
   /** Block r of `input` goes to rank r; block r of `output` comes from rank r (equal blocks). */
@@ -383,19 +574,28 @@ export class Communicator {
     const k = key === undefined ? this.rank : checkInt('key', key, -0x80000000, 0x7fffffff);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     const seq = this.#splits++;
-    const all = new Int32Array(2 * this.size);
-    await this.allGather(Int32Array.of(c, k), all, { timeoutMs: timeout });
+    // Color, key and host of every rank: the host gives the child its localRank / localSize.
+    const all = new Int32Array(3 * this.size);
+    await this.allGather(Int32Array.of(c, k, this.#place.host), all, { timeoutMs: timeout });
     if (c < 0) return null;
-    const members: { rank: number; key: number }[] = [];
+    const members: { rank: number; key: number; host: number }[] = [];
     for (let r = 0; r < this.size; r++) {
-      if (all[2 * r] === c) members.push({ rank: r, key: all[2 * r + 1] });
+      if (all[3 * r] === c) members.push({ rank: r, key: all[3 * r + 1], host: all[3 * r + 2] });
     }
     members.sort((a, b) => a.key - b.key || a.rank - b.rank);
     const newRank = members.findIndex((m) => m.rank === this.rank);
+    const local = members.filter((m) => m.host === this.#place.host);
+    const place: Placement = {
+      // The child's namespace, as native Rendezvous::child names it.
+      access: { endpoint: this.#place.access.endpoint, prefix: `${this.#place.access.prefix}/s${seq}c${c}` },
+      localRank: local.findIndex((m) => m.rank === this.rank),
+      localSize: local.length,
+      host: this.#place.host,
+    };
     const native = await this.#issue('split', undefined, (n) =>
       n.split(newRank, members.length, `s${seq}c${c}`, timeout),
     0, 0).wait();
-    return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs, this.#tuning, [], this.#callSites);
+    return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs, this.#tuning, [], this.#callSites, place);
   }
 
   /**
@@ -422,6 +622,7 @@ export class Communicator {
       this.#destroyed = (async () => {
         await Promise.allSettled([...this.#pending]);
         if (!this.#aborted) this.#native.close();
+        this.#store?.close();
         for (const c of this.#cleanups) await c();
       })();
     }
@@ -433,6 +634,7 @@ export class Communicator {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#native.abort(reason ?? 'the communicator was aborted');
+    this.#store?.close();
     for (const c of this.#cleanups) void c();
     this.#cleanups = [];
   }
@@ -469,6 +671,7 @@ export class Communicator {
       },
     );
     pending.add(p);
+    if (this.#inGroup) this.#groupHost.push(p);
     return new Work<T>(operation, p);
   }
 
@@ -481,6 +684,9 @@ export class Communicator {
     if (rule.output === 'output' && output === undefined) throw argTypeError('output', `a DeviceBuffer like ${rule.input}`, output);
     checkDeviceDType(input, output, rule.output ?? 'options.output', o.dtype);
     const op = rule.reduces ? checkReduceOp(o.op, input.dtype) : 'sum';
+    if (isBitwise(op)) {
+      throw argRangeError('options.op', `a reduction NCCL has (sum, prod, min, max, avg): '${op}' runs on host arrays only`, op);
+    }
     checkLengths(kind, this.size, input.length, output?.length);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     // In place unless an output is given; reduce writes into its output only on the root.
@@ -511,19 +717,26 @@ export class Communicator {
     if (this.#inGroup) throw argTypeError('fn', 'a function called outside another group (groups do not nest)', 'a nested group');
     this.#issue('group', undefined, (n) => n.deviceGroup(true, timeout), 0, 0);
     this.#inGroup = true;
+    this.#groupHost = [];
     let result: unknown;
     let end: Work<void>;
+    let host: Promise<unknown>[];
     try {
       result = fn();
     } finally {
       // Closed even when fn throws, so the communicator's next calls are not grouped.
       this.#inGroup = false;
+      host = this.#groupHost;
+      this.#groupHost = [];
       end = this.#issue('group', undefined, (n) => n.deviceGroup(false, timeout), 0, 0);
     }
     if (result instanceof Promise) {
       throw argTypeError('fn', 'a synchronous function (its calls must be issued before the group ends)', 'an async function');
     }
-    return end;
+    if (host.length === 0) return end;
+    // Host calls were issued at once and run concurrently (Gloo posts each send and receive);
+    // the group completes when they and the device group have.
+    return new Work<void>('group', Promise.all([end.wait(), ...host]).then(() => undefined));
   }
 
   #quantized(kind: QuantizedKind, input: unknown, output: unknown, options: unknown): Work<unknown> {
@@ -558,7 +771,7 @@ export class Communicator {
     const buf = checkArray('buffer', buffer);
     const dtype = resolveDType('buffer', buf, o.dtype);
     const other = this.#peer(peer);
-    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, 0xffffffff);
+    const tag = o.tag === undefined ? 0 : checkInt('options.tag', o.tag, 0, MAX_USER_TAG);
     const timeout = checkTimeout('options.timeoutMs', o.timeoutMs, this.#timeoutMs);
     return this.#issue(operation, buffer, (n) => n[operation](buf, DTYPE_CODE[dtype], other, tag, timeout),
       operation === 'send' ? buf.byteLength : 0, operation === 'recv' ? buf.byteLength : 0);

@@ -4,7 +4,8 @@ import { argRangeError, argTypeError } from './errors';
 /** Element types. float16 and bfloat16 travel in Uint16Array. */
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'int64';
 
-export type ReduceOp = 'sum' | 'prod' | 'min' | 'max' | 'avg';
+/** band, bor and bxor (torch's BAND/BOR/BXOR) are defined on integer dtypes, on host arrays only. */
+export type ReduceOp = 'sum' | 'prod' | 'min' | 'max' | 'avg' | 'band' | 'bor' | 'bxor';
 
 export type HostArray =
   | Float32Array
@@ -28,7 +29,7 @@ export const DTYPE_CODE: Record<DType, number> = {
   int64: 7,
 };
 
-export const REDUCE_OP_CODE: Record<ReduceOp, number> = { sum: 0, prod: 1, min: 2, max: 3, avg: 4 };
+export const REDUCE_OP_CODE: Record<ReduceOp, number> = { sum: 0, prod: 1, min: 2, max: 3, avg: 4, band: 5, bor: 6, bxor: 7 };
 
 export const DTYPES = Object.keys(DTYPE_CODE) as DType[];
 export const REDUCE_OPS = Object.keys(REDUCE_OP_CODE) as ReduceOp[];
@@ -43,6 +44,10 @@ export const DTYPE_BYTES: Record<DType, number> = {
   int32: 4,
   int64: 8,
 };
+
+export function isBitwise(op: ReduceOp): boolean {
+  return op === 'band' || op === 'bor' || op === 'bxor';
+}
 
 export function isFloating(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
@@ -123,6 +128,9 @@ export function checkReduceOp(op: unknown, dtype: DType): ReduceOp {
   }
   if (op === 'avg' && !isFloating(dtype)) {
     throw argRangeError('options.op', `'avg' only with a floating dtype (dtype is ${dtype})`, op);
+  }
+  if (isBitwise(op as ReduceOp) && isFloating(dtype)) {
+    throw argRangeError('options.op', `'${op}' only with an integer dtype (dtype is ${dtype})`, op);
   }
   return op as ReduceOp;
 }

@@ -22,14 +22,17 @@ export class CollectiveError extends Error {
   readonly operation: string;
   /** For PEER_LOST: the rank that was lost, when it is known. */
   readonly peerRank?: number;
+  /** For monitoredBarrier's TIMEOUT on rank 0: the ranks that did not arrive, ascending. */
+  readonly missingRanks?: readonly number[];
 
-  constructor(code: ErrorCode, message: string, rank: number, operation: string, peerRank?: number) {
+  constructor(code: ErrorCode, message: string, rank: number, operation: string, peerRank?: number, missingRanks?: readonly number[]) {
     super(message);
     this.name = 'CollectiveError';
     this.code = code;
     this.rank = rank;
     this.operation = operation;
     if (peerRank !== undefined) this.peerRank = peerRank;
+    if (missingRanks !== undefined) this.missingRanks = Object.freeze([...missingRanks]);
   }
 }
 

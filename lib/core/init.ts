@@ -1,6 +1,7 @@
 import * as dgram from 'dgram';
 import * as dns from 'dns';
 import * as net from 'net';
+import * as os from 'os';
 
 import { Communicator } from './communicator';
 import { type RankInfo, rankFromEnvironment } from './env';
@@ -211,7 +212,19 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     for (const c of cleanups) await c();
     throw notJoined(fromNative(err, info.rank, 'init'), info, timeoutMs, prefix);
   }
-  return Communicator.create(native, timeoutMs, tuning, cleanups, callSites);
+  return Communicator.create(native, timeoutMs, tuning, cleanups, callSites, {
+    access: { endpoint: storePath ? null : { host: masterAddr, port: masterPort, token }, prefix },
+    localRank: info.localRank,
+    localSize: info.localWorldSize,
+    host: hostHash(os.hostname()),
+  });
+}
+
+/** A 32-bit FNV-1a hash of the host name: split() compares it to count ranks on one host. */
+function hostHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(name, 'utf8')) h = Math.imul(h ^ byte, 0x01000193);
+  return h | 0;
 }
 
 /**

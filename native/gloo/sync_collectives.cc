@@ -40,10 +40,16 @@ const gloo::ReductionFunction<T>* reduction(RedOp op) {
   static const gloo::ReductionFunction<T> prod(gloo::CUSTOM, &reduceAdapter<T, RedOp::kProd>);
   static const gloo::ReductionFunction<T> min(gloo::CUSTOM, &reduceAdapter<T, RedOp::kMin>);
   static const gloo::ReductionFunction<T> max(gloo::CUSTOM, &reduceAdapter<T, RedOp::kMax>);
+  static const gloo::ReductionFunction<T> band(gloo::CUSTOM, &reduceAdapter<T, RedOp::kBand>);
+  static const gloo::ReductionFunction<T> bor(gloo::CUSTOM, &reduceAdapter<T, RedOp::kBor>);
+  static const gloo::ReductionFunction<T> bxor(gloo::CUSTOM, &reduceAdapter<T, RedOp::kBxor>);
   switch (op) {
     case RedOp::kProd: return &prod;
     case RedOp::kMin: return &min;
     case RedOp::kMax: return &max;
+    case RedOp::kBand: return &band;
+    case RedOp::kBor: return &bor;
+    case RedOp::kBxor: return &bxor;
     default: return &sum;  // AVG reduces as SUM; the backend divides.
   }
 }

@@ -80,6 +80,10 @@ inline int ncclRedOpOf(RedOp op) {
     case RedOp::kMin: return ncclMin;
     case RedOp::kMax: return ncclMax;
     case RedOp::kAvg: return ncclAvg;
+    // NCCL has no bitwise reductions; device calls refuse them before this.
+    case RedOp::kBand:
+    case RedOp::kBor:
+    case RedOp::kBxor: break;
   }
   return -1;
 }
