@@ -109,6 +109,18 @@ describe('80 reliability', function () {
     console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${peerLost} PEER_LOST (${named} naming the lost rank), ${failures - peerLost} TIMEOUT`);
   });
 
+  for (const mode of ['default', 'per-call']) {
+    const pairs = mode === 'default' ? 'the default synchronous pairs' : "a per-call timeoutMs (Gloo's asynchronous pairs)";
+    it(`a killed peer: PEER_LOST names it with ${pairs}, and later calls fail at once with ABORTED`, async function () {
+      this.timeout(40000);
+      const [r0, r1] = await spawnRanks('peer-lost.js', { nproc: 2, args: [mode], killAfterMs: 30000 });
+      const all = describeRanks([r0, r1]);
+      assert.equal(r1.signal, 'SIGKILL', all);
+      assertCases(new Map([[0, parseCases(r0.stdout, 0).get(0) ?? []]]), [0], ['a killed peer fails the allReduce with PEER_LOST', 'the broken communicator'], all);
+      assert.equal(r0.code, 0, all);
+    });
+  }
+
   const LAUNCHER_RUNS = FULL ? 20 : 1;
   it(`the launcher exits non-zero and leaves no process when one of 4 streaming ranks is SIGKILLed (${LAUNCHER_RUNS} seeded runs)`, async function () {
     this.timeout(LAUNCHER_RUNS * 25000);
