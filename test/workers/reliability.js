@@ -6,11 +6,14 @@
 //                        SIGKILLs itself after a seeded number of calls. The
 //                        others check that every pending and later Work
 //                        rejects with PEER_LOST or TIMEOUT within the timeout
-//                        + 5 s, naming the lost rank when they name one.
+//                        + 5 s, naming the lost rank when they name one (or
+//                        with ABORTED naming that failure, once it broke the
+//                        communicator).
 //   stream-kill SEED     as peer-kill, under the launcher: survivors keep
 //                        streaming until the launcher stops them.
 //   missing TIMEOUT_MS   rank 2 of 3 never calls an all-reduce; the others
-//                        must reject with TIMEOUT at TIMEOUT_MS, not later.
+//                        must reject with TIMEOUT at TIMEOUT_MS, not later,
+//                        and every later call at once with ABORTED.
 //   mismatch             (COLLECTIVES_DEBUG=detail) ranks call different
 //                        collectives; every rank rejects with MISMATCH, and
 //                        valid calls afterwards give exact results.
@@ -93,15 +96,23 @@ async function peerKill(underLauncher) {
   let failed = 0;
   let named = 0;
   let peerLost = 0;
+  let aborted = 0;
   for (const { index, ms, r, buf, afterFailure } of results) {
     if (r.ok) {
       check.ok(`call ${index} resolved after the first failure`, !afterFailure, show(r));
       check.ok(`call ${index} has the exact sum`, buf.every((v) => v === want), `got ${buf[0]}`);
       continue;
     }
-    failed++;
     const e = r.err;
     check.ok(`call ${index} rejects with a CollectiveError`, e instanceof CollectiveError, show(r));
+    if (e.code === 'ABORTED') {
+      // Queued behind the call that broke the communicator.
+      aborted++;
+      check.ok(`call ${index}: ABORTED names what broke the communicator`, /broken by a (PEER_LOST|TIMEOUT) in allReduce #\d+/.test(e.message), show(r));
+      check.ok(`call ${index}: ABORTED settles within the timeout + 5 s`, ms <= KILL_TIMEOUT_MS + 5000, show(r));
+      continue;
+    }
+    failed++;
     check.ok(`call ${index} rejects with PEER_LOST or TIMEOUT`, e.code === 'PEER_LOST' || e.code === 'TIMEOUT', show(r));
     check.ok(`call ${index} settles within the timeout + 5 s`, ms <= KILL_TIMEOUT_MS + 5000, show(r));
     if (e.code === 'PEER_LOST') {
@@ -115,7 +126,7 @@ async function peerKill(underLauncher) {
     }
   }
   check.ok('some calls failed after the kill', failed > 0, `${results.length} calls, none failed`);
-  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed (${peerLost} PEER_LOST, ${failed - peerLost} TIMEOUT), ${named} named rank ${victim}`);
+  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed (${peerLost} PEER_LOST, ${failed - peerLost} TIMEOUT), ${named} named rank ${victim}; ${aborted} ABORTED behind them`);
   await survivorsDone(rank, size - 1);
   world.abort();
   check.report();
@@ -154,6 +165,13 @@ async function missing() {
   check.ok(`it rejects no earlier than the ${timeoutMs} ms timeout`, r.ms >= timeoutMs - 20, show(r));
   check.ok(`it rejects within 1.5 s after the ${timeoutMs} ms timeout`, r.ms <= timeoutMs + 1500, show(r));
   console.log(`rank ${rank}: missing call: ${show(r)}`);
+  // Gloo has closed the pairs of the call that timed out: every later call fails at once.
+  for (const [name, call] of [['allReduce', () => world.allReduce(new Float32Array(4))], ['barrier with a timeoutMs', () => world.barrier({ timeoutMs })]]) {
+    const next = await outcome(call());
+    check.ok(`${name} after the TIMEOUT rejects with ABORTED`, !next.ok && next.err instanceof CollectiveError && next.err.code === 'ABORTED', show(next));
+    check.ok(`${name} after the TIMEOUT names the call that broke it`, !next.ok && /broken by a TIMEOUT in allReduce #2; create a new one/.test(next.err.message), show(next));
+    check.ok(`${name} after the TIMEOUT fails at once`, next.ms < 200, show(next));
+  }
   world.abort();
   check.report();
 }
