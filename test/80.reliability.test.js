@@ -50,6 +50,7 @@ const RELIABILITY_CASES = {
   missing: (r) => [r === 2 ? 'never calls' : 'the all-reduce a rank never joins'],
   mismatch: MISMATCH_CASES,
   'no-debug-mismatch': ['a mismatched call without debug mode'],
+  'count-mismatch': ['allToAll', 'allToAll with a timeoutMs', 'allToAllV', 'allReduce'].map((n) => `${n} count mismatch without debug mode`),
   transfer: ['a pending buffer posted to another thread', 'a detached buffer'],
 };
 
@@ -162,6 +163,14 @@ describe('80 reliability', function () {
     this.timeout(30000);
     const res = await spawnRanks('reliability.js', { nproc: 2, args: ['no-debug-mismatch'], killAfterMs: 20000 });
     assertPassed(res, RELIABILITY_CASES['no-debug-mismatch'], describeRanks(res));
+  });
+
+  it('without debug mode, count mismatches reject with MISMATCH instead of aborting the process', async function () {
+    this.timeout(30000);
+    const res = await spawnRanks('reliability.js', { nproc: 2, args: ['count-mismatch'], killAfterMs: 20000 });
+    for (const r of res) assert.equal(r.signal, null, `rank ${r.rank} was killed by ${r.signal}\n${describeRanks(res)}`);
+    assertPassed(res, RELIABILITY_CASES['count-mismatch'], describeRanks(res));
+    assert.ok(res.some((r) => /allReduce count mismatch: CollectiveError \(MISMATCH\)/.test(r.stdout)), `no rank said MISMATCH for the all-reduce\n${describeRanks(res)}`);
   });
 
   it("transferring a pending operation's buffer with postMessage neither detaches nor corrupts it; a detached buffer is refused", async function () {
