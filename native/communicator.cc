@@ -186,7 +186,7 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
     backend = GlooBackend::connect(options);
     rendezvous->store = options.store;
     diagnostics->setStore(options.store);
-    diagnostics->learnPeers();
+    diagnostics->learnPeers(options.size > 1 && options.tuning.mode != GlooTuning::Mode::kAsync);
   };
   // Holding the new communicator here also keeps it alive until init settles.
   auto shared = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
@@ -472,13 +472,13 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   auto childDiagnostics = diagnostics_->child(newRank, newSize, key);
   auto childRendezvous = std::make_shared<Rendezvous>();
   auto rendezvous = rendezvous_;
+  GlooTuning tuning = tuning_;
   work->run = [=](std::shared_ptr<Backend>& b) {
     *child = b->split(newRank, newSize, key, timeout);
     *childRendezvous = rendezvous->child(key);
-    childDiagnostics->learnPeers();
+    childDiagnostics->learnPeers(newSize > 1 && tuning.mode != GlooTuning::Mode::kAsync);
   };
   diagnostics_->guard(*work, {CallKind::kSplit}, timeout);
-  GlooTuning tuning = tuning_;
   work->result = [child, childDiagnostics, childRendezvous, newRank, newSize,
                   tuning](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);

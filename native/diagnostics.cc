@@ -222,40 +222,47 @@ std::multimap<uint16_t, sockaddr_in> establishedByLocalPort() {
 
 }  // namespace
 
-void Diagnostics::learnPeers() {
+void Diagnostics::learnPeers(bool syncPairs) {
   if (!store_ || size_ <= 1) return;
   std::map<std::string, int> table;
   try {
     using gloo::transport::tcp::Address;
-    gloo::rendezvous::PrefixStore scoped(prefix_, *store_);
     const size_t each = Address().bytes().size();
     std::multimap<uint16_t, sockaddr_in> established;
     bool scanned = false;
-    for (int r = 0; r < size_; r++) {
-      // Each rank published one address per pair, for peers in rank order
-      // without itself. A peer this rank connected to is named by the address
-      // the peer published; one that connected here, by where it came from.
-      std::vector<char> blob = scoped.get(std::to_string(r));
-      if (each == 0 || blob.size() != each * size_t(size_ - 1)) return;
-      for (int i = 0; i < size_ - 1; i++) {
-        std::vector<char> one(blob.begin() + long(i * each), blob.begin() + long((i + 1) * each));
-        Address address(one);
-        if (r != rank_) {
-          table[address.str()] = r;
-          continue;
-        }
-        const int peer = i < rank_ ? i : i + 1;
-        const sockaddr_storage& ss = address.getSockaddr();
-        if (ss.ss_family != AF_INET) continue;
-        const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
-        if (!scanned) {
-          established = establishedByLocalPort();
-          scanned = true;
-        }
-        auto [first, last] = established.equal_range(port);
-        for (auto it = first; it != last; ++it) {
-          table[Address(reinterpret_cast<const sockaddr*>(&it->second), sizeof(sockaddr_in)).str()] =
-              peer;
+    // Every pair listens on a port of its own, so the synchronous pairs'
+    // context (GlooBackend's "/sync" namespace) has addresses of its own, and
+    // a failure on those pairs names one of them.
+    std::vector<std::string> spaces{prefix_};
+    if (syncPairs) spaces.push_back(prefix_ + "/sync");
+    for (const std::string& space : spaces) {
+      gloo::rendezvous::PrefixStore scoped(space, *store_);
+      for (int r = 0; r < size_; r++) {
+        // Each rank published one address per pair, for peers in rank order
+        // without itself. A peer this rank connected to is named by the address
+        // the peer published; one that connected here, by where it came from.
+        std::vector<char> blob = scoped.get(std::to_string(r));
+        if (each == 0 || blob.size() != each * size_t(size_ - 1)) return;
+        for (int i = 0; i < size_ - 1; i++) {
+          std::vector<char> one(blob.begin() + long(i * each), blob.begin() + long((i + 1) * each));
+          Address address(one);
+          if (r != rank_) {
+            table[address.str()] = r;
+            continue;
+          }
+          const int peer = i < rank_ ? i : i + 1;
+          const sockaddr_storage& ss = address.getSockaddr();
+          if (ss.ss_family != AF_INET) continue;
+          const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+          if (!scanned) {
+            established = establishedByLocalPort();
+            scanned = true;
+          }
+          auto [first, last] = established.equal_range(port);
+          for (auto it = first; it != last; ++it) {
+            table[Address(reinterpret_cast<const sockaddr*>(&it->second), sizeof(sockaddr_in)).str()] =
+                peer;
+          }
         }
       }
     }

@@ -50,8 +50,9 @@ class Diagnostics : public std::enable_shared_from_this<Diagnostics> {
 
   // Queue thread, once the backend is connected: maps the addresses each
   // rank published for its Gloo pairs to that rank. Failures leave the table
-  // empty (failures are then reported by address only).
-  void learnPeers();
+  // empty (failures are then reported by address only). `syncPairs`: the
+  // backend also connected a context of synchronous pairs.
+  void learnPeers(bool syncPairs);
   void setStore(std::shared_ptr<gloo::rendezvous::Store> store) { store_ = std::move(store); }
 
   // The diagnostics of a communicator split off this one under `key`.

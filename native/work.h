@@ -47,6 +47,8 @@ struct Work {
   std::string message;
   // The rank a PEER_LOST failure lost, when known; -1 otherwise.
   int peerRank = -1;
+  // The operation's place in the communicator's issue order, from 1 (0: init).
+  uint64_t index = 0;
 
   // Keeps the queue alive until the JS thread has settled this work.
   std::shared_ptr<WorkQueue> owner;

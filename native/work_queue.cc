@@ -1,5 +1,7 @@
 #include "work_queue.h"
 
+#include <cstring>
+
 #include "errors.h"
 
 namespace collectives {
@@ -64,6 +66,7 @@ Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
     return promise;
   }
   work->owner = shared_from_this();
+  if (std::strcmp(work->operation, "init") != 0) work->index = ++issued_;
   if (pending_++ == 0) tsfn_.Ref(env);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -76,6 +79,7 @@ Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
 void WorkQueue::runLoop() {
   for (;;) {
     Work* work = nullptr;
+    std::string broken;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -83,14 +87,20 @@ void WorkQueue::runLoop() {
       work = queue_.front();
       queue_.pop_front();
       running_ = work;
+      broken = broken_;
     }
-    runCaptured(*work, [&] {
-      if (work->run) work->run(backend_);
-    });
+    if (broken.empty()) {
+      runCaptured(*work, [&] {
+        if (work->run) work->run(backend_);
+      });
+    } else {
+      work->fail(codes::kAborted, std::string(work->operation) + ": " + broken);
+    }
     int lane = -1;
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = nullptr;
+      breakOn(*work);
       if (work->transfer && !work->failed) {
         lane = work->lane;
         lanes_[lane].items.push_back(work);
@@ -131,11 +141,19 @@ void WorkQueue::waitLoop(int l) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       lane.awaiting = nullptr;
+      breakOn(*work);
     }
     handOff(work);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!envGone_) tsfn_.Release();
+}
+
+void WorkQueue::breakOn(const Work& work) {
+  if (!work.failed || !broken_.empty()) return;
+  if (work.code != codes::kTimeout && work.code != codes::kPeerLost) return;
+  broken_ = "the communicator was broken by a " + work.code + " in " + work.operation + " #" +
+            std::to_string(work.index) + "; create a new one";
 }
 
 void WorkQueue::handOff(Work* work) {

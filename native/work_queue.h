@@ -66,6 +66,11 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
   };
   Lane lanes_[kWorkLanes];
   bool stopping_ = false;
+  // Set by the first TIMEOUT or PEER_LOST: Gloo closes the pairs of a call
+  // that timed out, and a lost peer leaves the others out of step, so every
+  // later operation fails at once with ABORTED and this reason instead of
+  // reaching Gloo.
+  std::string broken_;
   // Set at environment teardown for threads that could not be joined: from
   // then on they must not touch the thread-safe function, and they leave
   // Gloo's objects for the exiting process instead of tearing them down
@@ -76,7 +81,10 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
   std::thread runner_;
   Napi::ThreadSafeFunction tsfn_;
 
+  void breakOn(const Work& work);
+
   // JS thread only.
+  uint64_t issued_ = 0;
   size_t pending_ = 0;
   bool closed_ = false;
   bool aborted_ = false;

@@ -6,8 +6,9 @@
 // test/workers/lifecycle.js and test/workers/worker-thread.js.
 
 const assert = require('node:assert/strict');
-const { launchWorker, assertSucceeded } = require('./helpers/launch');
-const { assertCases, launched } = require('./helpers/cases');
+const net = require('node:net');
+const { launchWorker, assertSucceeded, spawnRanks, describeRanks } = require('./helpers/launch');
+const { assertCases, launched, parseCases } = require('./helpers/cases');
 
 // COLLECTIVES_FULL=1 runs the soak's full form (100,000 calls).
 const SOAK_CALLS = process.env.COLLECTIVES_FULL === '1' ? 100000 : 20000;
@@ -29,6 +30,38 @@ const LIFECYCLE_CASES = {
 
 // Rank 0 terminates its own worker; rank 1 is the peer left behind.
 const WORKER_THREAD_CASES = (r) => ['allReduce in a worker thread', r === 0 ? 'the process after terminate() mid-collective' : 'a peer of the terminated worker'];
+
+// The cases of test/workers/reinit.js, on every rank that takes part.
+const REINIT_CASES = {
+  again: ['init #1', 'init #2', 'init #3'],
+  'side-by-side': ['two communicators side by side', 'the second outlives the first'],
+  'die-in-join': ['a rank that dies inside init()'],
+};
+
+/** Free TCP ports on 127.0.0.1, for rank 0 to host its stores on. */
+async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createServer();
+    await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
+    servers.push(s);
+  }
+  const ports = servers.map((s) => s.address().port);
+  for (const s of servers) await new Promise((resolve) => s.close(resolve));
+  return ports;
+}
+
+/** Runs spawnRanks' ranks with rank 0 hosting the store at `port`, as under torchrun. */
+function rank0Hosts(port) {
+  return { COLLECTIVES_STORE_HOSTED: '', MASTER_PORT: String(port) };
+}
+
+function assertSpawnedPassed(results, expected, ranks = results.map((r) => r.rank)) {
+  const context = describeRanks(results);
+  const cases = new Map(results.map((r) => [r.rank, parseCases(r.stdout, r.rank).get(r.rank) ?? []]));
+  assertCases(cases, ranks, expected, context);
+  for (const r of results.filter((x) => ranks.includes(x.rank))) assert.equal(r.code, 0, `rank ${r.rank} failed\n${context}`);
+}
 
 function assertRanksPassed(res, expected) {
   assertCases(res.stdout, [0, 1], expected, launched(res));
@@ -106,5 +139,47 @@ describe('50 lifecycle', function () {
     assertRanksPassed(res, LIFECYCLE_CASES.soak);
     assertSucceeded(res, 'lifecycle soak on 2 ranks');
     note(res, /rank\d\]: soak:/);
+  });
+
+  describe('new communicators in a live process', function () {
+    it('init() after destroy(), three times, under the launcher', async function () {
+      this.timeout(40000);
+      const res = await launchWorker('reinit.js', { nproc: 2, args: ['again'], killAfterMs: 30000 });
+      assertRanksPassed(res, REINIT_CASES.again);
+      assertSucceeded(res, 'reinit again on 2 ranks');
+      note(res, /init #\d took/);
+    });
+
+    it('init() after destroy() with rank 0 hosting the store and destroying 1 s after the others re-join', async function () {
+      this.timeout(40000);
+      const [port] = await freePorts(1);
+      const res = await spawnRanks('reinit.js', { nproc: 2, args: ['again', '1000'], env: rank0Hosts(port), killAfterMs: 30000 });
+      assertSpawnedPassed(res, REINIT_CASES.again);
+    });
+
+    it('two communicators side by side, from two init() calls at once on one store', async function () {
+      this.timeout(40000);
+      const res = await launchWorker('reinit.js', { nproc: 2, args: ['side-by-side'], killAfterMs: 30000 });
+      assertRanksPassed(res, REINIT_CASES['side-by-side']);
+      assertSucceeded(res, 'reinit side-by-side on 2 ranks');
+      const [port] = await freePorts(1);
+      const hosted = await spawnRanks('reinit.js', { nproc: 2, args: ['side-by-side'], env: rank0Hosts(port), killAfterMs: 30000 });
+      assertSpawnedPassed(hosted, REINIT_CASES['side-by-side']);
+    });
+
+    it('two communicators side by side, each with a store of its own that rank 0 hosts', async function () {
+      this.timeout(40000);
+      const [a, b] = await freePorts(2);
+      const res = await spawnRanks('reinit.js', { nproc: 2, args: ['own-store', String(a), String(b)], env: rank0Hosts(a), killAfterMs: 30000 });
+      assertSpawnedPassed(res, REINIT_CASES['side-by-side']);
+    });
+
+    it('a rank that dies inside init() makes the others reject within their timeoutMs, not five times it', async function () {
+      this.timeout(40000);
+      const res = await spawnRanks('reinit.js', { nproc: 3, args: ['die-in-join'], killAfterMs: 30000 });
+      assert.equal(res[0].signal, 'SIGKILL', describeRanks(res));
+      assertSpawnedPassed(res, REINIT_CASES['die-in-join'], [1, 2]);
+      for (const r of res.slice(1)) console.log(`      ${/die-in-join: (.*)/.exec(r.stdout)?.[1]}`);
+    });
   });
 });

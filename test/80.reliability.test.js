@@ -50,6 +50,7 @@ const RELIABILITY_CASES = {
   missing: (r) => [r === 2 ? 'never calls' : 'the all-reduce a rank never joins'],
   mismatch: MISMATCH_CASES,
   'no-debug-mismatch': ['a mismatched call without debug mode'],
+  'count-mismatch': ['allToAll', 'allToAll with a timeoutMs', 'allToAllV', 'allReduce'].map((n) => `${n} count mismatch without debug mode`),
   transfer: ['a pending buffer posted to another thread', 'a detached buffer'],
 };
 
@@ -109,6 +110,18 @@ describe('80 reliability', function () {
     console.log(`      ${KILL_RUNS} runs: ${failures} failed calls, ${peerLost} PEER_LOST (${named} naming the lost rank), ${failures - peerLost} TIMEOUT`);
   });
 
+  for (const mode of ['default', 'per-call']) {
+    const pairs = mode === 'default' ? 'the default synchronous pairs' : "a per-call timeoutMs (Gloo's asynchronous pairs)";
+    it(`a killed peer: PEER_LOST names it with ${pairs}, and later calls fail at once with ABORTED`, async function () {
+      this.timeout(40000);
+      const [r0, r1] = await spawnRanks('peer-lost.js', { nproc: 2, args: [mode], killAfterMs: 30000 });
+      const all = describeRanks([r0, r1]);
+      assert.equal(r1.signal, 'SIGKILL', all);
+      assertCases(new Map([[0, parseCases(r0.stdout, 0).get(0) ?? []]]), [0], ['a killed peer fails the allReduce with PEER_LOST', 'the broken communicator'], all);
+      assert.equal(r0.code, 0, all);
+    });
+  }
+
   const LAUNCHER_RUNS = FULL ? 20 : 1;
   it(`the launcher exits non-zero and leaves no process when one of 4 streaming ranks is SIGKILLed (${LAUNCHER_RUNS} seeded runs)`, async function () {
     this.timeout(LAUNCHER_RUNS * 25000);
@@ -150,6 +163,14 @@ describe('80 reliability', function () {
     this.timeout(30000);
     const res = await spawnRanks('reliability.js', { nproc: 2, args: ['no-debug-mismatch'], killAfterMs: 20000 });
     assertPassed(res, RELIABILITY_CASES['no-debug-mismatch'], describeRanks(res));
+  });
+
+  it('without debug mode, count mismatches reject with MISMATCH instead of aborting the process', async function () {
+    this.timeout(30000);
+    const res = await spawnRanks('reliability.js', { nproc: 2, args: ['count-mismatch'], killAfterMs: 20000 });
+    for (const r of res) assert.equal(r.signal, null, `rank ${r.rank} was killed by ${r.signal}\n${describeRanks(res)}`);
+    assertPassed(res, RELIABILITY_CASES['count-mismatch'], describeRanks(res));
+    assert.ok(res.some((r) => /allReduce count mismatch: CollectiveError \(MISMATCH\)/.test(r.stdout)), `no rank said MISMATCH for the all-reduce\n${describeRanks(res)}`);
   });
 
   it("transferring a pending operation's buffer with postMessage neither detaches nor corrupts it; a detached buffer is refused", async function () {

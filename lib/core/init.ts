@@ -7,6 +7,7 @@ import { Communicator } from './communicator';
 import { type RankInfo, rankFromEnvironment } from './env';
 import { fromNative } from './errors';
 import { addonPath, loadAddon } from './loader';
+import type { NativeCommunicator } from './addon';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from '../store/server';
 import { type GlooTuning, resolveTuning } from './tuning';
@@ -104,6 +105,63 @@ function resolveRank(o: InitOptions): RankInfo {
 }
 
 /**
+ * How many communicators init() has begun in this process. Each gets a
+ * namespace of its own in the store: Gloo publishes every rank's pair
+ * addresses under fixed key names, so a later init() under the same names
+ * would read the addresses of a communicator that is gone. Every rank makes
+ * the same init() calls in the same order (torch.distributed asks the same
+ * of its process groups), so the numbers agree across ranks.
+ */
+let initsBegun = 0;
+
+/**
+ * Stores this process hosts, by "host:port". A hosted store outlives the
+ * communicator that started it: other ranks may still read it (a later
+ * split, NCCL's lazy join) or already meet there for the next init() while
+ * this rank is still destroying, and a later init() on the same port here
+ * reuses it instead of failing to bind. It is unref'd, so it never keeps the
+ * process alive.
+ */
+const hostedStores = new Map<string, { server: Promise<StoreServer>; token: string }>();
+
+/** How long after `timeoutMs` init() gives up on its own, so that the native side's precise failures come first. */
+const JOIN_GRACE_MS = 500;
+
+/**
+ * Settles with `join`, or with TIMEOUT once `timeoutMs` (and a grace) has passed. Each wait of
+ * the rendezvous has timeoutMs on the native side, but Gloo waits up to five times its timeout
+ * for a peer that published its address to connect (a peer that died or failed meanwhile), and
+ * the waits follow one another. A communicator that connects after all is closed.
+ */
+function joinWithin(join: Promise<NativeCommunicator>, timeoutMs: number, rank: number): Promise<NativeCommunicator> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(
+        new CollectiveError(
+          ErrorCode.TIMEOUT,
+          `init on rank ${rank}: the rendezvous did not complete within ${timeoutMs} ms (a rank that published its address never connected: it died or failed)`,
+          rank,
+          'init',
+        ),
+      );
+    }, timeoutMs + JOIN_GRACE_MS);
+    join.then(
+      (native) => {
+        clearTimeout(timer);
+        if (late) native.close();
+        else resolve(native);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(err);
+      },
+    );
+  });
+}
+
+/**
  * Joins the job and returns the world communicator. With no options it reads
  * the launcher's environment (collectives-run, torchrun, mpirun, srun). Rank
  * 0 hosts the rendezvous store unless collectives-run already does.
@@ -131,6 +189,8 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     throw argTypeError('options.storePath', 'a folder path', storePath);
   }
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
+  // Taken before the first await, so that init()s started together are numbered in call order.
+  const generation = initsBegun++;
   const addrName = o.masterAddr !== undefined ? 'options.masterAddr' : env.MASTER_ADDR !== undefined ? 'MASTER_ADDR' : 'the default address';
   let hostname = o.hostname;
   if (hostname === undefined && !iface) {
@@ -148,7 +208,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       );
     }
   }
-  const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world`;
+  const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world${generation === 0 ? '' : `.${generation}`}`;
   const debug = debugMode(o.debug);
   const callSites = callSitesOption(o.callSites, debug);
 
@@ -171,19 +231,33 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     if (masterPort === 0 && info.worldSize > 1) {
       throw argRangeError(portName, 'a fixed port when more than one rank must find the store', 0);
     }
+    const where = `${masterAddr}:${masterPort}`;
+    let kept = masterPort === 0 ? undefined : hostedStores.get(where);
+    if (kept && kept.token !== token) {
+      hostedStores.delete(where);
+      await (await kept.server.catch(() => undefined))?.close();
+      kept = undefined;
+    }
+    if (!kept) {
+      // Kept as a promise, so that init()s started together share one store.
+      kept = { server: StoreServer.start({ host: masterAddr, port: masterPort, token }).then((s) => s.unref()), token };
+      // A store on a port of its own (a world of one) has nobody else to serve.
+      if (masterPort !== 0) hostedStores.set(where, kept);
+    }
     let server: StoreServer;
     try {
-      server = (await StoreServer.start({ host: masterAddr, port: masterPort, token })).unref();
+      server = await kept.server;
     } catch (err) {
+      if (hostedStores.get(where) === kept) hostedStores.delete(where);
       throw new CollectiveError(
         ErrorCode.STORE_ERROR,
-        `init on rank 0: could not host the rendezvous store at ${masterAddr}:${masterPort}: ${(err as Error).message}`,
+        `init on rank 0: could not host the rendezvous store at ${where}: ${(err as Error).message}`,
         0,
         'init',
       );
     }
+    if (masterPort === 0) cleanups.push(() => server.close());
     masterPort = server.port;
-    cleanups.push(() => server.close());
   } else if (!storePath && masterPort === 0) {
     throw argRangeError(portName, 'the port of the running store', 0);
   }
@@ -192,7 +266,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   const addon = loadAddon();
   let native;
   try {
-    native = await addon.connect({
+    const join = addon.connect({
       rank: info.rank,
       size: info.worldSize,
       timeoutMs,
@@ -208,6 +282,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       busyPoll: tuning.busyPoll,
       debug,
     });
+    native = await joinWithin(join, timeoutMs, info.rank);
   } catch (err) {
     for (const c of cleanups) await c();
     throw notJoined(fromNative(err, info.rank, 'init'), info, timeoutMs, prefix);

@@ -127,7 +127,15 @@ void translateGlooErrors(const char* operation, const std::function<void()>& fn)
     throw CollectiveFailure(timedOut ? codes::kTimeout : codes::kPeerLost,
                             std::string(operation) + ": " + what);
   } catch (const gloo::EnforceNotMet& e) {
-    throw CollectiveFailure(codes::kInternal, std::string(operation) + ": " + e.what());
+    // On the synchronous pairs a message longer than the buffer posted for it
+    // fails on this thread: ranks passed different counts.
+    std::string what = e.what();
+    if (what.find("op.preamble") != std::string::npos) {
+      throw CollectiveFailure(codes::kMismatch, std::string(operation) +
+                                                    ": a peer sent more than this rank's count "
+                                                    "(ranks passed different counts): " + what);
+    }
+    throw CollectiveFailure(codes::kInternal, std::string(operation) + ": " + what);
   } catch (const std::exception& e) {
     std::string what = e.what();
     bool timedOut = what.find("imed out") != std::string::npos;
@@ -446,10 +454,57 @@ void GlooBackend::barrier(Millis timeout) {
   });
 }
 
+namespace {
+
+std::string listBytes(const std::vector<int64_t>& v, size_t first, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; i++) out += (i ? "," : "") + std::to_string(v[first + i]);
+  return out;
+}
+
+}  // namespace
+
+// Gloo's TCP loop thread aborts the process (an enforce on its own thread)
+// when a message is longer than the buffer posted for it, so the all-to-alls
+// first gather every rank's sizes (a few bytes, the same length everywhere)
+// and every rank rejects alike when they disagree.
+void GlooBackend::checkAllToAllSizes(const char* operation, const std::vector<int64_t>& inBytes,
+                                     const std::vector<int64_t>& outBytes, Millis timeout) {
+  if (size_ == 1) return;
+  const size_t n = size_t(size_);
+  std::vector<int64_t> mine(2 * n), all(2 * n * n);
+  std::copy(inBytes.begin(), inBytes.end(), mine.begin());
+  std::copy(outBytes.begin(), outBytes.end(), mine.begin() + long(n));
+  allGather(mine.data(), all.data(), mine.size(), DType::kInt64, timeout);
+  std::string differ;
+  for (size_t r = 0; r < n && differ.empty(); r++) {
+    for (size_t k = 0; k < n; k++) {
+      // What rank r sends to rank k must be what rank k expects from rank r.
+      if (all[r * 2 * n + k] != all[k * 2 * n + n + r]) {
+        differ = "rank " + std::to_string(r) + " sends " + std::to_string(all[r * 2 * n + k]) +
+                 " bytes to rank " + std::to_string(k) + ", which expects " +
+                 std::to_string(all[k * 2 * n + n + r]);
+        break;
+      }
+    }
+  }
+  if (differ.empty()) return;
+  std::string sends;
+  for (size_t r = 0; r < n; r++) {
+    sends += (r ? "; rank " : "rank ") + std::to_string(r) + " sends [" + listBytes(all, r * 2 * n, n) + "]";
+  }
+  throw CollectiveFailure(codes::kMismatch, std::string(operation) +
+                                                ": ranks passed sizes that do not match: " + differ +
+                                                " (bytes per rank: " + sends + ")");
+}
+
 void GlooBackend::allToAll(const void* in, void* out, size_t countPerRank,
                            DType dtype, Millis timeout) {
-  if (countPerRank == 0) return;
   translateGlooErrors("allToAll", [&] {
+    const int64_t each = int64_t(countPerRank * dtypeSize(dtype));
+    checkAllToAllSizes("allToAll", std::vector<int64_t>(size_t(size_), each),
+                       std::vector<int64_t>(size_t(size_), each), timeout);
+    if (countPerRank == 0) return;
     const size_t bytes = countPerRank * dtypeSize(dtype) * size_;
     gloo::AlltoallOptions opts(context_);
     opts.setInput<char>(static_cast<char*>(const_cast<void*>(in)), bytes);
@@ -468,6 +523,7 @@ void GlooBackend::allToAllV(const void* in, const std::vector<int64_t>& inCounts
     std::vector<int64_t> inBytes(inCounts.size()), outBytes(outCounts.size());
     for (size_t r = 0; r < inCounts.size(); r++) inBytes[r] = inCounts[r] * esize;
     for (size_t r = 0; r < outCounts.size(); r++) outBytes[r] = outCounts[r] * esize;
+    checkAllToAllSizes("allToAllV", inBytes, outBytes, timeout);
     gloo::AlltoallvOptions opts(context_);
     opts.setInput<char>(static_cast<char*>(nonNull(in)), inBytes);
     opts.setOutput<char>(static_cast<char*>(nonNull(out)), outBytes);

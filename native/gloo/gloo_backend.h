@@ -94,6 +94,9 @@ class GlooBackend : public Backend {
                               RedOp op, Millis timeout);
   void reduceScatterSync(const void* in, void* out, size_t countPerRank, DType dtype,
                          RedOp op);
+  // MISMATCH unless what each rank sends every other is what that one expects.
+  void checkAllToAllSizes(const char* operation, const std::vector<int64_t>& inBytes,
+                          const std::vector<int64_t>& outBytes, Millis timeout);
   void allReduceSameType(const void* in, void* out, size_t count, DType dtype,
                          RedOp op, Millis timeout);
 

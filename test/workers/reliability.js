@@ -6,16 +6,23 @@
 //                        SIGKILLs itself after a seeded number of calls. The
 //                        others check that every pending and later Work
 //                        rejects with PEER_LOST or TIMEOUT within the timeout
-//                        + 5 s, naming the lost rank when they name one.
+//                        + 5 s, naming the lost rank when they name one (or
+//                        with ABORTED naming that failure, once it broke the
+//                        communicator).
 //   stream-kill SEED     as peer-kill, under the launcher: survivors keep
 //                        streaming until the launcher stops them.
 //   missing TIMEOUT_MS   rank 2 of 3 never calls an all-reduce; the others
-//                        must reject with TIMEOUT at TIMEOUT_MS, not later.
+//                        must reject with TIMEOUT at TIMEOUT_MS, not later,
+//                        and every later call at once with ABORTED.
 //   mismatch             (COLLECTIVES_DEBUG=detail) ranks call different
 //                        collectives; every rank rejects with MISMATCH, and
 //                        valid calls afterwards give exact results.
 //   no-debug-mismatch    the same mistake without debug mode: every rank
 //                        rejects (TIMEOUT) instead of mixing data.
+//   count-mismatch       ranks pass different counts without debug mode:
+//                        all-to-all(v) rejects with MISMATCH on every rank,
+//                        all-reduce with MISMATCH (or PEER_LOST on the
+//                        sender), instead of aborting the process.
 //   transfer             a pending operation's buffer is transferred with
 //                        postMessage; a detached buffer is refused.
 //
@@ -93,15 +100,23 @@ async function peerKill(underLauncher) {
   let failed = 0;
   let named = 0;
   let peerLost = 0;
+  let aborted = 0;
   for (const { index, ms, r, buf, afterFailure } of results) {
     if (r.ok) {
       check.ok(`call ${index} resolved after the first failure`, !afterFailure, show(r));
       check.ok(`call ${index} has the exact sum`, buf.every((v) => v === want), `got ${buf[0]}`);
       continue;
     }
-    failed++;
     const e = r.err;
     check.ok(`call ${index} rejects with a CollectiveError`, e instanceof CollectiveError, show(r));
+    if (e.code === 'ABORTED') {
+      // Queued behind the call that broke the communicator.
+      aborted++;
+      check.ok(`call ${index}: ABORTED names what broke the communicator`, /broken by a (PEER_LOST|TIMEOUT) in allReduce #\d+/.test(e.message), show(r));
+      check.ok(`call ${index}: ABORTED settles within the timeout + 5 s`, ms <= KILL_TIMEOUT_MS + 5000, show(r));
+      continue;
+    }
+    failed++;
     check.ok(`call ${index} rejects with PEER_LOST or TIMEOUT`, e.code === 'PEER_LOST' || e.code === 'TIMEOUT', show(r));
     check.ok(`call ${index} settles within the timeout + 5 s`, ms <= KILL_TIMEOUT_MS + 5000, show(r));
     if (e.code === 'PEER_LOST') {
@@ -115,7 +130,7 @@ async function peerKill(underLauncher) {
     }
   }
   check.ok('some calls failed after the kill', failed > 0, `${results.length} calls, none failed`);
-  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed (${peerLost} PEER_LOST, ${failed - peerLost} TIMEOUT), ${named} named rank ${victim}`);
+  console.log(`rank ${rank}: victim ${victim} after ${killAfter} calls; ${results.length} calls, ${failed} failed (${peerLost} PEER_LOST, ${failed - peerLost} TIMEOUT), ${named} named rank ${victim}; ${aborted} ABORTED behind them`);
   await survivorsDone(rank, size - 1);
   world.abort();
   check.report();
@@ -154,6 +169,13 @@ async function missing() {
   check.ok(`it rejects no earlier than the ${timeoutMs} ms timeout`, r.ms >= timeoutMs - 20, show(r));
   check.ok(`it rejects within 1.5 s after the ${timeoutMs} ms timeout`, r.ms <= timeoutMs + 1500, show(r));
   console.log(`rank ${rank}: missing call: ${show(r)}`);
+  // Gloo has closed the pairs of the call that timed out: every later call fails at once.
+  for (const [name, call] of [['allReduce', () => world.allReduce(new Float32Array(4))], ['barrier with a timeoutMs', () => world.barrier({ timeoutMs })]]) {
+    const next = await outcome(call());
+    check.ok(`${name} after the TIMEOUT rejects with ABORTED`, !next.ok && next.err instanceof CollectiveError && next.err.code === 'ABORTED', show(next));
+    check.ok(`${name} after the TIMEOUT names the call that broke it`, !next.ok && /broken by a TIMEOUT in allReduce #2; create a new one/.test(next.err.message), show(next));
+    check.ok(`${name} after the TIMEOUT fails at once`, next.ms < 200, show(next));
+  }
   world.abort();
   check.report();
 }
@@ -191,7 +213,10 @@ async function mismatch() {
   for (const [name, call] of MISMATCHES) {
     check.begin(`${name} mismatch`);
     const r = await outcome(call(world, rank));
-    check.ok(`${name}: rejects with MISMATCH`, !r.ok && r.err instanceof CollectiveError && r.err.code === 'MISMATCH', show(r));
+    // An all-reduce has no size exchange (it would cost every call a round):
+    // the rank that receives too much says MISMATCH, its peer sees the pairs close.
+    const codes = name === 'allReduce' ? ['MISMATCH', 'PEER_LOST'] : ['MISMATCH'];
+    check.ok(`${name}: rejects with ${codes.join(' or ')}`, !r.ok && r.err instanceof CollectiveError && codes.includes(r.err.code), show(r));
     if (!r.ok) {
       for (let k = 0; k < size; k++) {
         check.ok(`${name}: the message names rank ${k}'s call`, new RegExp(`ranks? [0-9,]*\\b${k}\\b[0-9,]* called \\w+\\(`).test(r.err.message), r.err.message);
@@ -233,6 +258,35 @@ async function noDebugMismatch() {
   check.ok('the buffer is left as it was (no data mixed in)', buf.every((v) => v === 7), `got ${buf.slice(0, 4)}`);
   console.log(`rank ${rank}: no-debug mismatch: ${show(r)}`);
   world.abort();
+  check.report();
+}
+
+/**
+ * Count mismatches without debug mode, each on a fresh communicator (a
+ * failed call breaks one): Gloo aborted the process on an all-to-all whose
+ * sizes differ, so the ranks exchange the sizes first.
+ */
+const COUNT_MISMATCHES = [
+  ['allToAll', (w, r) => w.allToAll(new Float32Array(r === 0 ? 4 * w.size : 8 * w.size), new Float32Array(r === 0 ? 4 * w.size : 8 * w.size))],
+  ['allToAll with a timeoutMs', (w, r) => w.allToAll(new Int32Array(r === 0 ? 2 : 4), new Int32Array(r === 0 ? 2 : 4), { timeoutMs: 3000 })],
+  ['allToAllV', (w, r) => w.allToAllV(new Int32Array(r === 0 ? 4 : 2), r === 0 ? [2, 2] : [1, 1], new Int32Array(4), [2, 2])],
+  ['allReduce', (w, r) => w.allReduce(new Float32Array(r === 0 ? 16 : 8))],
+];
+
+async function countMismatch() {
+  let check;
+  for (const [name, call] of COUNT_MISMATCHES) {
+    const world = await init({ timeoutMs: 3000 });
+    if (!check) check = new Checker(world.rank);
+    check.begin(`${name} count mismatch without debug mode`);
+    const r = await outcome(call(world, world.rank));
+    // An all-reduce has no size exchange (it would cost every call a round):
+    // the rank that receives too much says MISMATCH, its peer sees the pairs close.
+    const codes = name === 'allReduce' ? ['MISMATCH', 'PEER_LOST'] : ['MISMATCH'];
+    check.ok(`${name}: rejects with ${codes.join(' or ')}`, !r.ok && r.err instanceof CollectiveError && codes.includes(r.err.code), show(r));
+    console.log(`rank ${world.rank}: ${name} count mismatch: ${show(r)}`);
+    world.abort();
+  }
   check.report();
 }
 
@@ -285,6 +339,7 @@ const MODES = {
   missing,
   mismatch,
   'no-debug-mismatch': noDebugMismatch,
+  'count-mismatch': countMismatch,
   transfer,
 };
 
