@@ -89,7 +89,9 @@ void WorkQueue::runLoop() {
       running_ = work;
       broken = broken_;
     }
-    if (broken.empty()) {
+    // Device work has its own recovery (a failed NCCL call aborts the NCCL communicator and
+    // the next device call joins a fresh one), so only host work is refused once Gloo broke.
+    if (broken.empty() || work->lane == kDeviceLane) {
       runCaptured(*work, [&] {
         if (work->run) work->run(backend_);
       });
@@ -150,7 +152,7 @@ void WorkQueue::waitLoop(int l) {
 }
 
 void WorkQueue::breakOn(const Work& work) {
-  if (!work.failed || !broken_.empty()) return;
+  if (!work.failed || !broken_.empty() || work.lane == kDeviceLane) return;
   if (work.code != codes::kTimeout && work.code != codes::kPeerLost) return;
   broken_ = "the communicator was broken by a " + work.code + " in " + work.operation + " #" +
             std::to_string(work.index) + "; create a new one";

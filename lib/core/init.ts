@@ -105,14 +105,21 @@ function resolveRank(o: InitOptions): RankInfo {
 }
 
 /**
- * How many communicators init() has begun in this process. Each gets a
- * namespace of its own in the store: Gloo publishes every rank's pair
- * addresses under fixed key names, so a later init() under the same names
- * would read the addresses of a communicator that is gone. Every rank makes
- * the same init() calls in the same order (torch.distributed asks the same
- * of its process groups), so the numbers agree across ranks.
+ * How many communicators init() has begun in this process on each store (by its address and
+ * the job's run id) as each rank (a process may play several ranks, as tests do). Each gets a namespace of its own in that store: Gloo publishes every
+ * rank's pair addresses under fixed key names, so a later init() under the same names would
+ * read the addresses of a communicator that is gone. Every rank makes the same init() calls on
+ * a store in the same order (torch.distributed asks the same of its process groups), so the
+ * numbers agree across ranks; counting per store keeps a process's earlier communicators on
+ * other stores (a world of one, another job) from shifting them.
  */
-let initsBegun = 0;
+const initsBegun = new Map<string, number>();
+
+function nextGeneration(store: string): number {
+  const g = initsBegun.get(store) ?? 0;
+  initsBegun.set(store, g + 1);
+  return g;
+}
 
 /**
  * Stores this process hosts, by "host:port". A hosted store outlives the
@@ -190,7 +197,10 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   }
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
   // Taken before the first await, so that init()s started together are numbered in call order.
-  const generation = initsBegun++;
+  // A world of one on a store of its own (port 0, hosted here) shares that store with no one.
+  const freshStore = !storePath && env.COLLECTIVES_STORE_HOSTED !== '1' && info.worldSize === 1 && (portGiven === undefined || masterPort === 0);
+  const runId = env.COLLECTIVES_RUN_ID ?? 'job';
+  const generation = freshStore ? 0 : nextGeneration(`${storePath !== undefined ? `file ${storePath}` : `${masterAddr}:${masterPort}`} ${runId} rank ${info.rank}`);
   const addrName = o.masterAddr !== undefined ? 'options.masterAddr' : env.MASTER_ADDR !== undefined ? 'MASTER_ADDR' : 'the default address';
   let hostname = o.hostname;
   if (hostname === undefined && !iface) {
@@ -208,7 +218,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       );
     }
   }
-  const prefix = `${env.COLLECTIVES_RUN_ID ?? 'job'}/world${generation === 0 ? '' : `.${generation}`}`;
+  const prefix = `${runId}/world${generation === 0 ? '' : `.${generation}`}`;
   const debug = debugMode(o.debug);
   const callSites = callSitesOption(o.callSites, debug);
 
