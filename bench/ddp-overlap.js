@@ -24,7 +24,7 @@
 'use strict';
 
 const { parseArgs } = require('node:util');
-const { isBenchRank, launchBench } = require('./shaped-link');
+const { benchMain } = require('./shaped-link');
 
 function parse(argv) {
   const { values } = parseArgs({
@@ -127,12 +127,5 @@ async function rankMain(o) {
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const o = parse(argv);
-  if (isBenchRank()) {
-    rankMain(o).catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
-  } else {
-    process.exitCode = launchBench(__filename, o.nproc, argv, { rate: o.shaped });
-  }
+  benchMain(__filename, () => rankMain(o), o.nproc, argv, { rate: o.shaped });
 }

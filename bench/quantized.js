@@ -11,7 +11,7 @@
 // iproute2), and says so when it cannot.
 'use strict';
 
-const { isBenchRank, launchBench } = require('./shaped-link');
+const { benchMain } = require('./shaped-link');
 
 const OPS = ['reduceScatter', 'allReduce', 'allGather'];
 const FORMATS = ['float32', 'int8', 'int4'];
@@ -88,13 +88,6 @@ module.exports = { wireBytes, timeCase };
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const opts = parse(argv);
-  if (isBenchRank()) {
-    rankMain(opts).catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
-  } else {
-    // lo's own MTU (64 KiB), as the recorded runs had.
-    process.exitCode = launchBench(__filename, opts.nproc, argv, opts.shaped ? { rate: '1gbit', mtu: 65536 } : {});
-  }
+  // lo's own MTU (64 KiB), as the recorded runs had.
+  benchMain(__filename, () => rankMain(opts), opts.nproc, argv, opts.shaped ? { rate: '1gbit', mtu: 65536 } : {});
 }

@@ -52,4 +52,19 @@ function launchBench(script, nproc, argv, { rate, mtu } = {}) {
 /** Whether this process is one of the ranks launchBench started. */
 const isBenchRank = () => process.env.COLLECTIVES_BENCH_RANK === '1' && process.env.RANK !== undefined;
 
-module.exports = { cannotShape, runShaped, launchBench, isBenchRank };
+/**
+ * A benchmark script's entry: as one of the ranks, runs `rankMain()`; otherwise starts `nproc`
+ * ranks of `script` (with `shape`: { rate, mtu } for a shaped loopback) and exits with their status.
+ */
+function benchMain(script, rankMain, nproc, argv, shape = {}) {
+  if (isBenchRank()) {
+    rankMain().catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+  } else {
+    process.exitCode = launchBench(script, nproc, argv, shape);
+  }
+}
+
+module.exports = { cannotShape, runShaped, launchBench, isBenchRank, benchMain };

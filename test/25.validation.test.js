@@ -4,49 +4,15 @@
 // code INVALID_ARGUMENT, and a message that starts with the argument's name.
 
 const assert = require('node:assert/strict');
-const { init } = require('../dist');
-const { FOREIGN } = require('./helpers/launch');
+const { oneRankCommunicator, refuses } = require('./helpers/refuses');
 
 describe('25 argument validation', function () {
   this.timeout(20000);
+  const one = oneRankCommunicator();
   let comm;
-  let savedEnv;
-
-  before(async function () {
-    savedEnv = { ...process.env };
-    for (const k of FOREIGN) delete process.env[k];
-    comm = await init({ worldSize: 1 });
+  before(function () {
+    comm = one.comm;
   });
-
-  after(async function () {
-    if (comm) await comm.destroy();
-    for (const k of FOREIGN) delete process.env[k];
-    Object.assign(process.env, savedEnv);
-  });
-
-  afterEach(function () {
-    assert.equal(comm.pending, 0, 'a refused call must not leave work behind');
-  });
-
-  /** `call` throws synchronously an error of class `Kind` naming `name`. */
-  function refuses(call, Kind, name) {
-    let thrown;
-    let returned;
-    try {
-      returned = call();
-    } catch (err) {
-      thrown = err;
-    }
-    if (returned && typeof returned.catch === 'function') returned.catch(() => {});
-    assert.ok(thrown, `expected a synchronous ${Kind.name} naming ${name}, but the call returned ${returned && returned.constructor ? returned.constructor.name : returned}`);
-    assert.ok(thrown instanceof Kind, `expected a ${Kind.name}, got ${thrown.name}: ${thrown.message}`);
-    assert.equal(thrown.code, 'INVALID_ARGUMENT', `code of "${thrown.message}"`);
-    assert.ok(
-      thrown.message.startsWith(`${name}:`) || thrown.message.startsWith(`${name} `),
-      `the message should start with the argument's name ${JSON.stringify(name)}: ${JSON.stringify(thrown.message)}`,
-    );
-    return thrown;
-  }
 
   const f32 = (n = 4) => new Float32Array(n);
 

@@ -5,9 +5,9 @@
 // their bad arguments on one rank.
 
 const assert = require('node:assert/strict');
-const { init } = require('../dist');
-const { launchWorker, assertSucceeded, FOREIGN } = require('./helpers/launch');
+const { launchWorker, assertSucceeded } = require('./helpers/launch');
 const { assertCases, launched, ranksOf } = require('./helpers/cases');
+const { oneRankCommunicator, refuses } = require('./helpers/refuses');
 
 function cases(size) {
   return [
@@ -35,31 +35,11 @@ describe('42 torch.distributed gaps', function () {
   }
 
   describe('bad arguments', function () {
+    const one = oneRankCommunicator();
     let comm;
-    let savedEnv;
-    before(async function () {
-      savedEnv = { ...process.env };
-      for (const k of FOREIGN) delete process.env[k];
-      comm = await init({ worldSize: 1 });
+    before(function () {
+      comm = one.comm;
     });
-    after(async function () {
-      if (comm) await comm.destroy();
-      for (const k of FOREIGN) delete process.env[k];
-      Object.assign(process.env, savedEnv);
-    });
-    afterEach(function () {
-      assert.equal(comm.pending, 0, 'a refused call must not leave work behind');
-    });
-
-    /** `call` throws synchronously a `Kind` with code INVALID_ARGUMENT whose message starts with `name: expected`. */
-    function refuses(call, Kind, name) {
-      assert.throws(call, (err) => {
-        assert.ok(err instanceof Kind, `${err && err.name}: ${err && err.message}`);
-        assert.equal(err.code, 'INVALID_ARGUMENT');
-        assert.ok(err.message.startsWith(`${name}: expected`), err.message);
-        return true;
-      });
-    }
 
     it('gather and scatter check the root-only buffer and the lengths', function () {
       refuses(() => comm.gather(new Float32Array(2), null), TypeError, 'output');

@@ -14,8 +14,8 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const DIST = path.join(ROOT, 'dist', 'index.js');
 const DIST_OPS = path.join(ROOT, 'dist', 'ops', 'index.js');
-const FAKES = path.join(__dirname, 'fixtures', 'fake-gpu');
 
+const { compileFake, compileFakeKernels } = require('./helpers/fake-gpu');
 const { backends, DeviceBuffer, CollectiveError } = require(DIST);
 
 /** Runs `body` (an expression over `c`, the package) in a child with `env`; returns its JSON result. */
@@ -30,24 +30,10 @@ function inChild(body, env = {}) {
   return JSON.parse(r.stdout);
 }
 
-/** The fake libraries, compiled once (null where no C compiler is found). */
+/** The fake libraries, each compiled into this suite's temporary folder (null where no C compiler is found). */
 let tmp;
-function compile(name, source, defines = []) {
-  const out = path.join(tmp, name);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const r = spawnSync('cc', ['-shared', '-fPIC', '-o', out, ...defines, path.join(FAKES, source)], { encoding: 'utf8' });
-  return r.status === 0 ? out : null;
-}
-
-/** The stand-in for libcollectives_cuda: fake_kernels.cc over the host code (C++, so `c++`). */
-function compileKernels(name, defines = []) {
-  const out = path.join(tmp, name);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const native = path.join(ROOT, 'native');
-  const r = spawnSync('c++', ['-shared', '-fPIC', '-std=c++17', '-ffp-contract=off', '-fvisibility=hidden', '-O1', `-I${native}`, '-o', out, ...defines,
-    path.join(FAKES, 'fake_kernels.cc'), path.join(native, 'quant', 'codec.cc'), path.join(native, 'ops', 'elementwise.cc')], { encoding: 'utf8' });
-  return r.status === 0 ? out : null;
-}
+const compile = (name, source, defines = []) => compileFake(tmp, name, source, defines);
+const compileKernels = (name, defines = []) => compileFakeKernels(tmp, name, defines);
 
 /**
  * Runs `script` (a file) on 2 ranks through collectives-run with the stand-in CUDA runtime and
