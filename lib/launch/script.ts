@@ -37,7 +37,8 @@ function atLeast(version: string, [major, minor]: readonly number[]): boolean {
   return a > major || (a === major && b >= minor);
 }
 
-function isFile(p: string): boolean {
+/** Whether `p` names a regular file (false for anything that cannot be stat'ed). */
+export function isFile(p: string): boolean {
   try {
     return fs.statSync(p).isFile();
   } catch {

@@ -3,6 +3,7 @@
  * relays their output, and stops (and optionally restarts) the whole group when one fails.
  */
 
+import { isFile } from './script';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -452,14 +453,6 @@ function hasLiveMember(pgids: ReadonlySet<number>): boolean {
     if (pgids.has(Number(fields[2])) && fields[0] !== 'Z' && fields[0] !== 'X') return true;
   }
   return false;
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function isFailure(exit: RankExit): boolean {
