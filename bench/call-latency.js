@@ -49,7 +49,8 @@ async function main() {
   const pipelined = await timePipelined(comm);
   if (comm.rank === 0) {
     const v = versions();
-    console.log(`# ${n} ranks, ${os.cpus().length} CPUs, Node ${v.node}, Gloo ${v.gloo}, loopback, ring all-reduce, COLLECTIVES_DEBUG=${process.env.COLLECTIVES_DEBUG || "off"}`);
+    const inline = comm.tuning.inlineBytes ? `up to ${comm.tuning.inlineBytes} bytes` : 'off';
+    console.log(`# ${n} ranks, ${os.cpus().length} CPUs, Node ${v.node}, Gloo ${v.gloo}, loopback, ring all-reduce, COLLECTIVES_DEBUG=${process.env.COLLECTIVES_DEBUG || "off"}, inline path ${inline} (${comm.stats().total.inline} of ${comm.stats().total.calls} calls inline)`);
     console.log('#   bytes   time(us)  busbw(GB/s)   (rank 0, awaited one call at a time)');
     for (const r of rows) {
       console.log(`${String(r.bytes).padStart(9)} ${r.us.toFixed(1).padStart(10)} ${r.busbw.toFixed(3).padStart(12)}`);

@@ -5,7 +5,13 @@
 //   queued:  all iterations issued at once, then awaited (nccl-tests' way;
 //            the queue thread runs them back to back, like the C++ loop);
 //   awaited: each call awaited before the next is issued (what one caller
-//            waiting on each result sees).
+//            waiting on each result sees);
+//   inline:  awaited as above, on a second communicator whose inline path
+//            takes every size (inlineBytes: the largest), so each call runs
+//            on the JavaScript thread (docs/tuning.md#the-inline-path); null
+//            where the call is not one the inline path runs (the
+//            asynchronous pairs). The first communicator has it off, so
+//            queued and awaited are the queue thread's times.
 'use strict';
 
 const { init } = require('..');
@@ -52,16 +58,24 @@ async function timeAwaited(comm, b, n) {
 }
 
 async function main() {
-  const comm = await init();
+  // A given threshold applies beside another communicator too.
+  const comm = await init({ gloo: { inlineBytes: 0 } });
+  const fast = await init({ gloo: { inlineBytes: Number.MAX_SAFE_INTEGER } });
   const rows = [];
   for (let s = 0; s < sizes.length; s++) {
     const b = buffers(comm, sizes[s]);
     for (let i = 0; i < WARMUP; i++) await b.call(b);
     const queued = await timeQueued(comm, b, iters[s]);
     const awaited = await timeAwaited(comm, b, iters[s]);
-    rows.push({ bytes: sizes[s], algorithm: comm.algorithm(op, sizes[s]), queued, awaited });
+    const f = buffers(fast, sizes[s]);
+    for (let i = 0; i < WARMUP; i++) await f.call(f);
+    fast.resetStats();
+    const inline = await timeAwaited(fast, f, iters[s]);
+    const ran = fast.stats().total.inline >= iters[s];
+    rows.push({ bytes: sizes[s], algorithm: comm.algorithm(op, sizes[s]), queued, awaited, inline: ran ? inline : null });
   }
   if (comm.rank === 0) process.stdout.write(`${JSON.stringify(rows)}\n`);
+  await fast.destroy();
   await comm.destroy();
 }
 

@@ -7,6 +7,9 @@
 // bench/reference/gloo-reference runs the same sizes with the same algorithm and
 // mode, calling Gloo from C++. Rounds alternate the two; each side keeps its best
 // round, so a burst of noise on a shared machine hits neither side alone.
+// The inline column is one call awaited at a time on a communicator whose inline
+// path takes every size (the call runs on the JavaScript thread); '-' where the
+// call runs on the asynchronous pairs, which the inline path never takes.
 'use strict';
 
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -93,7 +96,7 @@ function runReference(np, op, { mode, busy, chunkBytes }, sizes) {
 
 function measure(np, op, rounds) {
   const sizes = sizesFor(op, np);
-  const best = new Map(sizes.map((b) => [b, { raw: Infinity, queued: Infinity, awaited: Infinity, algorithm: '' }]));
+  const best = new Map(sizes.map((b) => [b, { raw: Infinity, queued: Infinity, awaited: Infinity, inline: Infinity, algorithm: '' }]));
   for (let round = 0; round < rounds; round++) {
     const addon = runAddon(np, op, sizes);
     for (const row of addon) {
@@ -101,6 +104,7 @@ function measure(np, op, rounds) {
       b.algorithm = row.algorithm;
       b.queued = Math.min(b.queued, row.queued);
       b.awaited = Math.min(b.awaited, row.awaited);
+      b.inline = row.inline === null ? null : Math.min(b.inline ?? Infinity, row.inline);
     }
     const byMode = new Map();
     for (const row of addon) {
@@ -129,8 +133,9 @@ function main() {
   buildReference();
   const rows = [];
   console.log(`# addon vs raw Gloo, float32, ${os.cpus().length} CPUs, ${os.hostname()}, loopback, best of ${o.rounds} alternating rounds`);
-  console.log('# queued: n calls issued, then awaited (nccl-tests); awaited: one call at a time');
-  console.log('#  np  op               bytes  algorithm                     raw(us)  queued(us)   ratio   +us  awaited(us)');
+  console.log('# queued: n calls issued, then awaited (nccl-tests); awaited: one call at a time; both on the queue thread');
+  console.log('# inline: one call at a time on the JavaScript thread (the inline path, forced on at every size); +us: over raw');
+  console.log('#  np  op               bytes  algorithm                     raw(us)  queued(us)   ratio   +us  awaited(us)  inline(us)   ratio   +us');
   for (const np of list(o.np).map(Number)) {
     for (const op of list(o.ops)) {
       for (const r of measure(np, op, Number(o.rounds))) {
@@ -138,7 +143,10 @@ function main() {
         console.log(
           `${String(r.np).padStart(5)}  ${r.op.padEnd(15)}${String(r.bytes).padStart(9)}  ${r.algorithm.padEnd(28)}` +
             `${r.raw.toFixed(1).padStart(9)}${r.queued.toFixed(1).padStart(12)}${(r.queued / r.raw).toFixed(2).padStart(8)}` +
-            `${(r.queued - r.raw).toFixed(1).padStart(7)}${r.awaited.toFixed(1).padStart(13)}`,
+            `${(r.queued - r.raw).toFixed(1).padStart(7)}${r.awaited.toFixed(1).padStart(13)}` +
+            (r.inline === null
+              ? `${'-'.padStart(12)}${'-'.padStart(8)}${'-'.padStart(7)}`
+              : `${r.inline.toFixed(1).padStart(12)}${(r.inline / r.raw).toFixed(2).padStart(8)}${(r.inline - r.raw).toFixed(1).padStart(7)}`),
         );
       }
     }

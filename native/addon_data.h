@@ -18,6 +18,8 @@ struct AddonData {
   Napi::FunctionReference communicatorConstructor;
   Napi::FunctionReference deviceBufferConstructor;
   std::vector<std::weak_ptr<WorkQueue>> queues;
+  // Open communicators of more than one rank (Communicator::inlineNow).
+  std::shared_ptr<int> groups = std::make_shared<int>(0);
 
   void track(const std::shared_ptr<WorkQueue>& queue) {
     queues.erase(std::remove_if(queues.begin(), queues.end(),

@@ -41,6 +41,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceMethod<&Communicator::Close>("close"),
           InstanceMethod<&Communicator::Abort>("abort"),
           InstanceMethod<&Communicator::Algorithm>("algorithm"),
+          InstanceMethod<&Communicator::InlineCalls>("inlineCalls"),
           InstanceAccessor<&Communicator::GetRank>("rank"),
           InstanceAccessor<&Communicator::GetSize>("size"),
           InstanceAccessor<&Communicator::GetPending>("pending"),
@@ -106,6 +107,15 @@ static GlooTuning tuningArg(Napi::Env env, const Napi::Object& o) {
     if (!busy.IsBoolean()) throwTypeError(env, "busyPoll: expected a boolean");
     t.busyPoll = busy.As<Napi::Boolean>().Value();
   }
+  Napi::Value inlineBytes = o.Get("inlineBytes");
+  if (!inlineBytes.IsUndefined()) {
+    t.inlineBytes = size_t(intArg(env, inlineBytes, "inlineBytes", 0, int64_t(1) << 53));
+  }
+  Napi::Value alone = o.Get("inlineAlone");
+  if (!alone.IsUndefined()) {
+    if (!alone.IsBoolean()) throwTypeError(env, "inlineAlone: expected a boolean");
+    t.inlineAlone = alone.As<Napi::Boolean>().Value();
+  }
   return t;
 }
 
@@ -131,11 +141,23 @@ Communicator::Communicator(const Napi::CallbackInfo& info)
   tuning_ = birth->tuning;
   diagnostics_ = birth->diagnostics;
   rendezvous_ = birth->rendezvous;
+  if (size_ > 1) {
+    groups_ = info.Env().GetInstanceData<AddonData>()->groups;
+    ++*groups_;
+    counted_ = true;
+  }
 }
 
 Communicator::~Communicator() {
+  uncount();
   // Pending work pins this object, so a collected communicator is idle.
   if (queue_ && !queue_->closed()) queue_->close();
+}
+
+void Communicator::uncount() {
+  if (!counted_) return;
+  counted_ = false;
+  --*groups_;
 }
 
 Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
@@ -205,11 +227,39 @@ void Communicator::checkOpen(Napi::Env env, const char* operation) {
 
 std::unique_ptr<Work> Communicator::newWork(const Napi::CallbackInfo& info,
                                             const char* operation,
-                                            std::initializer_list<Napi::Value> buffers) {
+                                            std::initializer_list<Napi::Value> buffers,
+                                            bool pinned) {
   auto work = std::make_unique<Work>(info.Env(), operation);
+  if (!pinned) return work;
   work->pin(info.This());
   for (const Napi::Value& b : buffers) work->pin(b);
   return work;
+}
+
+bool Communicator::inlineNow(CallKind kind, size_t bytes, size_t count, Millis timeout) {
+  if (tuning_.inlineBytes == 0 || bytes > tuning_.inlineBytes) return false;
+  if (tuning_.inlineAlone && counted_ && *groups_ != 1) return false;
+  if (!queue_->idle()) return false;
+  // Other engines hand every call to the queue thread.
+  auto* gloo = dynamic_cast<GlooBackend*>(queue_->idleBackend());
+  return gloo != nullptr && gloo->runsOnCaller(kind, bytes, count, timeout);
+}
+
+Napi::Value Communicator::issue(Napi::Env env, std::unique_ptr<Work> work, CallKind kind,
+                                bool inlined) {
+  if (!inlined) return queue_->push(env, std::move(work));
+  inlined_[size_t(kind)]++;
+  return queue_->runInline(env, std::move(work));
+}
+
+Napi::Value Communicator::InlineCalls(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  for (const CallKindNames& n : kCallKindNames) {
+    const uint64_t count = inlined_[size_t(n.kind)];
+    if (count > 0) out.Set(n.method, Napi::Number::New(env, double(count)));
+  }
+  return out;
 }
 
 void Communicator::checkLength(Napi::Env env, const char* name, size_t got, size_t expected,
@@ -237,15 +287,16 @@ Napi::Value Communicator::AllReduce(const Napi::CallbackInfo& info) {
   if (overlaps(in, out) && in.data != out.data) {
     throwRangeError(env, "output: overlaps the input without being the same memory");
   }
-  auto work = newWork(info, "allReduce", {in.value, out.value});
   size_t count = in.length;
+  const bool inlined = inlineNow(CallKind::kAllReduce, in.bytes, count, timeout);
+  auto work = newWork(info, "allReduce", {in.value, out.value}, !inlined);
   void* inData = in.data;
   void* outData = out.data;
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->allReduce(inData, outData, count, dtype, op, timeout);
   };
   diagnostics_->guard(*work, {CallKind::kAllReduce, dtype, true, count, -1, int32_t(op)}, timeout);
-  return queue_->push(env, std::move(work));
+  return issue(env, std::move(work), CallKind::kAllReduce, inlined);
 }
 
 // reduceScatter(input, output, dtype, op, timeoutMs)
@@ -259,7 +310,8 @@ Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[4]);
   checkLength(env, "input", in.length, out.length * size_t(size_),
               "output length x world size");
-  auto work = newWork(info, "reduceScatter", {in.value, out.value});
+  const bool inlined = inlineNow(CallKind::kReduceScatter, in.bytes, in.length, timeout);
+  auto work = newWork(info, "reduceScatter", {in.value, out.value}, !inlined);
   size_t count = out.length;
   void* inData = in.data;
   void* outData = out.data;
@@ -268,7 +320,7 @@ Napi::Value Communicator::ReduceScatter(const Napi::CallbackInfo& info) {
   };
   diagnostics_->guard(*work, {CallKind::kReduceScatter, dtype, true, count, -1, int32_t(op)},
                       timeout);
-  return queue_->push(env, std::move(work));
+  return issue(env, std::move(work), CallKind::kReduceScatter, inlined);
 }
 
 // allGather(input, output, dtype, timeoutMs)
@@ -281,7 +333,8 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
   Millis timeout = timeoutArg(env, info[3]);
   checkLength(env, "output", out.length, in.length * size_t(size_),
               "input length x world size");
-  auto work = newWork(info, "allGather", {in.value, out.value});
+  const bool inlined = inlineNow(CallKind::kAllGather, out.bytes, in.bytes, timeout);
+  auto work = newWork(info, "allGather", {in.value, out.value}, !inlined);
   size_t count = in.length;
   size_t chunkBytes = in.bytes;
   void* inData = in.data;
@@ -297,7 +350,7 @@ Napi::Value Communicator::AllGather(const Napi::CallbackInfo& info) {
     });
   };
   diagnostics_->guard(*work, {CallKind::kAllGather, dtype, true, count, -1, -1}, timeout);
-  return queue_->push(env, std::move(work));
+  return issue(env, std::move(work), CallKind::kAllGather, inlined);
 }
 
 // broadcast(buffer, dtype, root, timeoutMs)
@@ -308,14 +361,15 @@ Napi::Value Communicator::Broadcast(const Napi::CallbackInfo& info) {
   ArrayView buf = arrayArg(env, info[0], "buffer", dtype);
   int root = checkRoot(env, info[2], "root");
   Millis timeout = timeoutArg(env, info[3]);
-  auto work = newWork(info, "broadcast", {buf.value});
+  const bool inlined = inlineNow(CallKind::kBroadcast, buf.bytes, buf.bytes, timeout);
+  auto work = newWork(info, "broadcast", {buf.value}, !inlined);
   void* data = buf.data;
   size_t count = buf.length;
   work->run = [=](std::shared_ptr<Backend>& b) {
     b->broadcast(data, count, dtype, root, timeout);
   };
   diagnostics_->guard(*work, {CallKind::kBroadcast, dtype, true, count, root, -1}, timeout);
-  return queue_->push(env, std::move(work));
+  return issue(env, std::move(work), CallKind::kBroadcast, inlined);
 }
 
 // reduce(input, output | null, dtype, op, root, timeoutMs)
@@ -352,10 +406,11 @@ Napi::Value Communicator::Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkOpen(env, "barrier");
   Millis timeout = timeoutArg(env, info[0]);
-  auto work = newWork(info, "barrier");
+  const bool inlined = inlineNow(CallKind::kBarrier, 0, 0, timeout);
+  auto work = newWork(info, "barrier", {}, !inlined);
   work->run = [=](std::shared_ptr<Backend>& b) { b->barrier(timeout); };
   diagnostics_->guard(*work, {CallKind::kBarrier}, timeout);
-  return queue_->push(env, std::move(work));
+  return issue(env, std::move(work), CallKind::kBarrier, inlined);
 }
 
 // allToAll(input, output, dtype, timeoutMs)
@@ -527,6 +582,7 @@ Napi::Value Communicator::Close(const Napi::CallbackInfo& info) {
     throw e;
   }
   queue_->close();
+  uncount();
   // No work is pending, so the queue thread no longer uses the NCCL
   // communicator, unless an abort left it inside a call: then the backend
   // goes with the last reference to this state instead.
@@ -540,6 +596,7 @@ Napi::Value Communicator::Abort(const Napi::CallbackInfo& info) {
   std::string reason = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value()
                                           : "the communicator was aborted";
   queue_->abort(env, reason);
+  uncount();
   // As torch's abort() does: in-flight device work stops now instead of at
   // its timeout, and the waiter gives it back.
   if (nccl_) {

@@ -68,10 +68,28 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPending(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info);
+  // inlineCalls() -> { [method]: count }: the calls that ran on the calling
+  // thread (issue()), by method, since the communicator was made.
+  Napi::Value InlineCalls(const Napi::CallbackInfo& info);
 
-  // A work that pins this communicator and the buffers it reads or writes.
+  // A work that pins this communicator and the buffers it reads or writes,
+  // unless it runs inline (`pinned` false): the call then returns only once
+  // the operation is done with them.
   std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation,
-                                std::initializer_list<Napi::Value> buffers = {});
+                                std::initializer_list<Napi::Value> buffers = {},
+                                bool pinned = true);
+  // The inline path: whether a host call of `kind` (`bytes` as
+  // GlooBackend::describe counts them, `count` elements, `timeout`) may run
+  // on the calling thread now. It may when it is small enough
+  // (GlooTuning::inlineBytes), nothing is queued, running or awaited on this
+  // communicator (so it overtakes nothing), and the Gloo backend would run it
+  // on its synchronous pairs, where the calling thread does everything.
+  bool inlineNow(CallKind kind, size_t bytes, size_t count, Millis timeout);
+  // Queues `work`, or runs it here when `inlined` (inlineNow said so just
+  // before the work was built); returns its promise.
+  Napi::Value issue(Napi::Env env, std::unique_ptr<Work> work, CallKind kind, bool inlined);
+  // Gives back this communicator's share of AddonData::groups, once.
+  void uncount();
   // A work that also pins and leases the DeviceBuffers it uses
   // (communicator_device.cc).
   std::unique_ptr<Work> newDeviceWork(
@@ -94,6 +112,14 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   GlooTuning tuning_;
   // The NCCL backend, created by the first device call (queue thread).
   std::shared_ptr<struct NcclState> nccl_;
+  // Calls run inline, indexed by CallKind. JS thread.
+  uint64_t inlined_[32] = {};
+  // The environment's count of open communicators of more than one rank
+  // (AddonData::groups), which GlooTuning::inlineAlone reads; this one adds
+  // to it while `counted_`. Shared, so that a communicator collected after
+  // the environment's data never touches freed memory.
+  std::shared_ptr<int> groups_;
+  bool counted_ = false;
 };
 
 }  // namespace collectives

@@ -76,6 +76,40 @@ Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
   return promise;
 }
 
+Backend* WorkQueue::idleBackend() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return backend_.get();
+}
+
+Napi::Promise WorkQueue::runInline(Napi::Env env, std::unique_ptr<Work> work) {
+  Napi::Promise promise = work->deferred.Promise();
+  work->index = ++issued_;
+  std::string broken;
+  std::shared_ptr<Backend> backend;
+  {
+    // The queue thread wrote both before it last let go of mu_; taking the
+    // lock makes its writes (and the backend's state) visible here.
+    std::lock_guard<std::mutex> lock(mu_);
+    broken = broken_;
+    backend = backend_;
+  }
+  if (broken.empty()) {
+    runCaptured(*work, [&] {
+      if (work->run) work->run(backend);
+    });
+  } else {
+    work->fail(codes::kAborted, std::string(work->operation) + ": " + broken);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    breakOn(*work);
+  }
+  // Never counted in pending_, so settling leaves the count and the
+  // thread-safe function's reference alone.
+  settle(env, *work);
+  return promise;
+}
+
 void WorkQueue::runLoop() {
   for (;;) {
     Work* work = nullptr;

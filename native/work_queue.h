@@ -37,6 +37,20 @@ class WorkQueue : public std::enable_shared_from_this<WorkQueue> {
 
   size_t pending() const { return pending_; }
   bool closed() const { return closed_; }
+  // JS thread. True when the queue is open and every work issued on it has
+  // settled: nothing is queued, running, or awaited in a lane (pending_
+  // drops only when the JS thread settles a work, after its thread let go).
+  // A call made now cannot overtake anything, so it may run inline.
+  bool idle() const { return pending_ == 0 && !closed_ && !aborted_; }
+  // JS thread, only when idle(): the backend, for the caller to ask how it
+  // would run a call (null before init has connected).
+  Backend* idleBackend();
+  // JS thread, only when idle(): runs `work` on the calling thread as the
+  // queue thread would run it (the same broken-communicator check, failure
+  // capture and breakOn, so the outcome is the same) and returns its
+  // promise, already settled. The queue thread stays asleep meanwhile, so
+  // the two never use the backend at once.
+  Napi::Promise runInline(Napi::Env env, std::unique_ptr<Work> work);
   // JS thread. After abort the queue thread may still be inside the work it
   // was running.
   bool aborted() const { return aborted_; }

@@ -63,7 +63,7 @@ export interface Header {
   combine: Combine;
   blocking: boolean;
   /** How the communicator drives Gloo (Communicator.tuning). */
-  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean };
+  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean; inlineBytes?: number };
 }
 
 export interface Summary {
@@ -98,7 +98,7 @@ export function buildHeader(
   startedBy: Header['startedBy'],
   worldSize: number,
   v: { gloo: string; napi: number; node: string },
-  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean },
+  tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean; inlineBytes?: number },
   backend: 'gloo' | 'nccl' = 'gloo',
 ): Header {
   const cpus = os.cpus();

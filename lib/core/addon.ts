@@ -101,6 +101,10 @@ export interface NativeConnectOptions {
   glooMode?: string;
   allReduceAlgorithm?: string;
   busyPoll?: boolean;
+  /** The inline path's threshold in bytes (0 or absent: off); see GlooTuning.inlineBytes. */
+  inlineBytes?: number;
+  /** Inline only while no other communicator of more than one rank is open in this thread. */
+  inlineAlone?: boolean;
   /** 'detail' compares a fingerprint of every collective across ranks first. */
   debug?: string;
 }
@@ -112,6 +116,8 @@ export interface NativeCommunicator {
   readonly pending: number;
   readonly closed: boolean;
   algorithm(op: string, bytes: number, device: boolean): string;
+  /** The calls that ran inline on the calling thread, by method, since the communicator was made. */
+  inlineCalls(): Record<string, number>;
   allReduce(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   reduceScatter(input: Arr, output: Arr, dtype: number, op: number, timeoutMs: number): Promise<void>;
   allGather(input: Arr, output: Arr, dtype: number, timeoutMs: number): Promise<void>;

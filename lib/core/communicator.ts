@@ -101,7 +101,10 @@ type Cleanup = () => Promise<void> | void;
 /**
  * A group of ranks that run collectives together. Every call returns a Work
  * at once; operations run in issue order off the JavaScript thread, and the
- * buffers they use must not be touched until their Work completes.
+ * buffers they use must not be touched until their Work completes. The
+ * exception is the inline path (GlooTuning.inlineBytes): a small call on a
+ * communicator with nothing in flight runs on the calling thread and returns
+ * a Work that has already settled.
  */
 export class Communicator {
   readonly #native: NativeCommunicator;
@@ -216,15 +219,16 @@ export class Communicator {
    * root and received by the others; reduce B sent by the others, received by the root;
    * send / recv their buffer; all-to-all-v the counts for the other ranks; the quantized
    * collectives their encoded slots (quantizedSize of each chunk) × (n−1), twice for all-reduce.
+   * `inline` counts the calls that ran on the calling thread (docs/tuning.md#the-inline-path).
    * Counting costs no allocation per call.
    */
   stats(): CommStats {
-    return this.#stats.snapshot();
+    return this.#stats.snapshot(this.#native.inlineCalls());
   }
 
   /** Starts stats() from zero. */
   resetStats(): void {
-    this.#stats.reset();
+    this.#stats.reset(this.#native.inlineCalls());
   }
 
   get destroyed(): boolean {

@@ -10,7 +10,7 @@ import { addonPath, loadAddon } from './loader';
 import type { NativeCommunicator } from './addon';
 import { checkInt, checkOptions, checkTimeout } from './options';
 import { StoreServer } from '../store/server';
-import { type GlooTuning, resolveTuning } from './tuning';
+import { type GlooTuning, givenInlineBytes, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
 import { type DebugMode, callSitesOption, debugMode } from './debug';
 
@@ -272,7 +272,10 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     throw argRangeError(portName, 'the port of the running store', 0);
   }
 
-  const tuning = resolveTuning(o.gloo, env, info.localWorldSize);
+  // A rank that serves the store from its JavaScript thread must never block that thread in an
+  // inline call: the other ranks read the store after connecting (and on later splits).
+  const hostsStore = !storePath && info.rank === 0 && env.COLLECTIVES_STORE_HOSTED !== '1' && info.worldSize > 1;
+  const tuning = resolveTuning(o.gloo, env, info.localWorldSize, hostsStore);
   const addon = loadAddon();
   let native;
   try {
@@ -290,6 +293,9 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       glooMode: tuning.mode,
       allReduceAlgorithm: tuning.allReduceAlgorithm,
       busyPoll: tuning.busyPoll,
+      inlineBytes: tuning.inlineBytes,
+      // The default applies only while the communicator is alone; a given threshold, always.
+      inlineAlone: givenInlineBytes(o.gloo, env) === undefined,
       debug,
     });
     native = await joinWithin(join, timeoutMs, info.rank);

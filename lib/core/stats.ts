@@ -17,6 +17,11 @@ export interface OperationStats {
   bytesReceived: number;
   /** Sum over settled calls of the time from issue to completion, in milliseconds. */
   timeMs: number;
+  /**
+   * Of the calls, those that ran inline: on the calling thread, settled before the call
+   * returned (docs/tuning.md#the-inline-path).
+   */
+  inline: number;
 }
 
 export interface CommStats {
@@ -29,12 +34,14 @@ export interface CommStats {
 /** Counters of one communicator: one entry per operation name, made on its first call. */
 export class StatsCounter {
   #entries = new Map<string, OperationStats>();
+  /** The addon's inline counts (since the communicator was made) at the last reset. */
+  #inlineBase: Record<string, number> = {};
 
   /** Counts a call at issue and returns its entry, which the settle handler updates. */
   issued(operation: string, sent: number, received: number): OperationStats {
     let e = this.#entries.get(operation);
     if (e === undefined) {
-      e = { calls: 0, failures: 0, bytesSent: 0, bytesReceived: 0, timeMs: 0 };
+      e = { calls: 0, failures: 0, bytesSent: 0, bytesReceived: 0, timeMs: 0, inline: 0 };
       this.#entries.set(operation, e);
     }
     e.calls++;
@@ -43,11 +50,14 @@ export class StatsCounter {
     return e;
   }
 
-  snapshot(): CommStats {
+  /** `inlined`: the addon's inline counts by operation, since the communicator was made. */
+  snapshot(inlined: Readonly<Record<string, number>> = {}): CommStats {
     const operations: Record<string, OperationStats> = {};
-    const total: OperationStats = { calls: 0, failures: 0, bytesSent: 0, bytesReceived: 0, timeMs: 0 };
+    const total: OperationStats = { calls: 0, failures: 0, bytesSent: 0, bytesReceived: 0, timeMs: 0, inline: 0 };
     for (const [name, e] of this.#entries) {
-      operations[name] = { ...e };
+      const inline = (inlined[name] ?? 0) - (this.#inlineBase[name] ?? 0);
+      operations[name] = { ...e, inline };
+      total.inline += inline;
       total.calls += e.calls;
       total.failures += e.failures;
       total.bytesSent += e.bytesSent;
@@ -58,7 +68,8 @@ export class StatsCounter {
   }
 
   /** Starts counting from zero; calls still in flight add their time to the old entries only. */
-  reset(): void {
+  reset(inlined: Readonly<Record<string, number>> = {}): void {
     this.#entries = new Map();
+    this.#inlineBase = { ...inlined };
   }
 }

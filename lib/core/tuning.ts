@@ -6,6 +6,7 @@
 
 import os from 'node:os';
 import { argRangeError, argTypeError } from './errors';
+import { checkInt } from './options';
 
 export interface GlooTuning {
   /**
@@ -22,7 +23,23 @@ export interface GlooTuning {
    * thread); spinning on a shared core starves the rank that must send.
    */
   busyPoll?: boolean;
+  /**
+   * The inline path (docs/tuning.md#the-inline-path): a call of at most this many bytes that
+   * would run on Gloo's synchronous pairs runs on the calling (JavaScript) thread when the
+   * communicator has nothing queued or in flight, and returns an already settled Work. 0 turns
+   * it off. Default: DEFAULT_INLINE_BYTES, only while the communicator is the only one of
+   * more than one rank in its thread, and never in the process that hosts the rendezvous
+   * store (its JavaScript thread serves the other ranks).
+   */
+  inlineBytes?: number;
 }
+
+/**
+ * The default inline threshold: up to here an awaited call on 2 ranks took a fraction of the
+ * queued path's time (bench/RESULTS.md, "the inline path"); above it the blocked JavaScript
+ * thread costs more overlap than the skipped wake-ups save.
+ */
+export const DEFAULT_INLINE_BYTES = 65536;
 
 const MODES = ['auto', 'async', 'sync'] as const;
 const ALLREDUCE = ['auto', 'ring', 'halving-doubling'] as const;
@@ -43,11 +60,28 @@ function busyPollFrom(name: string, value: unknown): boolean | undefined {
   throw argTypeError(name, typeof value === 'string' ? "'0', '1' or 'auto'" : 'a boolean', value);
 }
 
-/** Options win over COLLECTIVES_GLOO_MODE, COLLECTIVES_ALLREDUCE_ALGORITHM, COLLECTIVES_BUSY_POLL. */
+/** options.gloo.inlineBytes, else COLLECTIVES_INLINE_BYTES; undefined when neither is set. */
+export function givenInlineBytes(given: GlooTuning | undefined, env: NodeJS.ProcessEnv): number | undefined {
+  const v = given?.inlineBytes;
+  if (v !== undefined) return checkInt('options.gloo.inlineBytes', v, 0, Number.MAX_SAFE_INTEGER);
+  const e = env.COLLECTIVES_INLINE_BYTES;
+  if (e === undefined || e === '') return undefined;
+  if (!/^[0-9]+$/.test(e) || !Number.isSafeInteger(Number(e))) {
+    throw argTypeError('COLLECTIVES_INLINE_BYTES', 'a number of bytes (an integer, 0 for off)', e);
+  }
+  return Number(e);
+}
+
+/**
+ * Options win over COLLECTIVES_GLOO_MODE, COLLECTIVES_ALLREDUCE_ALGORITHM, COLLECTIVES_BUSY_POLL,
+ * COLLECTIVES_INLINE_BYTES. `hostsStore`: this process serves the rendezvous store the other
+ * ranks use, which turns the inline path off.
+ */
 export function resolveTuning(
   given: GlooTuning | undefined,
   env: NodeJS.ProcessEnv,
   localWorldSize: number,
+  hostsStore = false,
 ): Required<GlooTuning> {
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw argTypeError('options.gloo', 'an object', given);
@@ -62,5 +96,6 @@ export function resolveTuning(
     busyPollFrom('options.gloo.busyPoll', g.busyPoll) ??
     busyPollFrom('COLLECTIVES_BUSY_POLL', env.COLLECTIVES_BUSY_POLL) ??
     localWorldSize * 2 <= os.availableParallelism();
-  return { mode: mode ?? 'auto', allReduceAlgorithm: allReduceAlgorithm ?? 'auto', busyPoll };
+  const inline = givenInlineBytes(g, env) ?? DEFAULT_INLINE_BYTES;
+  return { mode: mode ?? 'auto', allReduceAlgorithm: allReduceAlgorithm ?? 'auto', busyPoll, inlineBytes: hostsStore ? 0 : inline };
 }

@@ -43,6 +43,17 @@ struct GlooTuning {
   // Larger operations run in the asynchronous mode, whose loop thread always
   // reads. See syncMessageLimit().
   size_t syncMessageLimit = 0;
+  // Calls of at most this many bytes (0: none) that would run on the
+  // synchronous pairs run on the JavaScript thread itself when the
+  // communicator has nothing in flight, skipping the wake-ups of the queue
+  // thread and of the JavaScript thread (Communicator::inlineNow).
+  size_t inlineBytes = 0;
+  // The default's extra condition: only while this communicator is the only
+  // open one of more than one rank in its thread. Calls on two communicators
+  // may be issued in different orders on different ranks; a call blocking
+  // the JavaScript thread on one would keep it from issuing the call its
+  // peers wait for on the other.
+  bool inlineAlone = false;
 };
 
 // Half of what the kernel lets one direction of a loopback or LAN pair buffer

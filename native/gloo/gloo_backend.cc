@@ -204,6 +204,20 @@ GlooAlgo GlooBackend::pick(GlooOp op, size_t bytes, size_t count, Millis timeout
                  timeout == options_.timeout);
 }
 
+bool GlooBackend::runsOnCaller(CallKind kind, size_t bytes, size_t count, Millis timeout) const {
+  if (!sync_) return false;
+  GlooOp op;
+  switch (kind) {
+    case CallKind::kAllReduce: op = GlooOp::kAllReduce; break;
+    case CallKind::kReduceScatter: op = GlooOp::kReduceScatter; break;
+    case CallKind::kAllGather: op = GlooOp::kAllGather; break;
+    case CallKind::kBroadcast: op = GlooOp::kBroadcast; break;
+    case CallKind::kBarrier: op = GlooOp::kBarrier; break;
+    default: return false;
+  }
+  return isSync(pick(op, bytes, count, timeout));
+}
+
 std::string GlooBackend::describe(const GlooTuning& tuning, int size, CallKind kind,
                                   size_t bytes) {
   GlooOp op;

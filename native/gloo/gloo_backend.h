@@ -68,6 +68,11 @@ class GlooBackend : public Backend {
   // on `bytes` bytes at the default timeout, as benchmarks report it; empty
   // for a kind that has no such choice.
   static std::string describe(const GlooTuning& tuning, int size, CallKind kind, size_t bytes);
+  // Whether a call of `kind` (`bytes` as describe() counts them, `count`
+  // elements) with `timeout` would run on the synchronous pairs: then the
+  // calling thread does all of it, with no hand-off to Gloo's loop thread,
+  // and it may be the JavaScript thread (the communicator's inline path).
+  bool runsOnCaller(CallKind kind, size_t bytes, size_t count, Millis timeout) const;
 
  private:
   GlooBackend(GlooConnectOptions options,
