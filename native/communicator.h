@@ -68,6 +68,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPending(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info);
+  // The host-memory engine: "gloo" or "mpi".
+  Napi::Value GetEngine(const Napi::CallbackInfo& info);
 
   // A work that pins this communicator and the buffers it reads or writes.
   std::unique_ptr<Work> newWork(const Napi::CallbackInfo& info, const char* operation,
@@ -92,6 +94,7 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   int rank_ = 0;
   int size_ = 1;
   GlooTuning tuning_;
+  std::string engine_ = "gloo";
   // The NCCL backend, created by the first device call (queue thread).
   std::shared_ptr<struct NcclState> nccl_;
 };
