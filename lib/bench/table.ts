@@ -21,8 +21,10 @@ export function formatHeader(h: Header): string[] {
     h.check
       ? '# check: one more call per cell after the timed ones, inputs exact in any order; #wrong = elements that differ bit for bit, summed over ranks'
       : '# check: off (-c 0)',
-    `# gloo: mode ${h.tuning.mode}, all-reduce algorithm ${h.tuning.allReduceAlgorithm}, busy polling ${h.tuning.busyPoll ? 'on' : 'off'}; ` +
-      'algo: what ran each row (Communicator.algorithm)',
+    h.engine?.name === 'mpi'
+      ? `# engine mpi (${h.engine.how}); algo: what ran each row (Communicator.algorithm)`
+      : `# gloo: mode ${h.tuning.mode}, all-reduce algorithm ${h.tuning.allReduceAlgorithm}, busy polling ${h.tuning.busyPoll ? 'on' : 'off'}; ` +
+        'algo: what ran each row (Communicator.algorithm)',
     '#',
   ];
 }
