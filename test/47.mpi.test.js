@@ -121,7 +121,7 @@ describe('47 MPI engine', function () {
     it('picks MPI by default, and runs point-to-point, a monitored barrier and two communicators at once', async function () {
       this.timeout(60000);
       const res = await mpirunWorker('mpi-engine.js', { np: 3, killAfterMs: 50000 });
-      const cases = ['init picks MPI under mpirun', 'send/recv in a ring', 'monitored barrier', 'several communicators in flight at once'];
+      const cases = ['init picks MPI under mpirun', 'send/recv in a ring', 'monitored barrier', "large all-reduces (the engine's ring)", 'several communicators in flight at once'];
       assertCases(res.stdout, ranksOf(3), cases, launched(res));
       assertRan(res, 'the default engine under mpirun');
     });
@@ -145,7 +145,7 @@ describe('47 MPI engine', function () {
           resolve({ code, stdout, stderr, killed: false, ms: 0 });
         });
       });
-      const cases = ['init picks MPI under mpirun', 'send/recv in a ring', 'monitored barrier', 'several communicators in flight at once'];
+      const cases = ['init picks MPI under mpirun', 'send/recv in a ring', 'monitored barrier', "large all-reduces (the engine's ring)", 'several communicators in flight at once'];
       assertCases(res.stdout, ranksOf(3), cases, launched(res));
       assert.equal(res.code, 0, launched(res));
     });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -28,6 +29,8 @@ constexpr size_t kMaxCount = size_t(INT_MAX);
 // rank sharing its core with another (more ranks than cores) must let it run.
 constexpr uint64_t kSpinTests = 64;
 constexpr auto kProbeEvery = std::chrono::milliseconds(100);
+// From this size on all-reduce runs as the engine's ring (measured: bench/RESULTS.md).
+constexpr size_t kRingMinBytes = size_t(1) << 20;
 
 const MpiApi& api() { return MpiRuntime::get().api(); }
 
@@ -149,7 +152,21 @@ std::shared_ptr<MpiBackend> MpiBackend::connect(int rank, int size, Millis timeo
     peers->local.push_back(p.host == mine.host ? 1 : 0);
   }
   backend->peers_ = peers;
+  backend->openRing(timeout);
   return backend;
+}
+
+void MpiBackend::openRing(Millis timeout) {
+  MpiRuntime& runtime = MpiRuntime::get();
+  const MpiApi& a = runtime.api();
+  MPI_Comm ring = nullptr;
+  MPI_Request request;
+  {
+    auto held = runtime.lock();
+    check(a.MPI_Comm_idup(comm_, &ring, &request), "MPI_Comm_idup", "init");
+  }
+  await(request, "init", timeout);
+  ring_ = ring;
 }
 
 MpiBackend::MpiBackend(MPI_Comm comm, int rank, int size, std::shared_ptr<const MpiPeers> peers)
@@ -159,6 +176,7 @@ MpiBackend::~MpiBackend() {
   if (!comm_ || abandoned_.load()) return;
   try {
     auto held = MpiRuntime::get().lock();
+    if (ring_) api().MPI_Comm_free(&ring_);
     api().MPI_Comm_free(&comm_);
   } catch (const CollectiveFailure&) {
     // MPI was finalized: the communicator went with it.
@@ -259,6 +277,16 @@ void MpiBackend::allReduce(const void* in, void* out, size_t count, DType dtype,
     return;
   }
   const size_t esize = dtypeSize(dtype);
+  static const bool ringOff = [] {
+    const char* v = std::getenv("COLLECTIVES_MPI_RING");
+    return v && std::string(v) == "0";
+  }();
+  if (!ringOff && !isHalf(dtype) && size_ > 1 && ring_ && count * esize >= kRingMinBytes &&
+      count / size_t(size_) + 1 < kMaxCount) {
+    ringAllReduce(in, out, count, dtype, op, timeout);
+    if (op == RedOp::kAvg) divideInPlace(dtype, out, count, size_);
+    return;
+  }
   const MPI_Datatype type = a.datatype(dtype);
   const MPI_Op mop = runtime.reduceOp(dtype, op);
   for (size_t done = 0; done < count; done += kMaxCount) {
@@ -273,6 +301,44 @@ void MpiBackend::allReduce(const void* in, void* out, size_t count, DType dtype,
     await(request, "allReduce", timeout);
   }
   if (op == RedOp::kAvg && !isHalf(dtype)) divideInPlace(dtype, out, count, size_);
+}
+
+void MpiBackend::ringAllReduce(const void* in, void* out, size_t count, DType dtype, RedOp op,
+                               Millis timeout) {
+  MpiRuntime& runtime = MpiRuntime::get();
+  const MpiApi& a = runtime.api();
+  const size_t esize = dtypeSize(dtype);
+  const int n = size_;
+  const size_t base = count / size_t(n), rem = count % size_t(n);
+  auto begin = [&](int b) { return size_t(b) * base + std::min(size_t(b), rem); };
+  auto length = [&](int b) { return base + (size_t(b) < rem ? 1 : 0); };
+  char* o = static_cast<char*>(out);
+  if (in != out) std::memcpy(out, in, count * esize);
+  char* tmp = scratch((base + 1) * esize);
+  const int right = (rank_ + 1) % n, left = (rank_ + n - 1) % n;
+  auto exchange = [&](int sendBlock, char* into, int recvBlock) {
+    MPI_Request recv, send;
+    {
+      auto held = runtime.lock();
+      check(a.MPI_Irecv(into, int(length(recvBlock) * esize), a.byte, left, 0, ring_, &recv), "MPI_Irecv", "allReduce");
+      check(a.MPI_Isend(o + begin(sendBlock) * esize, int(length(sendBlock) * esize), a.byte, right, 0, ring_, &send),
+            "MPI_Isend", "allReduce");
+    }
+    await(recv, "allReduce", timeout, left);
+    await(send, "allReduce", timeout, right);
+  };
+  // Reduce-scatter: after step s this rank holds s + 2 contributions to
+  // block (rank - s - 1); after n - 1 steps, all of block (rank + 1).
+  for (int s = 0; s < n - 1; s++) {
+    const int recvBlock = (rank_ - s - 1 + 2 * n) % n;
+    exchange((rank_ - s + n) % n, tmp, recvBlock);
+    reduceInto(dtype, op, o + begin(recvBlock) * esize, tmp, length(recvBlock));
+  }
+  // All-gather: the reduced blocks travel on around the ring.
+  for (int s = 0; s < n - 1; s++) {
+    const int recvBlock = (rank_ - s + n) % n;
+    exchange((rank_ + 1 - s + n) % n, o + begin(recvBlock) * esize, recvBlock);
+  }
 }
 
 void MpiBackend::reduceScatter(const void* in, void* out, size_t countPerRank, DType dtype,
@@ -509,7 +575,7 @@ std::shared_ptr<Backend> MpiBackend::split(int, int, const std::string&, Millis)
 }
 
 std::shared_ptr<Backend> MpiBackend::splitRanks(const std::vector<int>& parentRanks, int newRank,
-                                                const std::string& key, Millis) {
+                                                const std::string& key, Millis timeout) {
   MpiRuntime& runtime = MpiRuntime::get();
   const MpiApi& a = runtime.api();
   // The same on every member, and different for splits that may run at
@@ -532,7 +598,9 @@ std::shared_ptr<Backend> MpiBackend::splitRanks(const std::vector<int>& parentRa
     a.MPI_Comm_set_errhandler(child, a.errorsReturn);
   }
   auto peers = std::make_shared<MpiPeers>(peers_->subset(parentRanks));
-  return std::shared_ptr<Backend>(new MpiBackend(child, newRank, int(parentRanks.size()), std::move(peers)));
+  std::shared_ptr<MpiBackend> made(new MpiBackend(child, newRank, int(parentRanks.size()), std::move(peers)));
+  made->openRing(timeout);
+  return made;
 }
 
 }  // namespace mpi

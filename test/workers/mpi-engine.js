@@ -36,6 +36,32 @@ run(async () => {
   await settle('monitoredBarrier', comm.monitoredBarrier({ timeoutMs: 10000 }).wait());
   check.ok('every rank arrived', true);
 
+  check.begin("large all-reduces (the engine's ring)");
+  // Counts that do not divide by the ranks, every op, in place and not.
+  const n = (1 << 19) + 3;
+  const ints = Int32Array.from({ length: n }, (_, i) => ((i * 7 + rank * 5) % 21) - 10);
+  const want = Int32Array.from({ length: n }, (_, i) => {
+    let t = 0;
+    for (let r = 0; r < size; r++) t += ((i * 7 + r * 5) % 21) - 10;
+    return t;
+  });
+  const intsOut = new Int32Array(n);
+  await settle('allReduce int32 out of place', comm.allReduce(ints, { output: intsOut }).wait());
+  check.same('int32 sum, out of place', intsOut, want);
+  await settle('allReduce int32 in place', comm.allReduce(ints).wait());
+  check.same('int32 sum, in place', ints, want);
+  const bytes = Int8Array.from({ length: 4 * n }, (_, i) => (i % 2 ? 100 : -100) + rank);
+  await settle('allReduce int8', comm.allReduce(bytes).wait());
+  const wrapped = new Int8Array(4 * n);
+  for (let i = 0; i < 4 * n; i++) wrapped[i] = size * (i % 2 ? 100 : -100) + (size * (size - 1)) / 2;
+  check.same('int8 sum wraps around', bytes, wrapped);
+  const floats = Float32Array.from({ length: n }, (_, i) => (i % 9) + rank * size - (size * (size - 1)) / 2);
+  await settle('allReduce float32 avg', comm.allReduce(floats, { op: 'avg' }).wait());
+  check.same('float32 avg', floats, Float32Array.from({ length: n }, (_, i) => i % 9));
+  const maxes = Float64Array.from({ length: n }, (_, i) => (i + rank) % size);
+  await settle('allReduce float64 max', comm.allReduce(maxes, { op: 'max' }).wait());
+  check.same('float64 max', maxes, new Float64Array(n).fill(size - 1));
+
   check.begin('several communicators in flight at once');
   const other = await init({ engine: 'mpi' });
   const a = new Float64Array(1000).fill(rank + 1);
