@@ -1,4 +1,4 @@
-export { init, versions, DEFAULT_TIMEOUT_MS, type InitOptions } from './core/init';
+export { init, versions, DEFAULT_TIMEOUT_MS, type InitOptions, type Engine } from './core/init';
 export {
   Communicator,
   type AllReduceOptions,
@@ -14,7 +14,7 @@ export {
 export { Store } from './core/store';
 export type { JsonValue } from './core/objects';
 export { Work } from './core/work';
-export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus } from './core/backends';
+export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus, type MpiStatus } from './core/backends';
 export { DeviceBuffer, type DeviceBufferOptions, type DeviceCopyOptions } from './core/device';
 export { CollectiveError, ErrorCode } from './core/errors';
 export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './core/dtypes';

@@ -7,6 +7,7 @@
 #include "ops/ops_exports.h"
 #include "gpu/device_buffer.h"
 #include "gpu/device_ops.h"
+#include "mpi/mpi_exports.h"
 #include "quant/quant_exports.h"
 
 // CMake passes the version from Gloo's package config; node-gyp has none.
@@ -32,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ops::registerExports(env, exports);
   gpu::registerExports(env, exports);
   gpu::registerDeviceOps(env, exports.Get("gpu").As<Napi::Object>());
+  mpi::registerExports(env, exports);
   return exports;
 }
 

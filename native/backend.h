@@ -69,6 +69,14 @@ class Backend {
   virtual std::shared_ptr<Backend> split(int newRank, int newSize,
                                          const std::string& key,
                                          Millis timeout) = 0;
+  // The same, told which ranks of this backend become the new one's, in
+  // their new order: an engine that forms groups from its own ranks (MPI)
+  // needs them; the others meet through the store and ignore them.
+  virtual std::shared_ptr<Backend> splitRanks(const std::vector<int>& parentRanks,
+                                              int newRank, const std::string& key,
+                                              Millis timeout) {
+    return split(newRank, int(parentRanks.size()), key, timeout);
+  }
 };
 
 }  // namespace collectives

@@ -8,6 +8,8 @@
 #include "errors.h"
 #include "gloo/gloo_backend.h"
 #include "gpu/nccl_backend.h"
+#include "mpi/mpi_backend.h"
+#include "mpi/mpi_runtime.h"
 #include "nccl_state.h"
 #include "store/tcp_store.h"
 
@@ -46,6 +48,7 @@ Napi::Function Communicator::Define(Napi::Env env) {
           InstanceAccessor<&Communicator::GetSize>("size"),
           InstanceAccessor<&Communicator::GetPending>("pending"),
           InstanceAccessor<&Communicator::GetClosed>("closed"),
+          InstanceAccessor<&Communicator::GetEngine>("engine"),
       });
 }
 
@@ -187,6 +190,16 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
     if (storeHost.empty()) throwTypeError(env, "storeHost: expected a host name or address");
   }
 
+  // MPI starts here, on the JS thread (which MPI then calls its main thread).
+  const bool useMpi = optString(o, "engine") == "mpi";
+  if (useMpi) {
+    try {
+      mpi::MpiRuntime::get().initialize();
+    } catch (const CollectiveFailure& e) {
+      throwCoded(env, e.code().c_str(), std::string("init: ") + e.what());
+    }
+  }
+
   const bool detail = optString(o, "debug") == "detail";
   auto diagnostics =
       std::make_shared<Diagnostics>(options.rank, options.size, detail, options.prefix, nullptr);
@@ -195,8 +208,9 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
   auto queue = WorkQueue::create(env, nullptr);
   Napi::Object self =
       Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics, rendezvous);
+  if (useMpi) Unwrap(self)->engine_ = "mpi";
   auto work = std::make_unique<Work>(env, "init");
-  work->run = [options, storePath, storeHost, storePort, token, diagnostics, rendezvous](
+  work->run = [options, storePath, storeHost, storePort, token, diagnostics, rendezvous, useMpi](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {
       options.store = std::make_shared<TcpStore>(storeHost, storePort, token, options.timeout);
@@ -205,10 +219,18 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
         options.store = std::make_shared<gloo::rendezvous::FileStore>(storePath);
       });
     }
-    backend = GlooBackend::connect(options);
+    if (useMpi) {
+      backend = mpi::MpiBackend::connect(options.rank, options.size, options.timeout);
+    } else {
+      backend = GlooBackend::connect(options);
+    }
     rendezvous->store = options.store;
     diagnostics->setStore(options.store);
-    diagnostics->learnPeers(options.size > 1 && options.tuning.mode != GlooTuning::Mode::kAsync);
+    if (useMpi) {
+      diagnostics->learnRankNames();
+    } else {
+      diagnostics->learnPeers(options.size > 1 && options.tuning.mode != GlooTuning::Mode::kAsync);
+    }
   };
   // Holding the new communicator here also keeps it alive until init settles.
   auto shared = std::make_shared<Napi::ObjectReference>(Napi::Persistent(self));
@@ -514,7 +536,8 @@ Napi::Value Communicator::PointToPoint(const Napi::CallbackInfo& info, bool isSe
   return queue_->push(env, std::move(work));
 }
 
-// split(newRank, newSize, key, timeoutMs) -> Promise<Communicator>
+// split(newRank, newSize, key, timeoutMs, members?) -> Promise<Communicator>;
+// members: the parent ranks of the new communicator, in their new order.
 Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   checkOpen(env, "split");
@@ -528,18 +551,34 @@ Napi::Value Communicator::Split(const Napi::CallbackInfo& info) {
   auto childRendezvous = std::make_shared<Rendezvous>();
   auto rendezvous = rendezvous_;
   GlooTuning tuning = tuning_;
+  std::vector<int> members;
+  if (info[4].IsArray()) {
+    Napi::Array list = info[4].As<Napi::Array>();
+    if (list.Length() != uint32_t(newSize)) throwRangeError(env, "members: expected one rank per member");
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      members.push_back(int(intArg(env, list.Get(i), "members[]", 0, size_ - 1)));
+    }
+  }
+  const std::string engine = engine_;
   work->run = [=](std::shared_ptr<Backend>& b) {
-    *child = b->split(newRank, newSize, key, timeout);
+    *child = members.empty() ? b->split(newRank, newSize, key, timeout)
+                             : b->splitRanks(members, newRank, key, timeout);
     *childRendezvous = rendezvous->child(key);
-    childDiagnostics->learnPeers(newSize > 1 && tuning.mode != GlooTuning::Mode::kAsync);
+    if (engine == "mpi") {
+      childDiagnostics->learnRankNames();
+    } else {
+      childDiagnostics->learnPeers(newSize > 1 && tuning.mode != GlooTuning::Mode::kAsync);
+    }
   };
   diagnostics_->guard(*work, {CallKind::kSplit}, timeout);
-  work->result = [child, childDiagnostics, childRendezvous, newRank, newSize,
-                  tuning](Napi::Env env) -> Napi::Value {
+  work->result = [child, childDiagnostics, childRendezvous, newRank, newSize, tuning,
+                  engine](Napi::Env env) -> Napi::Value {
     auto queue = WorkQueue::create(env, *child);
     child->reset();
-    return Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics,
-                              childRendezvous);
+    Napi::Object made = Communicator::Wrap(env, queue, newRank, newSize, tuning, childDiagnostics,
+                                           childRendezvous);
+    Unwrap(made)->engine_ = engine;
+    return made;
   };
   return queue_->push(env, std::move(work));
 }
@@ -557,6 +596,9 @@ Napi::Value Communicator::Algorithm(const Napi::CallbackInfo& info) {
     throwRangeError(env, "op: expected an nccl-tests operation name (e.g. 'all_reduce') or a "
                          "method name (e.g. 'allReduce'), got '" + op + "'");
   }
+  // Host memory (and every barrier) goes through MPI's own algorithms, which
+  // it picks per call.
+  if (engine_ == "mpi" && (!device || kind == CallKind::kBarrier)) return Napi::String::New(env, "mpi");
   std::string name = GlooBackend::describe(tuning_, size_, kind, bytes);
   // A barrier stays on Gloo whatever the buffers.
   if (!device || kind == CallKind::kBarrier) return Napi::String::New(env, name);
@@ -617,6 +659,9 @@ Napi::Value Communicator::GetPending(const Napi::CallbackInfo& info) {
 }
 Napi::Value Communicator::GetClosed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), queue_->closed());
+}
+Napi::Value Communicator::GetEngine(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), engine_);
 }
 
 }  // namespace collectives

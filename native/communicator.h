@@ -64,6 +64,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Algorithm(const Napi::CallbackInfo& info);
+  // The host-memory engine: "gloo" or "mpi".
+  Napi::Value GetEngine(const Napi::CallbackInfo& info);
   Napi::Value GetRank(const Napi::CallbackInfo& info);
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetPending(const Napi::CallbackInfo& info);
@@ -109,6 +111,8 @@ class Communicator : public Napi::ObjectWrap<Communicator> {
   std::shared_ptr<Rendezvous> rendezvous_;
   int rank_ = 0;
   int size_ = 1;
+  // "gloo" or "mpi": which engine runs host calls (set by connect and split).
+  std::string engine_ = "gloo";
   GlooTuning tuning_;
   // The NCCL backend, created by the first device call (queue thread).
   std::shared_ptr<struct NcclState> nccl_;

@@ -273,6 +273,11 @@ void Diagnostics::learnPeers(bool syncPairs) {
   peers_ = std::move(table);
 }
 
+void Diagnostics::learnRankNames() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int r = 0; r < size_; r++) peers_["(MPI rank " + std::to_string(r) + ")"] = r;
+}
+
 int Diagnostics::peerIn(const std::string& message) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [address, rank] : peers_) {

@@ -53,6 +53,9 @@ class Diagnostics : public std::enable_shared_from_this<Diagnostics> {
   // empty (failures are then reported by address only). `syncPairs`: the
   // backend also connected a context of synchronous pairs.
   void learnPeers(bool syncPairs);
+  // For engines whose failures name ranks rather than addresses (MPI's say
+  // "(MPI rank 3)"): a PEER_LOST is then given that rank too.
+  void learnRankNames();
   void setStore(std::shared_ptr<gloo::rendezvous::Store> store) { store_ = std::move(store); }
 
   // The diagnostics of a communicator split off this one under `key`.

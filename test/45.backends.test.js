@@ -60,12 +60,12 @@ describe('45 backends', function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('reports gloo, cuda and nccl, each available or with the reason why not', function () {
+  it('reports gloo, cuda, nccl and mpi, each available or with the reason why not', function () {
     const b = backends();
-    assert.deepEqual(Object.keys(b).sort(), ['cuda', 'gloo', 'nccl']);
+    assert.deepEqual(Object.keys(b).sort(), ['cuda', 'gloo', 'mpi', 'nccl']);
     assert.equal(b.gloo.available, true);
     assert.equal(typeof b.gloo.version, 'string');
-    for (const name of ['cuda', 'nccl']) {
+    for (const name of ['cuda', 'nccl', 'mpi']) {
       const s = b[name];
       assert.equal(typeof s.available, 'boolean');
       assert.ok(Array.isArray(s.tried));

@@ -9,7 +9,8 @@ import { Command, CommanderError } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { backends } from '../core/backends';
+import { backends, mpiStatus } from '../core/backends';
+import { runUnderMpirun } from '../launch/mpirun';
 import { rankFromEnvironment } from '../core/env';
 import { init, versions } from '../core/init';
 import { run } from '../launch/supervisor';
@@ -55,6 +56,7 @@ function program(): Command {
     .option('-q, --quant <format>', 'wire format of the *_quantized operations: int8, int4, fp8e4m3, fp8e5m2', DEFAULTS.quant)
     .option('--block-size <n>', 'elements per scale of the *_quantized operations', DEFAULTS.blockSize)
     .option('--backend <name>', 'gloo (host typed arrays) or nccl (DeviceBuffers in GPU memory)', DEFAULTS.backend)
+    .option('--engine <name>', 'host engine: gloo or mpi (default: mpi under mpirun when libmpi loads; with --np, mpi starts the ranks through mpirun)')
     .option('--np <n>', 'start n local ranks (not needed under collectives-run or torchrun)')
     .option('-J, --json <file>', 'write the header and every row as JSON')
     .option('--plot <file.svg>', 'draw busbw and time against size (needs vega and vega-lite)')
@@ -71,12 +73,13 @@ function parse(argv: string[]): BenchOptions {
   return validateOptions(op, { ...o, warmupIters: o.warmup_iters });
 }
 
-/** --np outside a launched job: this process supervises N ranks running this same file. */
-function launchRanks(np: number, args: string[]): Promise<number> {
+/** --np outside a launched job: this process supervises N ranks running this same file (through mpirun for --engine mpi). */
+function launchRanks(np: number, args: string[], engine: BenchOptions['engine']): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (process.stderr.isTTY) env[TTY_ENV] = '1';
   env[COMMAND_ENV] = JSON.stringify(args);
-  return run(
+  const launch = engine === 'mpi' ? runUnderMpirun : run;
+  return launch(
     {
       script: __filename,
       scriptArgs: withoutNp(args),
@@ -127,7 +130,7 @@ async function runRank(o: BenchOptions, args: string[], launched: boolean): Prom
       return 1;
     }
   }
-  const comm = await init();
+  const comm = await init(o.engine === undefined ? undefined : { engine: o.engine });
   try {
     const rank0 = comm.rank === 0;
     try {
@@ -136,7 +139,17 @@ async function runRank(o: BenchOptions, args: string[], launched: boolean): Prom
       if (rank0) throw err;
       return 2;
     }
-    const header = buildHeader(o, typed.argv, typed.startedBy, comm.size, versions(), comm.tuning, o.backend);
+    const mpi = comm.engine === 'mpi' ? mpiStatus() : undefined;
+    const how =
+      mpi === undefined
+        ? ''
+        : `${mpi.libraryVersion ?? 'Open MPI'}, ${mpi.threadLevel ?? ''}, ${
+            o.engine === 'mpi' || process.env.COLLECTIVES_ENGINE === 'mpi' ? 'chosen with --engine mpi / COLLECTIVES_ENGINE' : `the default: ${mpi.defaultReason}`
+          }`;
+    const header = buildHeader(o, typed.argv, typed.startedBy, comm.size, versions(), comm.tuning, o.backend, {
+      name: comm.engine,
+      how: comm.engine === 'mpi' ? how : 'Gloo over TCP',
+    });
     if (rank0) out([...formatHeader(header), ...formatTableHead()]);
 
     const started = Date.now();
@@ -195,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
       const missing = o.plot === undefined ? null : missingPlotLibraries();
       if (missing !== null) throw new UsageError(missing);
     }
-    if (o.np !== undefined && !launched) return await launchRanks(o.np, args);
+    if (o.np !== undefined && !launched) return await launchRanks(o.np, args, o.engine);
     if (o.np !== undefined && o.np !== info.worldSize) {
       throw new UsageError(
         `--np: expected ${info.worldSize} (the world size the launcher gave this rank) or no --np, got "${o.np}"`,

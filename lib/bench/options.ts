@@ -29,6 +29,7 @@ export interface RawBenchOptions {
   quant: string;
   blockSize: string;
   backend: string;
+  engine?: string;
   np?: string;
   json?: string;
   plot?: string;
@@ -75,6 +76,8 @@ export interface BenchOptions {
   quant: { format: QuantFormat; blockSize: number };
   /** 'gloo': host typed arrays; 'nccl': DeviceBuffers (GPU memory). */
   backend: 'gloo' | 'nccl';
+  /** The host engine (--engine); undefined: init()'s default (MPI under mpirun). */
+  engine: 'gloo' | 'mpi' | undefined;
 }
 
 // nccl-tests' own names for its types, accepted beside this library's.
@@ -169,6 +172,7 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
   const blockSize = integer('--block-size', raw.blockSize, 8, 1 << 20, 'a multiple of 8 from 8 to 1048576');
   if (blockSize % 8 !== 0) fail('--block-size', 'a multiple of 8 from 8 to 1048576', raw.blockSize);
   if (raw.backend !== 'gloo' && raw.backend !== 'nccl') fail('--backend', 'gloo or nccl', raw.backend);
+  if (raw.engine !== undefined && raw.engine !== 'gloo' && raw.engine !== 'mpi') fail('--engine', 'gloo or mpi', raw.engine);
   const opDtypes = op.dtypes;
   if (opDtypes && !dtypes.some((d) => opDtypes.includes(d))) {
     fail('-d', `a dtype ${op.name} takes (${opDtypes.join(', ')})`, raw.datatype);
@@ -197,6 +201,7 @@ export function validateOptions(opName: string, raw: RawBenchOptions): BenchOpti
     plot: raw.plot,
     quant: { format, blockSize },
     backend: raw.backend,
+    engine: raw.engine as 'gloo' | 'mpi' | undefined,
   };
 }
 

@@ -50,6 +50,8 @@ export interface Header {
   date: string;
   op: string;
   backend: 'gloo' | 'nccl';
+  /** The host engine (Communicator.engine), and how it was chosen. */
+  engine?: { name: 'gloo' | 'mpi'; how: string };
   worldSize: number;
   host: string;
   cpus: number;
@@ -100,6 +102,7 @@ export function buildHeader(
   v: { gloo: string; napi: number; node: string },
   tuning: { mode: string; allReduceAlgorithm: string; busyPoll: boolean; inlineBytes?: number },
   backend: 'gloo' | 'nccl' = 'gloo',
+  engine?: Header['engine'],
 ): Header {
   const cpus = os.cpus();
   return {
@@ -110,6 +113,7 @@ export function buildHeader(
     date: new Date().toISOString(),
     op: o.op.name,
     backend,
+    ...(engine ? { engine } : {}),
     worldSize,
     host: os.hostname(),
     cpus: cpus.length,

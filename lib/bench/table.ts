@@ -18,6 +18,7 @@ export function formatHeader(h: Header): string[] {
       `${h.cpus} CPUs (${h.cpuModel}), Node ${h.node}, Gloo ${h.gloo}, Node-API ${h.napi}`,
     `# time: per call, ${h.warmup} warm-up + ${h.iters} timed calls per cell ${mode}; ` +
       `elapsed / ${h.iters} on each rank, ${COMBINE_WORDS[h.combine]} over ranks (-a ${COMBINE_FLAG[h.combine]})`,
+    ...(h.engine?.name === 'mpi' ? [`# engine: mpi (${h.engine.how}); host calls run on MPI, so the gloo line below does not apply to them`] : []),
     h.check
       ? '# check: one more call per cell after the timed ones, inputs exact in any order; #wrong = elements that differ bit for bit, summed over ranks'
       : '# check: off (-c 0)',

@@ -10,6 +10,12 @@ export interface NativeAddon {
   quant: NativeQuant;
   ops: NativeOps;
   gpu: NativeGpu;
+  mpi: NativeMpi;
+}
+
+/** Open MPI, opened at run time (native/mpi/). */
+export interface NativeMpi {
+  status(): NativeLibraryStatus & { libraryVersion?: string; initialized: boolean; threadLevel?: string };
 }
 
 /** The host elementwise operations (native/ops/ops_exports.cc). */
@@ -107,6 +113,8 @@ export interface NativeConnectOptions {
   inlineAlone?: boolean;
   /** 'detail' compares a fingerprint of every collective across ranks first. */
   debug?: string;
+  /** 'mpi' runs host collectives over Open MPI; otherwise Gloo. */
+  engine?: string;
 }
 
 type Arr = ArrayBufferView;
@@ -115,6 +123,8 @@ export interface NativeCommunicator {
   readonly size: number;
   readonly pending: number;
   readonly closed: boolean;
+  /** 'gloo' or 'mpi'. */
+  readonly engine: string;
   algorithm(op: string, bytes: number, device: boolean): string;
   /** The calls that ran inline on the calling thread, by method, since the communicator was made. */
   inlineCalls(): Record<string, number>;
@@ -152,7 +162,8 @@ export interface NativeCommunicator {
   allReduceQuantized(input: Arr, output: Arr, ...args: NativeQuantizedArgs): Promise<void>;
   send(buffer: Arr, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
   recv(buffer: Arr, dtype: number, peer: number, tag: number, timeoutMs: number): Promise<void>;
-  split(rank: number, size: number, key: string, timeoutMs: number): Promise<NativeCommunicator>;
+  /** `members`: the parent ranks of the new communicator, in their new order (MPI needs them). */
+  split(rank: number, size: number, key: string, timeoutMs: number, members?: number[]): Promise<NativeCommunicator>;
   close(): void;
   abort(reason?: string): void;
 }

@@ -158,6 +158,15 @@ export class Communicator {
     return this.#tuning;
   }
 
+  /**
+   * The engine that runs collectives on host memory: 'gloo' (TCP), or 'mpi' (Open MPI, chosen
+   * with init({ engine: 'mpi' }) or by default under mpirun; see docs/mpi.md). DeviceBuffers
+   * always go through NCCL.
+   */
+  get engine(): 'gloo' | 'mpi' {
+    return this.#native.engine === 'mpi' ? 'mpi' : 'gloo';
+  }
+
   get rank(): number {
     return this.#native.rank;
   }
@@ -597,7 +606,7 @@ export class Communicator {
       host: this.#place.host,
     };
     const native = await this.#issue('split', undefined, (n) =>
-      n.split(newRank, members.length, `s${seq}c${c}`, timeout),
+      n.split(newRank, members.length, `s${seq}c${c}`, timeout, members.map((m) => m.rank)),
     0, 0).wait();
     return new Communicator(native as unknown as NativeCommunicator, this.#timeoutMs, this.#tuning, [], this.#callSites, place);
   }

@@ -13,6 +13,7 @@ import { StoreServer } from '../store/server';
 import { type GlooTuning, givenInlineBytes, resolveTuning } from './tuning';
 import { CollectiveError, ErrorCode, argRangeError, argTypeError } from './errors';
 import { type DebugMode, callSitesOption, debugMode } from './debug';
+import { mpiStatus } from './backends';
 
 /** torch.distributed's default for NCCL; long enough for slow first steps, short enough to surface a hang. */
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -47,6 +48,29 @@ export interface InitOptions {
    * `debug` is 'detail'; without it a failure shows where it was awaited with `wait()`.
    */
   callSites?: boolean;
+  /**
+   * The engine for host memory (COLLECTIVES_ENGINE): 'gloo' (TCP; any launcher) or 'mpi'
+   * (Open MPI, opened at run time; the ranks must be started by mpirun). Default: 'mpi' when
+   * the ranks were started by mpirun and libmpi is found (backends().mpi.isDefault), else
+   * 'gloo'. See docs/mpi.md.
+   */
+  engine?: Engine;
+}
+
+/** The engines that run collectives on host memory. */
+export type Engine = 'gloo' | 'mpi';
+const ENGINES: readonly Engine[] = ['gloo', 'mpi'];
+
+/** options.engine, else COLLECTIVES_ENGINE, else MPI under mpirun when libmpi loads. */
+function resolveEngine(given: unknown, env: NodeJS.ProcessEnv, info: RankInfo): Engine {
+  const pick = (name: string, v: unknown): Engine | undefined => {
+    if (v === undefined || v === '') return undefined;
+    if (typeof v !== 'string' || !ENGINES.includes(v as Engine)) throw argRangeError(name, "'gloo' or 'mpi'", v);
+    return v as Engine;
+  };
+  const chosen = pick('options.engine', given) ?? pick('COLLECTIVES_ENGINE', env.COLLECTIVES_ENGINE);
+  if (chosen !== undefined) return chosen;
+  return info.source === 'openmpi' && mpiStatus(env).isDefault ? 'mpi' : 'gloo';
 }
 
 const INIT_KEYS = [
@@ -62,6 +86,7 @@ const INIT_KEYS = [
   'gloo',
   'debug',
   'callSites',
+  'engine',
 ] as const;
 
 function isLoopback(addr: string): boolean {
@@ -184,6 +209,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     o.timeoutMs !== undefined
       ? checkTimeout('options.timeoutMs', o.timeoutMs, DEFAULT_TIMEOUT_MS)
       : checkTimeout('COLLECTIVES_TIMEOUT_MS', envNumber('COLLECTIVES_TIMEOUT_MS'), DEFAULT_TIMEOUT_MS);
+  const engine = resolveEngine(o.engine, env, info);
   const masterAddr = o.masterAddr ?? env.MASTER_ADDR ?? '127.0.0.1';
   if (typeof masterAddr !== 'string' || masterAddr === '') throw argTypeError('options.masterAddr', 'a host name or address', masterAddr);
   const portGiven = o.masterPort ?? envNumber('MASTER_PORT');
@@ -297,6 +323,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       // The default applies only while the communicator is alone; a given threshold, always.
       inlineAlone: givenInlineBytes(o.gloo, env) === undefined,
       debug,
+      engine,
     });
     native = await joinWithin(join, timeoutMs, info.rank);
   } catch (err) {

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import { DEFAULTS, Machine, RawLaunchOptions, UsageError, normalizeArgv, validateOptions } from './options';
 import { resolveCommand } from './script';
 import { run } from './supervisor';
+import { runUnderMpirun } from './mpirun';
 import { exitWhenFlushed } from './exit';
 
 const NAME = 'collectives-run';
@@ -33,6 +34,7 @@ function program(): Command {
     .option('--local-ranks-filter <ranks>', 'local ranks whose output the console shows, e.g. 0 or 0,2')
     .option('--no-prefix', 'copy rank output as is instead of prefixing lines with [rank<N>]: ')
     .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL when stopping ranks', DEFAULTS.graceMs)
+    .option('--engine <name>', 'gloo: this launcher starts the ranks; mpi: hand the job to mpirun, which starts them with the MPI engine (one node)', 'gloo')
     .addHelpText('after', '\nOptions also take torchrun\'s underscore spellings (--nproc_per_node, --master_port, …).')
     // Options after <script> belong to the script.
     .passThroughOptions()
@@ -70,7 +72,9 @@ async function main(argv: string[]): Promise<number> {
     const given = new Set(Object.keys(raw).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
     const opts = validateOptions(script, scriptArgs, raw, machine, given);
     opts.command = resolveCommand(script, scriptArgs, { module: raw.module });
-    return await run(opts);
+    const engine = (raw as RawLaunchOptions & { engine?: string }).engine ?? 'gloo';
+    if (engine !== 'gloo' && engine !== 'mpi') throw new UsageError(`--engine: expected gloo or mpi, got ${JSON.stringify(engine)}`);
+    return await (engine === 'mpi' ? runUnderMpirun(opts) : run(opts));
   } catch (err) {
     // Commander has already printed its message (or the help text).
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

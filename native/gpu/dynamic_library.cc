@@ -98,13 +98,14 @@ DynamicLibrary::~DynamicLibrary() {
 
 std::unique_ptr<DynamicLibrary> DynamicLibrary::open(const LibrarySearch& search,
                                                      std::vector<LoadAttempt>* tried) {
+  const int mode = RTLD_NOW | (search.global ? RTLD_GLOBAL : RTLD_LOCAL);
   auto attempt = [&](const std::string& path, bool mustExist) -> std::unique_ptr<DynamicLibrary> {
     if (mustExist && !isFile(path)) {
       tried->push_back({path, "no such file"});
       return nullptr;
     }
     dlerror();
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    void* handle = dlopen(path.c_str(), mode);
     if (!handle) {
       tried->push_back({path, lastDlError()});
       return nullptr;

@@ -18,6 +18,9 @@ struct LibrarySearch {
   std::string overrideEnv;               // e.g. COLLECTIVES_NCCL_LIBRARY: an explicit path
   std::vector<std::string> wheelDirs;    // inside a Python site-packages, e.g. nvidia/nccl/lib
   std::vector<std::string> firstDirs;    // searched before all the others (the addon's own folder)
+  // Open with RTLD_GLOBAL: a library that dlopens plugins which resolve its
+  // own symbols (Open MPI's components) needs them visible to the plugins.
+  bool global = false;
 };
 
 // One place tried: the path (or bare soname) and why it did not load.

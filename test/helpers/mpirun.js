@@ -1,0 +1,101 @@
+'use strict';
+// Starts a worker script (a file in test/workers) on ranks that Open MPI's
+// mpirun starts, as a user of the MPI engine would; and says why not when
+// this machine has no mpirun or no libmpi, so that the tests that need them
+// skip with the reason printed.
+
+const { spawn, spawnSync } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const WORKERS = path.join(__dirname, '..', 'workers');
+
+// Variables of other launchers and of an outer job, which must not reach the ranks.
+const FOREIGN = [
+  'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'MASTER_ADDR', 'MASTER_PORT',
+  'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NTASKS_PER_NODE',
+  'COLLECTIVES_TOKEN', 'COLLECTIVES_STORE_HOSTED', 'COLLECTIVES_RUN_ID', 'COLLECTIVES_RESTART_COUNT',
+  'COLLECTIVES_TIMEOUT_MS', 'COLLECTIVES_SOCKET_IFNAME', 'COLLECTIVES_ENGINE',
+];
+
+let cached;
+
+/** null when mpirun and libmpi are both here; otherwise why the MPI tests skip. */
+function mpiMissing() {
+  if (cached !== undefined) return cached;
+  const probe = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    cached = `mpirun not found (${probe.error ? probe.error.code : `exit ${probe.status}`}): install openmpi-bin libopenmpi-dev`;
+    return cached;
+  }
+  const { backends } = require('../../dist');
+  const mpi = backends().mpi;
+  cached = mpi.available ? null : `libmpi did not load: ${mpi.reason}`;
+  return cached;
+}
+
+/** Skips the calling test (or hook), printing why, when MPI is missing. */
+function skipWithoutMpi(ctx) {
+  const why = mpiMissing();
+  if (why === null) return;
+  console.log(`      (skipped: ${why})`);
+  ctx.skip();
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs `worker` on `np` ranks under mpirun. Resolves with { code, signal, stdout, stderr,
+ * ms, killed }; after `killAfterMs` mpirun gets SIGTERM (which stops its ranks), so a hang
+ * shows up as `killed` with the output so far. More ranks than cores are allowed
+ * (--oversubscribe), with mpi_yield_when_idle so that waiting ranks give their core away.
+ */
+async function mpirunWorker(worker, { np, args = [], env = {}, mpirunArgs = [], killAfterMs = 60000 } = {}) {
+  const childEnv = { ...process.env };
+  for (const k of FOREIGN) delete childEnv[k];
+  for (const k of Object.keys(childEnv)) if (k.startsWith('OMPI_') || k.startsWith('PMIX_')) delete childEnv[k];
+  childEnv.COLLECTIVES_TIMEOUT_MS = String(Math.max(1000, Math.floor(killAfterMs / 2)));
+  childEnv.MASTER_ADDR = '127.0.0.1';
+  childEnv.MASTER_PORT = String(await freePort());
+  childEnv.COLLECTIVES_TOKEN = randomBytes(8).toString('hex');
+  Object.assign(childEnv, env);
+  const launcherArgs = ['-np', String(np), '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1'];
+  if (typeof process.getuid === 'function' && process.getuid() === 0) launcherArgs.push('--allow-run-as-root');
+  const started = Date.now();
+  const child = spawn('mpirun', [...launcherArgs, ...mpirunArgs, process.execPath, path.join(WORKERS, worker), ...args], {
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill('SIGTERM');
+  }, killAfterMs);
+  return new Promise((resolve, reject) => {
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, killed });
+    });
+  });
+}
+
+module.exports = { mpiMissing, skipWithoutMpi, mpirunWorker, cpus: () => os.availableParallelism() };
