@@ -152,7 +152,7 @@ async function main() {
   const sampler = new DistributedSampler(train.count, { numReplicas: comm.size, rank: comm.rank, seed: o.seed });
   const stream = batchStream(sampler, o.batchSize, first);
   if (comm.rank === 0) {
-    console.log(`${o.strategy} on ${comm.size} ranks, ${params.size} parameters in ${dp.buckets.length} bucket(s), ${o.backend} backend, compress ${o.compress}, batch ${o.batchSize} per rank`);
+    console.log(`${o.strategy} on ${comm.size} ranks (${comm.engine} engine), ${params.size} parameters in ${dp.buckets.length} bucket(s), ${o.backend} backend, compress ${o.compress}, batch ${o.batchSize} per rank`);
   }
   comm.resetStats();
   const started = performance.now();
