@@ -20,7 +20,7 @@ export { CollectiveError, ErrorCode } from './core/errors';
 export { DTYPES, REDUCE_OPS, DTYPE_BYTES, type DType, type ReduceOp, type HostArray } from './core/dtypes';
 export { rankFromEnvironment, type RankInfo } from './core/env';
 export type { CallOptions } from './core/options';
-export type { GlooTuning } from './core/tuning';
+export type { GlooTuning, ResolvedGlooTuning } from './core/tuning';
 export {
   quantize,
   dequantize,

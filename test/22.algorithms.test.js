@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const os = require('node:os');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
 const { assertCases, collectivesCases, ranksOf, launched } = require('./helpers/cases');
-const { resolveTuning, DEFAULT_INLINE_BYTES } = require('../dist/core/tuning');
+const { resolveTuning } = require('../dist/core/tuning');
 
 const MiB = 1 << 20;
 
@@ -118,19 +118,19 @@ describe('22 algorithms', function () {
         mode: 'auto',
         allReduceAlgorithm: 'auto',
         busyPoll: cores >= 2,
-        inlineBytes: DEFAULT_INLINE_BYTES,
+        inlineBytes: 0,
       });
       assert.equal(resolveTuning(undefined, {}, cores).busyPoll, false);
     });
 
     it('prefers options over the environment', function () {
       const env = { COLLECTIVES_GLOO_MODE: 'async', COLLECTIVES_ALLREDUCE_ALGORITHM: 'ring', COLLECTIVES_BUSY_POLL: '1' };
-      assert.deepEqual(resolveTuning(undefined, env, 64), { mode: 'async', allReduceAlgorithm: 'ring', busyPoll: true, inlineBytes: DEFAULT_INLINE_BYTES });
+      assert.deepEqual(resolveTuning(undefined, env, 64), { mode: 'async', allReduceAlgorithm: 'ring', busyPoll: true, inlineBytes: 0 });
       assert.deepEqual(resolveTuning({ mode: 'sync', allReduceAlgorithm: 'halving-doubling', busyPoll: false }, env, 1), {
         mode: 'sync',
         allReduceAlgorithm: 'halving-doubling',
         busyPoll: false,
-        inlineBytes: DEFAULT_INLINE_BYTES,
+        inlineBytes: 0,
       });
     });
 

@@ -21,8 +21,10 @@ const SHARED = [
 
 describe('32 the inline path', function () {
   describe('the threshold', function () {
-    it('defaults to DEFAULT_INLINE_BYTES, off in the process that hosts the store, the option over the variable', function () {
-      assert.equal(resolveTuning(undefined, {}, 2).inlineBytes, DEFAULT_INLINE_BYTES);
+    it("is off by default, 'auto' is DEFAULT_INLINE_BYTES, off in the process that hosts the store, the option over the variable", function () {
+      assert.equal(resolveTuning(undefined, {}, 2).inlineBytes, 0);
+      assert.equal(resolveTuning({ inlineBytes: 'auto' }, {}, 2).inlineBytes, DEFAULT_INLINE_BYTES);
+      assert.equal(resolveTuning(undefined, { COLLECTIVES_INLINE_BYTES: 'auto' }, 2).inlineBytes, DEFAULT_INLINE_BYTES);
       assert.equal(resolveTuning(undefined, {}, 2, true).inlineBytes, 0);
       assert.equal(resolveTuning({ inlineBytes: 99 }, {}, 2, true).inlineBytes, 0);
       assert.equal(resolveTuning(undefined, { COLLECTIVES_INLINE_BYTES: '0' }, 2).inlineBytes, 0);
@@ -44,7 +46,7 @@ describe('32 the inline path', function () {
 
   it('runs idle small calls inline, queues the rest in issue order, and fails a call nobody joins with TIMEOUT', async function () {
     this.timeout(60000);
-    const res = await launchWorker('inline.js', { nproc: 2, args: ['main'], killAfterMs: 50000 });
+    const res = await launchWorker('inline.js', { nproc: 2, args: ['main'], env: { COLLECTIVES_INLINE_BYTES: 'auto' }, killAfterMs: 50000 });
     assertCases(res.stdout, [0, 1], (r) => [...SHARED, r === 0 ? 'a peer that never calls: TIMEOUT, the thread blocked until then' : 'waits without calling'], launched(res));
     assertSucceeded(res, 'inline worker on 2 ranks');
   });
@@ -59,7 +61,7 @@ describe('32 the inline path', function () {
   it('reports a killed peer with PEER_LOST naming it, as the queued path does', async function () {
     this.timeout(60000);
     const seen = {};
-    for (const [path, env] of [['inline', {}], ['queued', { COLLECTIVES_INLINE_BYTES: '0' }]]) {
+    for (const [path, env] of [['inline', { COLLECTIVES_INLINE_BYTES: 'auto' }], ['queued', {}]]) {
       const [r0, r1] = await spawnRanks('inline.js', { nproc: 2, args: ['peer-lost'], env, killAfterMs: 25000 });
       const all = describeRanks([r0, r1]);
       assert.equal(r1.signal, 'SIGKILL', all);

@@ -19,7 +19,7 @@ import { Store, type StoreAccess } from './store';
 import { type CommStats, StatsCounter } from './stats';
 import type { NativeCommunicator } from './addon';
 import { type CallOptions, checkInt, checkOptions, checkTimeout } from './options';
-import type { GlooTuning } from './tuning';
+import type { ResolvedGlooTuning } from './tuning';
 import { Work } from './work';
 import {
   type QuantizedAllReduceOptions,
@@ -109,7 +109,7 @@ type Cleanup = () => Promise<void> | void;
 export class Communicator {
   readonly #native: NativeCommunicator;
   readonly #timeoutMs: number;
-  readonly #tuning: Readonly<Required<GlooTuning>>;
+  readonly #tuning: Readonly<ResolvedGlooTuning>;
   readonly #pending = new Set<Promise<unknown>>();
   #cleanups: Cleanup[] = [];
   #splits = 0;
@@ -128,7 +128,7 @@ export class Communicator {
   private constructor(
     native: NativeCommunicator,
     timeoutMs: number,
-    tuning: Required<GlooTuning>,
+    tuning: ResolvedGlooTuning,
     cleanups: Cleanup[] = [],
     callSites = false,
     place?: Placement,
@@ -145,7 +145,7 @@ export class Communicator {
   static create(
     native: NativeCommunicator,
     timeoutMs: number,
-    tuning: Required<GlooTuning>,
+    tuning: ResolvedGlooTuning,
     cleanups: Cleanup[],
     callSites: boolean,
     place?: Placement,
@@ -154,7 +154,7 @@ export class Communicator {
   }
 
   /** How this communicator drives Gloo (resolved from init's options and the environment). */
-  get tuning(): Readonly<Required<GlooTuning>> {
+  get tuning(): Readonly<ResolvedGlooTuning> {
     return this.#tuning;
   }
 

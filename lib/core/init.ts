@@ -320,8 +320,8 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       allReduceAlgorithm: tuning.allReduceAlgorithm,
       busyPoll: tuning.busyPoll,
       inlineBytes: tuning.inlineBytes,
-      // The default applies only while the communicator is alone; a given threshold, always.
-      inlineAlone: givenInlineBytes(o.gloo, env) === undefined,
+      // 'auto' applies only while the communicator is alone; a given threshold, always.
+      inlineAlone: givenInlineBytes(o.gloo, env) === 'auto',
       debug,
       engine,
     });

@@ -26,13 +26,17 @@ export interface GlooTuning {
   /**
    * The inline path (docs/tuning.md#the-inline-path): a call of at most this many bytes that
    * would run on Gloo's synchronous pairs runs on the calling (JavaScript) thread when the
-   * communicator has nothing queued or in flight, and returns an already settled Work. 0 turns
-   * it off. Default: DEFAULT_INLINE_BYTES, only while the communicator is the only one of
-   * more than one rank in its thread, and never in the process that hosts the rendezvous
-   * store (its JavaScript thread serves the other ranks).
+   * communicator has nothing queued or in flight, and returns an already settled Work. Off (0)
+   * by default: it helps a small call awaited at once but blocks the thread and slows calls
+   * issued back to back. 'auto': DEFAULT_INLINE_BYTES, only while the communicator is the only
+   * one of more than one rank in its thread; a number: that threshold, always. Never in the
+   * process that hosts the rendezvous store (its JavaScript thread serves the other ranks).
    */
-  inlineBytes?: number;
+  inlineBytes?: number | 'auto';
 }
+
+/** The settings a communicator runs with: GlooTuning resolved, the inline threshold in bytes. */
+export type ResolvedGlooTuning = Required<Omit<GlooTuning, 'inlineBytes'>> & { inlineBytes: number };
 
 /**
  * The default inline threshold: up to here an awaited call on 2 ranks took a fraction of the
@@ -61,11 +65,13 @@ function busyPollFrom(name: string, value: unknown): boolean | undefined {
 }
 
 /** options.gloo.inlineBytes, else COLLECTIVES_INLINE_BYTES; undefined when neither is set. */
-export function givenInlineBytes(given: GlooTuning | undefined, env: NodeJS.ProcessEnv): number | undefined {
+export function givenInlineBytes(given: GlooTuning | undefined, env: NodeJS.ProcessEnv): number | 'auto' | undefined {
   const v = given?.inlineBytes;
+  if (v === 'auto') return v;
   if (v !== undefined) return checkInt('options.gloo.inlineBytes', v, 0, Number.MAX_SAFE_INTEGER);
   const e = env.COLLECTIVES_INLINE_BYTES;
   if (e === undefined || e === '') return undefined;
+  if (e === 'auto') return e;
   if (!/^[0-9]+$/.test(e) || !Number.isSafeInteger(Number(e))) {
     throw argTypeError('COLLECTIVES_INLINE_BYTES', 'a number of bytes (an integer, 0 for off)', e);
   }
@@ -82,7 +88,7 @@ export function resolveTuning(
   env: NodeJS.ProcessEnv,
   localWorldSize: number,
   hostsStore = false,
-): Required<GlooTuning> {
+): ResolvedGlooTuning {
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw argTypeError('options.gloo', 'an object', given);
   }
@@ -96,6 +102,7 @@ export function resolveTuning(
     busyPollFrom('options.gloo.busyPoll', g.busyPoll) ??
     busyPollFrom('COLLECTIVES_BUSY_POLL', env.COLLECTIVES_BUSY_POLL) ??
     localWorldSize * 2 <= os.availableParallelism();
-  const inline = givenInlineBytes(g, env) ?? DEFAULT_INLINE_BYTES;
+  const threshold = givenInlineBytes(g, env) ?? 0;
+  const inline = threshold === 'auto' ? DEFAULT_INLINE_BYTES : threshold;
   return { mode: mode ?? 'auto', allReduceAlgorithm: allReduceAlgorithm ?? 'auto', busyPoll, inlineBytes: hostsStore ? 0 : inline };
 }
