@@ -204,33 +204,36 @@ GlooAlgo GlooBackend::pick(GlooOp op, size_t bytes, size_t count, Millis timeout
                  timeout == options_.timeout);
 }
 
-bool GlooBackend::runsOnCaller(CallKind kind, size_t bytes, size_t count, Millis timeout) const {
-  if (!sync_) return false;
-  GlooOp op;
+namespace {
+
+// The algorithm policy's operation for a call kind; false for kinds it does not choose for.
+bool glooOpOf(CallKind kind, GlooOp* op) {
   switch (kind) {
-    case CallKind::kAllReduce: op = GlooOp::kAllReduce; break;
-    case CallKind::kReduceScatter: op = GlooOp::kReduceScatter; break;
-    case CallKind::kAllGather: op = GlooOp::kAllGather; break;
-    case CallKind::kBroadcast: op = GlooOp::kBroadcast; break;
-    case CallKind::kBarrier: op = GlooOp::kBarrier; break;
+    case CallKind::kAllReduce: *op = GlooOp::kAllReduce; return true;
+    case CallKind::kReduceScatter: *op = GlooOp::kReduceScatter; return true;
+    case CallKind::kAllGather: *op = GlooOp::kAllGather; return true;
+    case CallKind::kBroadcast: *op = GlooOp::kBroadcast; return true;
+    case CallKind::kBarrier: *op = GlooOp::kBarrier; return true;
+    case CallKind::kReduce: *op = GlooOp::kReduce; return true;
+    case CallKind::kAllToAll: *op = GlooOp::kAllToAll; return true;
     default: return false;
   }
+}
+
+}  // namespace
+
+bool GlooBackend::runsOnCaller(CallKind kind, size_t bytes, size_t count, Millis timeout) const {
+  // Reduce and the all-to-alls run on the asynchronous pairs, which only the queue may drive.
+  if (!sync_ || kind == CallKind::kReduce || kind == CallKind::kAllToAll) return false;
+  GlooOp op;
+  if (!glooOpOf(kind, &op)) return false;
   return isSync(pick(op, bytes, count, timeout));
 }
 
 std::string GlooBackend::describe(const GlooTuning& tuning, int size, CallKind kind,
                                   size_t bytes) {
   GlooOp op;
-  switch (kind) {
-    case CallKind::kAllReduce: op = GlooOp::kAllReduce; break;
-    case CallKind::kReduceScatter: op = GlooOp::kReduceScatter; break;
-    case CallKind::kAllGather: op = GlooOp::kAllGather; break;
-    case CallKind::kBroadcast: op = GlooOp::kBroadcast; break;
-    case CallKind::kBarrier: op = GlooOp::kBarrier; break;
-    case CallKind::kReduce: op = GlooOp::kReduce; break;
-    case CallKind::kAllToAll: op = GlooOp::kAllToAll; break;
-    default: return "";
-  }
+  if (!glooOpOf(kind, &op)) return "";
   if (size == 1) return "local";
   const bool haveSync = tuning.mode != GlooTuning::Mode::kAsync;
   GlooAlgo algo = pickFor(tuning, size, haveSync, op, bytes, bytes, true);

@@ -541,32 +541,30 @@ void MpiBackend::allToAllV(const void* in, const std::vector<int64_t>& inCounts,
 // User tags are 32 bits; MPI's go up to MPI_TAG_UB, which Open MPI sets to
 // 2^31 - 1. Tags that differ only in the top bit share an MPI tag.
 std::unique_ptr<PendingTransfer> MpiBackend::postSend(const void* data, size_t bytes, int peer, uint32_t tag) {
-  MpiRuntime& runtime = MpiRuntime::get();
-  const MpiApi& a = runtime.api();
-  MPI_Request request;
-  {
-    auto held = runtime.lock();
-    check(a.MPI_Isend(nonNull(data), toCount(bytes, "send"), a.byte, peer, int(tag & 0x7fffffffu), comm_, &request),
-          "MPI_Isend", "send");
-  }
-  auto self = shared_from_this();
-  return std::make_unique<MpiTransfer>(request, [self, peer](MPI_Request& r, Millis timeout) {
-    self->await(r, "send", timeout, peer);
-  });
+  return post(true, const_cast<void*>(data), bytes, peer, tag);
 }
 
 std::unique_ptr<PendingTransfer> MpiBackend::postRecv(void* data, size_t bytes, int peer, uint32_t tag) {
+  return post(false, data, bytes, peer, tag);
+}
+
+std::unique_ptr<PendingTransfer> MpiBackend::post(bool send, void* data, size_t bytes, int peer, uint32_t tag) {
   MpiRuntime& runtime = MpiRuntime::get();
   const MpiApi& a = runtime.api();
+  const char* what = send ? "send" : "recv";
+  const int mpiTag = int(tag & 0x7fffffffu);
   MPI_Request request;
   {
     auto held = runtime.lock();
-    check(a.MPI_Irecv(nonNull(data), toCount(bytes, "recv"), a.byte, peer, int(tag & 0x7fffffffu), comm_, &request),
-          "MPI_Irecv", "recv");
+    if (send) {
+      check(a.MPI_Isend(nonNull(data), toCount(bytes, what), a.byte, peer, mpiTag, comm_, &request), "MPI_Isend", what);
+    } else {
+      check(a.MPI_Irecv(nonNull(data), toCount(bytes, what), a.byte, peer, mpiTag, comm_, &request), "MPI_Irecv", what);
+    }
   }
   auto self = shared_from_this();
-  return std::make_unique<MpiTransfer>(request, [self, peer](MPI_Request& r, Millis timeout) {
-    self->await(r, "recv", timeout, peer);
+  return std::make_unique<MpiTransfer>(request, [self, peer, what](MPI_Request& r, Millis timeout) {
+    self->await(r, what, timeout, peer);
   });
 }
 

@@ -82,6 +82,8 @@ class MpiBackend : public Backend, public std::enable_shared_from_this<MpiBacken
   // Tests `request` until it completes, `timeout` passes or a peer on this
   // host exits; `peer` >= 0 watches only that one.
   void await(MPI_Request& request, const char* operation, Millis timeout, int peer = -1);
+  // One point-to-point transfer posted (MPI_Isend or MPI_Irecv), awaited later by its waiter.
+  std::unique_ptr<PendingTransfer> post(bool send, void* data, size_t bytes, int peer, uint32_t tag);
   // Throws the failure for an MPI call's return code.
   void check(int rc, const char* call, const char* operation) const;
   // Half types combined with the engine's pair op on 16-bit data (exact

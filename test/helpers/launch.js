@@ -38,6 +38,15 @@ function launchWorker(worker, { nproc, args = [], env = {}, killAfterMs = 60000 
     [CLI, '--nproc-per-node', String(nproc), '--master-port', '0', '--grace-ms', '1000', script, ...args],
     { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  return collect(child, started, killAfterMs);
+}
+
+/**
+ * Collects a launcher's output; after `killAfterMs` it gets SIGTERM, which stops its ranks, so a
+ * hang shows up as `killed` with the output so far. Resolves with { code, signal, stdout,
+ * stderr, ms, killed }.
+ */
+function collect(child, started, killAfterMs) {
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
@@ -128,4 +137,4 @@ function describeRanks(results) {
     .join('\n');
 }
 
-module.exports = { launchWorker, assertSucceeded, spawnRanks, describeRanks, CLI, FOREIGN };
+module.exports = { launchWorker, assertSucceeded, spawnRanks, describeRanks, collect, CLI, FOREIGN };

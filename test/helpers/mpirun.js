@@ -10,15 +10,13 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
+const { FOREIGN: LAUNCHER_FOREIGN, collect } = require('./launch');
+
 const WORKERS = path.join(__dirname, '..', 'workers');
 
-// Variables of other launchers and of an outer job, which must not reach the ranks.
-const FOREIGN = [
-  'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'MASTER_ADDR', 'MASTER_PORT',
-  'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NTASKS_PER_NODE',
-  'COLLECTIVES_TOKEN', 'COLLECTIVES_STORE_HOSTED', 'COLLECTIVES_RUN_ID', 'COLLECTIVES_RESTART_COUNT',
-  'COLLECTIVES_TIMEOUT_MS', 'COLLECTIVES_SOCKET_IFNAME', 'COLLECTIVES_ENGINE',
-];
+// Variables of other launchers and of an outer job, which must not reach the ranks (Open MPI's
+// own, OMPI_* and PMIX_*, are dropped by prefix below).
+const FOREIGN = [...LAUNCHER_FOREIGN, 'COLLECTIVES_ENGINE'];
 
 let cached;
 
@@ -77,25 +75,7 @@ async function mpirunWorker(worker, { np, args = [], env = {}, mpirunArgs = [], 
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
-  let killed = false;
-  const timer = setTimeout(() => {
-    killed = true;
-    child.kill('SIGTERM');
-  }, killAfterMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, killed });
-    });
-  });
+  return collect(child, started, killAfterMs);
 }
 
 module.exports = { mpiMissing, skipWithoutMpi, mpirunWorker, cpus: () => os.availableParallelism() };

@@ -142,4 +142,18 @@ async function settle(name, work) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-module.exports = { Checker, caseLine, run, settle, sleep };
+/** How `work` settled and how long it took: { ok, err?, ms }, for checks on failures. */
+async function outcome(work) {
+  const t0 = Date.now();
+  try {
+    await work;
+    return { ok: true, ms: Date.now() - t0 };
+  } catch (err) {
+    return { ok: false, err, ms: Date.now() - t0 };
+  }
+}
+
+/** An outcome in words, for a check's detail. */
+const show = (r) => (r.ok ? `resolved after ${r.ms} ms` : `${r.err && r.err.name} (${r.err && r.err.code}) after ${r.ms} ms: ${r.err && r.err.message}`);
+
+module.exports = { Checker, caseLine, run, settle, sleep, outcome, show };

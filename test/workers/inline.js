@@ -14,7 +14,7 @@
 
 const { init, CollectiveError } = require('../../dist');
 const { DEFAULT_INLINE_BYTES } = require('../../dist/core/tuning');
-const { Checker, caseLine, run, settle, sleep } = require('../helpers/worker');
+const { Checker, caseLine, run, settle, sleep, outcome, show } = require('../helpers/worker');
 
 const MODE = process.argv[2];
 const TIMEOUT_MS = 3000;
@@ -30,16 +30,6 @@ function rampSum(n, seed) {
 
 const inlineOf = (comm, op) => (comm.stats().operations[op] ?? { inline: 0 }).inline;
 
-async function outcome(work) {
-  const t0 = Date.now();
-  try {
-    await work;
-    return { ok: true, ms: Date.now() - t0 };
-  } catch (err) {
-    return { ok: false, err, ms: Date.now() - t0 };
-  }
-}
-const show = (r) => (r.ok ? `resolved after ${r.ms} ms` : `${r.err && r.err.name} (${r.err && r.err.code}) after ${r.ms} ms: ${r.err && r.err.message}`);
 
 async function main() {
   const world = await init({ timeoutMs: TIMEOUT_MS });

@@ -6,19 +6,8 @@
 // fail at once with ABORTED.
 
 const { init, CollectiveError } = require('../../dist');
-const { Checker, run, settle, sleep } = require('../helpers/worker');
+const { Checker, run, settle, sleep, outcome, show } = require('../helpers/worker');
 
-async function outcome(work) {
-  const t0 = Date.now();
-  try {
-    await work;
-    return { ms: Date.now() - t0 };
-  } catch (err) {
-    return { err, ms: Date.now() - t0 };
-  }
-}
-
-const show = (r) => (r.err ? `${r.err.name} (${r.err.code}) after ${r.ms} ms: ${r.err.message}` : `resolved after ${r.ms} ms`);
 
 run(async () => {
   const world = await init({ engine: 'mpi' });

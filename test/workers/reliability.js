@@ -34,7 +34,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { MessageChannel } = require('node:worker_threads');
 const { init, CollectiveError } = require('../../dist');
-const { Checker, run, settle, sleep } = require('../helpers/worker');
+const { Checker, run, settle, sleep, outcome, show } = require('../helpers/worker');
 
 const MODE = process.argv[2];
 console.log(`pid ${process.pid}`);
@@ -45,17 +45,6 @@ function rng(seed) {
   return () => (s = (s * 48271) % 2147483647) / 2147483647;
 }
 
-async function outcome(work) {
-  const t0 = Date.now();
-  try {
-    await work;
-    return { ok: true, ms: Date.now() - t0 };
-  } catch (err) {
-    return { ok: false, err, ms: Date.now() - t0 };
-  }
-}
-
-const show = (r) => (r.ok ? `resolved after ${r.ms} ms` : `${r.err && r.err.name} (${r.err && r.err.code}) after ${r.ms} ms: ${r.err && r.err.message}`);
 
 // ---------------------------------------------------------------------------
 
