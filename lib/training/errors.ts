@@ -20,6 +20,8 @@ export const TrainingErrorCode = {
   GRADIENT_NOT_READY: 'GRADIENT_NOT_READY',
   /** A call that the object's current state does not allow (e.g. a step during synchronize()). */
   INVALID_STATE: 'INVALID_STATE',
+  /** State that every rank must hold bit for bit (DiLoCo's θ_global) differs between ranks. */
+  STATE_MISMATCH: 'STATE_MISMATCH',
 } as const;
 export type TrainingErrorCode = (typeof TrainingErrorCode)[keyof typeof TrainingErrorCode];
 

@@ -4,6 +4,7 @@ export { ParameterSet, type ParameterSetOptions, type TensorSpec, type TensorInf
 export * from './optim';
 export * from './checkpoint';
 export * from './ddp';
+export * from './diloco';
 export {
   loadFashionMnist,
   FASHION_MNIST_CLASSES,
