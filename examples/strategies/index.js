@@ -21,6 +21,7 @@
 
 const STRATEGY_MODULES = [
   require('./ddp'),
+  require('./diloco'),
 ];
 
 module.exports = { STRATEGY_MODULES };
