@@ -345,7 +345,7 @@ async function badOptions(comm, check) {
   const cases = [
     [{}, 'options.syncEvery'],
     [{ syncEvery: 0 }, 'options.syncEvery'],
-    [{ syncEvery: 10, fragments: 3 }, 'options.fragments'],
+    [{ syncEvery: 10, fragments: 11 }, 'options.fragments'],
     [{ syncEvery: 10, fragments: 2, fragmentSyncDelay: 5 }, 'options.fragmentSyncDelay'],
     [{ syncEvery: 10, mode: 'eager' }, 'options.fragmentSyncDelay'],
     [{ syncEvery: 10, mode: 'delayed', fragmentSyncDelay: 2 }, 'options.fragmentSyncDelay'],

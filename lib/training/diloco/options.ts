@@ -53,7 +53,7 @@ export interface DiLoCoOptions {
    * τ: inner steps a round's all-reduce overlaps. 'sync': the pseudo-gradient is taken τ steps
    * before the fragment's sync point (Streaming DiLoCo; default 0). 'eager': the average lands
    * τ steps after the sync point (required, ≥ 1). 'delayed': fixed at H (leave it unset).
-   * Less than H / P.
+   * Less than ⌊H / P⌋.
    */
   fragmentSyncDelay?: number;
   /** α in [0, 1]: after a 'sync' round, local ← α·local + (1 − α)·global (default 0). */
@@ -100,10 +100,10 @@ export function resolveOptions(options: DiLoCoOptions | undefined, length: numbe
   if (o.syncEvery === undefined) throw argTypeError('options.syncEvery', 'an integer ≥ 1 (the inner steps between synchronizations)', o.syncEvery);
   const syncEvery = checkNumber('options.syncEvery', o.syncEvery, 1, 2 ** 31, true);
   const fragments = o.fragments === undefined ? 1 : checkNumber('options.fragments', o.fragments, 1, Math.max(1, Math.min(syncEvery, length)), true);
-  if (syncEvery % fragments !== 0) throw argRangeError('options.fragments', `a divisor of syncEvery (${syncEvery}), so that fragments are staggered evenly`, fragments);
   const mode = o.mode ?? 'sync';
   if (!DILOCO_MODES.includes(mode)) throw argTypeError('options.mode', `one of ${DILOCO_MODES.join(', ')}`, mode);
-  const stagger = syncEvery / fragments;
+  // The shortest gap between two fragments' sync points.
+  const stagger = Math.floor(syncEvery / fragments);
   let fragmentSyncDelay: number;
   if (mode === 'delayed') {
     if (o.fragmentSyncDelay !== undefined) throw argRangeError('options.fragmentSyncDelay', "no value in 'delayed' mode (a round's average lands a whole inner phase later)", o.fragmentSyncDelay);

@@ -3,8 +3,9 @@
  * (torchft keeps its fragment schedule apart from the optimizer the same way).
  *
  * Inner steps are counted t = 1, 2, … (DiLoCo.step() after the t-th inner optimizer step).
- * Fragment f of P has its sync point at the steps t ≡ (f + 1)·H/P (mod H): fragments are
- * staggered by H/P and every parameter is synchronized once per H steps.
+ * Fragment f of P has its sync point at the steps t ≡ ⌊(f + 1)·H/P⌋ (mod H): fragments are
+ * staggered by about H/P (exactly, when P divides H) and every parameter is synchronized once
+ * per H steps.
  *
  * - 'sync': the pseudo-gradient is taken and its all-reduce started τ steps before the sync
  *   point (`launch`), and the average applied at it (`land`); τ = 0 is plain DiLoCo.
@@ -33,7 +34,7 @@ export class FragmentSchedule {
   readonly fragments: number;
   readonly delay: number;
   readonly mode: DiLoCoMode;
-  /** H / P: the steps between two fragments' sync points. */
+  /** ⌊H / P⌋: the fewest steps between two fragments' sync points. */
   readonly stagger: number;
 
   constructor(o: ScheduleOptions) {
@@ -41,12 +42,12 @@ export class FragmentSchedule {
     this.fragments = o.fragments;
     this.delay = o.fragmentSyncDelay;
     this.mode = o.mode;
-    this.stagger = o.syncEvery / o.fragments;
+    this.stagger = Math.floor(o.syncEvery / o.fragments);
   }
 
   /** The step offset (mod H) of fragment f's sync point. */
   syncOffset(fragment: number): number {
-    return ((fragment + 1) * this.stagger) % this.syncEvery;
+    return Math.floor(((fragment + 1) * this.syncEvery) / this.fragments) % this.syncEvery;
   }
 
   /**
@@ -60,7 +61,7 @@ export class FragmentSchedule {
       const at = (offset: number): boolean => mod(t - offset, this.syncEvery) === 0;
       switch (this.mode) {
         case 'sync':
-          // A fragment's first sync point comes after at least τ steps (τ < H/P ≤ its offset).
+          // A fragment's first sync point comes after more than τ steps (τ < ⌊H/P⌋ ≤ its offset).
           if (at(sync - this.delay) && t + this.delay >= this.firstSync(f)) events.push({ fragment: f, kind: 'launch' });
           if (at(sync) && t >= this.firstSync(f)) events.push({ fragment: f, kind: 'land' });
           break;
