@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { init } = require('../../dist');
 const { ParameterSet, SGD, AdamW, DiLoCo, saveDiLoCoCheckpoint, loadDiLoCoCheckpoint } = require('../../dist/training');
-const { Checker, run, sleep } = require('../helpers/worker');
+const { Checker, run } = require('../helpers/worker');
 
 const SPECS = [
   { name: 'w', shape: [30, 20] },
@@ -156,20 +156,23 @@ async function fragments(comm, check) {
   const changedAt = Array.from({ length: N }, () => []);
   let before = Float32Array.from(diloco.globalParams);
   const inFlightSeen = [];
+  const key = (t) => `diloco-fragments-${process.env.COLLECTIVES_RUN_ID ?? ''}-seen-${t}`;
   for (let t = 1; t <= 3 * H; t++) {
     gradient(set, pb, rank);
     inner.step();
-    // Rank 1 comes late to every launch: the other ranks' all-reduce cannot complete before it does.
+    // Rank 1 issues each launch only once rank 0 has run the τ inner steps after its own: rank
+    // 0's all-reduce cannot complete during them, so rank 0 sees it in flight, whatever the timing.
     const launching = diloco.schedule.eventsAt(t).some((e) => e.kind === 'launch');
-    if (rank === 1 && launching) await sleep(150);
+    if (rank === 1 && launching) await comm.store.wait([key(t + tau - 1)]);
     await diloco.step();
     const g = diloco.globalParams;
     for (let k = 0; k < N; k++) if (g[k] !== before[k]) changedAt[k].push(t);
     before = Float32Array.from(g);
-    if (rank !== 1) {
+    if (rank === 0) {
       // Let completions in: a finished all-reduce would show now.
       await new Promise(setImmediate);
       inFlightSeen.push({ t, inFlight: diloco.inFlight(), pending: comm.pending });
+      await comm.store.set(key(t), '1');
     }
   }
   // Fragment f syncs at t ≡ (f + 1)·H/P (mod H): every element changes exactly then.
@@ -190,7 +193,7 @@ async function fragments(comm, check) {
   const bytes = comm.stats().operations.allReduce.bytesSent;
   const want = 3 * frags.reduce((s, f) => s + (2 * (size - 1) * (f.end - f.begin) * 4) / size, 0);
   check.equal('bytes sent: 2(n−1)/n × the whole buffer per H steps', bytes, want);
-  if (rank !== 1) {
+  if (rank === 0) {
     // After each launch (t ≡ (f+1)·H/P − τ), through the τ − 1 steps after it, the fragment's
     // round is still in flight: rank 1 has not issued it yet, and these steps did not wait.
     let missed = '';
