@@ -72,8 +72,10 @@ module.exports = {
       async save(dir, step) {
         await saveDiLoCoCheckpoint(dir, { diloco, step, meta: { strategy: 'diloco', ...flags } });
       },
+      // --resume ROOT: the newest step every rank saved; ROOT/rank-0/step-00000060: that step.
       async load(dir) {
-        const { step, dir: from } = await loadDiLoCoCheckpoint(dir, { diloco });
+        const m = /^(.*)[\\/]rank-\d+[\\/]step-(\d+)[\\/]?$/.exec(dir);
+        const { step, dir: from } = await loadDiLoCoCheckpoint(m ? m[1] : dir, { diloco, ...(m ? { step: Number(m[2]) } : {}) });
         return { step, dir: from };
       },
       result: () => ({

@@ -17,7 +17,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { argTypeError, checkKeys, TrainingError, TrainingErrorCode } from '../errors';
+import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
 import { INDEX_FILE, loadCheckpoint, type CheckpointIndex } from '../checkpoint/checkpoint';
 import { listCheckpoints, saveLatestCheckpoint } from '../checkpoint/root';
 import { readSafetensors, writeSafetensors, type SafetensorsInput } from '../checkpoint/safetensors';
@@ -80,22 +80,30 @@ export async function saveDiLoCoCheckpoint(root: string, contents: DiLoCoCheckpo
   return saved;
 }
 
+export interface DiLoCoCheckpointTargets {
+  diloco: DiLoCo;
+  /** The step to load (every rank must have it); default the newest step every rank has. */
+  step?: number;
+}
+
 /**
  * Loads into `diloco` (its parameters, inner optimizer and outer state) the newest step that
- * every rank of its communicator has saved under `root`. Call on every rank.
+ * every rank of its communicator has saved under `root`, or `targets.step`. Call on every rank.
  */
-export async function loadDiLoCoCheckpoint(root: string, targets: { diloco: DiLoCo }): Promise<LoadedDiLoCoCheckpoint> {
+export async function loadDiLoCoCheckpoint(root: string, targets: DiLoCoCheckpointTargets): Promise<LoadedDiLoCoCheckpoint> {
   if (typeof root !== 'string' || root.length === 0) throw argTypeError('root', 'a directory path', root);
-  const t = checkKeys<{ diloco: DiLoCo }>('targets', targets, ['diloco']);
+  if (targets === undefined) throw argTypeError('targets', 'a {diloco, step?} object', targets);
+  const t = checkKeys<DiLoCoCheckpointTargets>('targets', targets, ['diloco', 'step']);
   if (!(t.diloco instanceof DiLoCo)) throw argTypeError('targets.diloco', 'a DiLoCo', t.diloco);
+  if (t.step !== undefined) checkNumber('targets.step', t.step, 0, Number.MAX_SAFE_INTEGER, true);
   const { diloco } = t;
   const comm = diloco.comm;
   const dir = rankRoot(root, comm.rank);
   const mine = listCheckpoints(dir).map((d) => ({ d, index: readIndex(d) }));
   const all = await comm.allGatherObject(mine.map((m) => m.index.step));
-  const common = mine.map((m) => m.index.step).filter((s) => all.every((steps) => steps.includes(s)));
+  const common = mine.map((m) => m.index.step).filter((s) => all.every((steps) => steps.includes(s)) && (t.step === undefined || s === t.step));
   if (common.length === 0) {
-    throw new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${root}: no step has a DiLoCo checkpoint on every rank (rank ${comm.rank} has ${mine.length > 0 ? mine.map((m) => m.index.step).join(', ') : 'none'} in ${dir})`);
+    throw new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${root}: ${t.step === undefined ? 'no step' : `step ${t.step}`} has ${t.step === undefined ? '' : 'no '}a DiLoCo checkpoint on every rank (rank ${comm.rank} has ${mine.length > 0 ? mine.map((m) => m.index.step).join(', ') : 'none'} in ${dir})`);
   }
   const step = Math.max(...common);
   const chosen = mine.filter((m) => m.index.step === step).pop()!;

@@ -10,4 +10,5 @@ export {
 } from './options';
 export { FragmentSchedule, type ScheduleEvent, type ScheduleOptions } from './schedule';
 export { type DiLoCoState, type DiLoCoStateMeta } from './state';
-export { saveDiLoCoCheckpoint, loadDiLoCoCheckpoint, type DiLoCoCheckpointContents, type LoadedDiLoCoCheckpoint } from './checkpoint';
+export { saveDiLoCoCheckpoint, loadDiLoCoCheckpoint, type DiLoCoCheckpointContents,
+  type DiLoCoCheckpointTargets, type LoadedDiLoCoCheckpoint } from './checkpoint';
