@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { init } = require('../../dist');
+const { init, quantizedSize } = require('../../dist');
 const { ParameterSet, SGD, AdamW, DiLoCo, saveDiLoCoCheckpoint, loadDiLoCoCheckpoint } = require('../../dist/training');
 const { Checker, run } = require('../helpers/worker');
 
@@ -256,6 +256,7 @@ async function converges(comm, check, mode, format, rounds) {
   const H = 10;
   const diloco = await DiLoCo.create(comm, set, { innerOptimizer: inner, syncEvery: H, outer: OUTER, quantize: format.quantize, checkState: true, ...mode.opts });
   const start = maxAbs(diloco.globalParams, pb.optimum);
+  comm.resetStats();
   let hashesDiffer = 0;
   let outer = 0;
   for (let t = 1; t <= rounds * H; t++) {
@@ -268,6 +269,14 @@ async function converges(comm, check, mode, format, rounds) {
     }
   }
   check.ok('outer steps were taken', outer >= rounds - 1, `${outer} outer steps`);
+  // Bytes from the formulas of docs/api.md, per fragment per round.
+  const perRound = diloco.fragments.reduce((sum, f) => {
+    const n = f.end - f.begin;
+    if (format.quantize === undefined) return sum + (2 * (size - 1) * n * 4) / size;
+    return sum + 2 * (size - 1) * quantizedSize(Math.ceil(n / size), { format: format.quantize === 'fp8' ? 'fp8e4m3' : format.quantize });
+  }, 0);
+  const op = comm.stats().operations[format.quantize === undefined ? 'allReduce' : 'allReduceQuantized'];
+  check.equal('bytes sent: the formula × the rounds', op.bytesSent, perRound * (diloco.syncRounds / diloco.fragments.length));
   check.equal('θ_global is the same on every rank, bit for bit, after every outer step', hashesDiffer, 0);
   const err = maxAbs(diloco.globalParams, pb.optimum);
   const bound = format.step(deltaAtOptimum(pb, H, 0.3));
