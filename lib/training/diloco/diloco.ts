@@ -282,18 +282,25 @@ export class DiLoCo {
   #launch(f: number): void {
     const v = this.#views[f];
     const mode = this.options.mode;
-    if (mode === 'delayed' && this.#staged[f]) {
+    if (mode === 'eager') {
+      // The estimate of this round's average (Kale et al.'s eager update): this rank's fresh Δ for
+      // its own share, the last round's average (still in `delta`; zero before any) for the others'.
+      const n = this.comm.size;
+      copyBuffer(v.delta, v.spare!);
+      scale((n - 1) / n, v.spare!);
+      copyBuffer(v.global, v.delta);
+      axpy(-1, v.local, v.delta);
+      axpy(1 / n, v.delta, v.spare!);
+      // The outer step that estimate gives, taken at once; kept in `spare` for the correction at the land.
+      copyBuffer(v.global, v.local);
+      tentativeOuterStep(v.local, v.momentum, v.spare!, this.options.outer);
+      copyBuffer(v.local, v.spare!);
+    } else if (mode === 'delayed' && this.#staged[f]) {
       copyBuffer(v.spare!, v.delta);
       this.#staged[f] = false;
     } else {
       copyBuffer(v.global, v.delta);
       axpy(-1, v.local, v.delta);
-    }
-    if (mode === 'eager') {
-      // The local estimate of this round's outer step, from the local Δ, taken before Δ goes on the wire.
-      copyBuffer(v.global, v.local);
-      tentativeOuterStep(v.local, v.momentum, v.delta, this.options.outer);
-      copyBuffer(v.local, v.spare!);
     }
     const round = ++this.#rounds[f];
     const done = this.#average(v);

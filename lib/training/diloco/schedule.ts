@@ -9,8 +9,8 @@
  *
  * - 'sync': the pseudo-gradient is taken and its all-reduce started τ steps before the sync
  *   point (`launch`), and the average applied at it (`land`); τ = 0 is plain DiLoCo.
- * - 'eager': started at the sync point, with the local pseudo-gradient applied at once; the
- *   average lands τ steps later.
+ * - 'eager': started at the sync point, with the outer step of an estimated average (this
+ *   rank's fresh Δ for its share) applied at once; the average lands τ steps later.
  * - 'delayed': started at the sync point; its average lands at the fragment's next sync point,
  *   H steps later, just before the next round starts.
  */
