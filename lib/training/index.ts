@@ -13,3 +13,4 @@ export {
   type FashionMnistSplit,
 } from './data/fashion-mnist';
 export { DistributedSampler, batches, type DistributedSamplerOptions } from './data/sampler';
+export * from './zero';
