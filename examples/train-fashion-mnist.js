@@ -1,14 +1,16 @@
-// Data-parallel training of Fashion-MNIST: an MLP (784-256-10, ReLU, softmax cross-entropy)
-// computed by TF.js, its weights in one flat collectives ParameterSet, gradients averaged by
-// DataParallel (torch DDP's buckets), AdamW (lr 1e-3, weight decay 0.01). Each rank takes its
-// own share of every epoch (DistributedSampler) with 32 images a step.
+// Distributed training of Fashion-MNIST: an MLP (784-256-10, ReLU, softmax cross-entropy)
+// computed by TF.js, its weights in one flat collectives ParameterSet, AdamW (lr 1e-3, weight
+// decay 0.01). Each rank takes its own share of every epoch (DistributedSampler) with 32 images a
+// step. How the ranks' gradients become new weights is the --strategy (examples/strategies/):
+// ddp averages the gradients every step (torch DDP's buckets).
 //
 //   apt-get install dataset-fashion-mnist            # or pass --data DIR
 //   npx collectives-run --nproc-per-node 4 examples/train-fashion-mnist.js --steps 1500
 //
-// Flags: --strategy ddp, --steps N, --batch-size N (per rank), --backend wasm|cpu,
-// --compress none|fp16|bf16|int8|int4|fp8, --seed N, --save DIR (a checkpoint at the end, and
-// every --save-every N steps), --resume DIR, --json FILE, --data DIR, --log-every N.
+// Flags: --strategy ddp, --steps N, --batch-size N (per rank), --backend wasm|cpu, --seed N,
+// --save DIR (a checkpoint at the end, and every --save-every N steps), --resume DIR,
+// --json FILE, --data DIR, --log-every N; and each strategy's own (ddp: --compress
+// none|fp16|bf16|int8|int4|fp8).
 'use strict';
 
 const fs = require('node:fs');
@@ -17,30 +19,29 @@ const tf = require('@tensorflow/tfjs-core');
 const tfl = require('@tensorflow/tfjs-layers');
 const { init } = require('collectives');
 const {
-  AdamW,
-  COMPRESSIONS,
-  DataParallel,
   DistributedSampler,
   FASHION_MNIST_CLASSES,
   batches,
   latestCheckpoint,
-  loadCheckpoint,
   loadFashionMnist,
-  saveLatestCheckpoint,
 } = require('collectives/training');
 const { tfjsParameters } = require('collectives/tfjs');
 
-const STRATEGIES = ['ddp'];
+const { STRATEGY_MODULES } = require('./strategies');
+
+const STRATEGIES = STRATEGY_MODULES.flatMap((m) => m.names);
 const BACKENDS = ['wasm', 'cpu'];
 
 function options() {
-  const { values } = parseArgs({
+  const own = Object.assign({}, ...STRATEGY_MODULES.map((m) => m.flags));
+  const { values, tokens } = parseArgs({
+    tokens: true,
     options: {
+      ...own,
       strategy: { type: 'string', default: 'ddp' },
       steps: { type: 'string', default: '1500' },
       'batch-size': { type: 'string', default: '32' },
       backend: { type: 'string', default: 'wasm' },
-      compress: { type: 'string', default: 'none' },
       seed: { type: 'string', default: '0' },
       save: { type: 'string' },
       'save-every': { type: 'string' },
@@ -60,12 +61,23 @@ function options() {
     return values[flag];
   };
   if (values['save-every'] !== undefined && values.save === undefined) throw new Error('--save-every: needs --save DIR');
+  const strategy = oneOf('strategy', STRATEGIES);
+  const module = STRATEGY_MODULES.find((m) => m.names.includes(strategy));
+  // parseArgs fills in defaults, so a flag given by hand is told apart by its tokens.
+  const given = new Set(tokens.filter((t) => t.kind === 'option').map((t) => t.name));
+  const flags = {};
+  for (const name of Object.keys(own)) {
+    if (name in module.flags) flags[name] = values[name];
+    else if (given.has(name)) throw new Error(`--${name}: not a flag of --strategy ${strategy} (its flags: ${Object.keys(module.flags).map((f) => '--' + f).join(', ') || 'none'})`);
+  }
+  if (module.check) module.check(flags);
   return {
-    strategy: oneOf('strategy', STRATEGIES),
+    strategy,
+    module,
+    flags,
     steps: int('steps', 1),
     batchSize: int('batch-size', 1),
     backend: oneOf('backend', BACKENDS),
-    compress: oneOf('compress', COMPRESSIONS),
     seed: int('seed', 0),
     save: values.save,
     saveEvery: values['save-every'] === undefined ? undefined : int('save-every', 1),
@@ -73,6 +85,8 @@ function options() {
     json: values.json,
     data: values.data,
     logEvery: int('log-every', 1),
+    // Every strategy's (inner) optimizer: AdamW with these settings.
+    adamw: { lr: 1e-3, weightDecay: 0.01 },
   };
 }
 
@@ -138,12 +152,10 @@ async function main() {
   const model = buildModel(o.seed);
   const binding = tfjsParameters(model);
   const { params } = binding;
-  // Rank 0's initial weights go to every rank; the layouts are compared first.
-  const dp = await DataParallel.create(comm, params, { compress: o.compress });
-  const optimizer = new AdamW(params, { lr: 1e-3, weightDecay: 0.01 });
+  const strategy = await o.module.create({ comm, params, binding, flags: o.flags, o });
   let first = 0;
   if (o.resume !== undefined) {
-    const loaded = loadCheckpoint(o.resume, { params, optimizer });
+    const loaded = await strategy.load(o.resume);
     first = loaded.step;
     if (comm.rank === 0) console.log(`resumed from ${loaded.dir} at step ${first}`);
   }
@@ -152,7 +164,7 @@ async function main() {
   const sampler = new DistributedSampler(train.count, { numReplicas: comm.size, rank: comm.rank, seed: o.seed });
   const stream = batchStream(sampler, o.batchSize, first);
   if (comm.rank === 0) {
-    console.log(`${o.strategy} on ${comm.size} ranks (${comm.engine} engine), ${params.size} parameters in ${dp.buckets.length} bucket(s), ${o.backend} backend, compress ${o.compress}, batch ${o.batchSize} per rank`);
+    console.log(`${o.strategy} on ${comm.size} ranks (${comm.engine} engine), ${strategy.describe}, ${o.backend} backend, batch ${o.batchSize} per rank`);
   }
   comm.resetStats();
   const started = performance.now();
@@ -161,12 +173,11 @@ async function main() {
   let windowSteps = 0;
   let trainLoss = NaN;
   for (let step = first + 1; step <= o.steps; step++) {
+    if (strategy.beforeForward) await strategy.beforeForward(step);
     const { x, y } = batchTensors(train, stream.next().value);
     const loss = binding.backward(() => tf.losses.softmaxCrossEntropy(y, model.predict(x)));
     tf.dispose([x, y]);
-    dp.gradsReady();
-    await dp.synchronizeAndStep(optimizer);
-    binding.push();
+    await strategy.afterBackward(step);
     windowLoss += loss;
     windowSteps++;
     if (step % o.logEvery === 0 || step === o.steps) {
@@ -178,25 +189,24 @@ async function main() {
       windowLoss = 0;
       windowSteps = 0;
     }
-    if (o.save !== undefined && comm.rank === 0 && (step === o.steps || (o.saveEvery !== undefined && step % o.saveEvery === 0))) {
-      saveLatestCheckpoint(o.save, { params, optimizer, step, worldSize: comm.size, meta: { strategy: o.strategy, compress: o.compress } });
+    if (o.save !== undefined && (step === o.steps || (o.saveEvery !== undefined && step % o.saveEvery === 0))) {
+      await strategy.save(o.save, step);
     }
   }
   const wallSeconds = (performance.now() - started) / 1000;
-  // Every rank waits for rank 0's checkpoint before anyone may read it.
+  // Every rank waits for the checkpoint to be complete before anyone may read it.
   await comm.barrier();
   const stats = comm.stats();
   if (comm.rank === 0) {
     const testAccuracy = accuracy(model, test);
     const result = {
       strategy: o.strategy,
-      compress: o.compress,
+      ...(strategy.result ? strategy.result() : {}),
       worldSize: comm.size,
       steps: o.steps,
       testAccuracy,
       trainLoss,
-      // DDP averages the gradients once per step (in one or more buckets).
-      syncRounds: o.steps - first,
+      syncRounds: strategy.syncRounds(),
       bytesSent: stats.total.bytesSent,
       wallSeconds,
     };
@@ -204,6 +214,7 @@ async function main() {
     if (o.save !== undefined) console.log(`checkpoint: ${latestCheckpoint(o.save)}`);
     if (o.json !== undefined) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
   }
+  strategy.free();
   await comm.destroy();
 }
 
