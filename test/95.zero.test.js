@@ -12,7 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
-const { ParameterSet, Partition, layersByPrefix, fromDeepSpeedConfig, AdamW } = require('../dist/training');
+const { ParameterSet, Partition, layersByPrefix, fromDeepSpeedConfig, AdamW, latestCheckpoint, loadCheckpoint } = require('../dist/training');
 const { launchWorker, assertSucceeded, collect, CLI, FOREIGN } = require('./helpers/launch');
 const { assertCases, parseCases, ranksOf, launched } = require('./helpers/cases');
 
@@ -146,11 +146,14 @@ describe('95 ZeRO', function () {
 
     it('save on 4 ranks; load on 2 (stage 3) and on 3 (stage 1); training continues; consolidated file round-trips', async function () {
       this.timeout(120000);
-      const dir = path.join(root, 'ck');
-      const saved = await launchWorker('zero.js', { nproc: 4, args: ['save', dir], killAfterMs: 60000 });
+      const saved = await launchWorker('zero.js', { nproc: 4, args: ['save', path.join(root, 'ck')], killAfterMs: 60000 });
       assertCases(saved.stdout, ranksOf(4), ['a sharded checkpoint: one safetensors file per rank, one index'], launched(saved));
-      assert.deepEqual(fs.readdirSync(dir).sort(), [0, 1, 2, 3].map((r) => `zero-rank-0000${r}-of-00004.safetensors`).concat('zero.index.json'));
       assert.deepEqual(fs.readdirSync(root), ['ck'], 'no temporary directory left');
+      // The root follows part 1's layout, so its tools find the checkpoint and its loader refuses it by format.
+      const dir = latestCheckpoint(path.join(root, 'ck'));
+      assert.equal(dir, path.join(root, 'ck', 'step-00000020'));
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['checkpoint.json'].concat([0, 1, 2, 3].map((r) => `zero-rank-0000${r}-of-00004.safetensors`)));
+      assert.throws(() => loadCheckpoint(dir, { params: new ParameterSet([{ name: 'x', shape: [1] }]) }), { code: 'CHECKPOINT_INVALID', message: /format "collectives-zero\/1"/ });
       for (const [nproc, stage] of [[2, '3'], [3, '1']]) {
         const out = path.join(root, `consolidated-${nproc}.safetensors`);
         const res = await launchWorker('zero.js', { nproc, args: ['load', dir, stage, out], killAfterMs: 60000 });
@@ -165,7 +168,7 @@ describe('95 ZeRO', function () {
 
     it('a shard missing or corrupted is refused on every rank, naming it', async function () {
       this.timeout(60000);
-      const dir = path.join(root, 'ck');
+      const dir = path.join(root, 'ck', 'step-00000020');
       const missing = path.join(root, 'missing');
       const corrupt = path.join(root, 'corrupt');
       fs.cpSync(dir, missing, { recursive: true });

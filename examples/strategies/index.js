@@ -21,6 +21,7 @@
 
 const STRATEGY_MODULES = [
   require('./ddp'),
+  require('./zero'),
 ];
 
 module.exports = { STRATEGY_MODULES };

@@ -7,7 +7,7 @@ const T = require('../../dist/training');
 const M = require('./zero-model');
 const { zeroStep, zeroRun, ddpRun, gathered, sameTensors, newSet, bits, STEPS } = require('./zero');
 
-const { ParameterSet, AdamW, Zero, saveZeroCheckpoint, loadZeroCheckpoint, consolidateZeroCheckpoint, readSafetensors } = T;
+const { ParameterSet, AdamW, Zero, saveLatestZeroCheckpoint, loadZeroCheckpoint, consolidateZeroCheckpoint, readSafetensors } = T;
 
 // Operations whose bytes the bus model spreads evenly over the other members.
 const SYMMETRIC = new Set(['allGather', 'reduceScatter', 'allToAll', 'allGatherQuantized', 'reduceScatterQuantized', 'allToAllQuantized', 'allReduce']);
@@ -184,10 +184,12 @@ function referenceSteps(ref, opt, from, to, n) {
 async function save(comm, check, [dir]) {
   check.begin('a sharded checkpoint: one safetensors file per rank, one index');
   const zero = await zeroRun(comm, { stage: 2, reduceBucketSize: 200 }, STEPS);
-  await saveZeroCheckpoint(zero, dir, { step: STEPS, meta: { savedBy: comm.size } });
-  const index = JSON.parse(fs.readFileSync(path.join(dir, 'zero.index.json'), 'utf8'));
+  // A root as part 1's saveLatestCheckpoint writes it: root/step-00000020 and root/latest.
+  const written = await saveLatestZeroCheckpoint(zero, dir, { step: STEPS, meta: { savedBy: comm.size } });
+  check.equal('the step directory', path.basename(written), 'step-00000020');
+  const index = JSON.parse(fs.readFileSync(path.join(written, 'checkpoint.json'), 'utf8'));
   check.equal('files', index.files.length, comm.size);
-  check.ok('my shard', fs.existsSync(path.join(dir, index.files[comm.rank].file)), 'missing');
+  check.ok('my shard', fs.existsSync(path.join(written, index.files[comm.rank].file)), 'missing');
   await zero.free();
 }
 

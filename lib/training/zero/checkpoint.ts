@@ -6,7 +6,7 @@
  *   dir/zero-rank-00000-of-00004.safetensors   rank 0's pieces: `<tensor>` (its parameters,
  *   dir/zero-rank-00001-of-00004.safetensors   flat) and `<state>/<tensor>` (exp_avg/fc1.weight…)
  *   …
- *   dir/zero.index.json                        format, step, world size, stage, the tensors'
+  *   dir/checkpoint.json                        format, step, world size, stage, the tensors'
  *                                              shapes, the files (bytes, SHA-256), and for each
  *                                              tensor which file holds which element range
  *
@@ -28,7 +28,9 @@ import { readSafetensors, writeSafetensors, type SafetensorsInput, type Safetens
 import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
 import type { Zero } from './zero';
 
-export const ZERO_INDEX_FILE = 'zero.index.json';
+// The name part 1's checkpoints use too: latestCheckpoint() and listCheckpoints() see both kinds, and
+// each loader refuses the other's by its format field.
+export const ZERO_INDEX_FILE = 'checkpoint.json';
 const FORMAT = 'collectives-zero/1';
 const LATEST = 'latest';
 
