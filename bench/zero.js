@@ -87,6 +87,7 @@ async function rankMain(o) {
     let comms = [comm];
     let free;
     let peak = 0;
+    let zeroGroups = {};
     if (name === 'ddp') {
       const dp = await T.DataParallel.create(comm, set);
       const opt = new T.AdamW(set);
@@ -111,6 +112,7 @@ async function rankMain(o) {
         ...(stage === 2 ? { reduceBucketSize: 25 * 2 ** 20 / 4 } : {}),
         ...(stage === 3 ? { layers, prefetchBucketSize: o.width * o.width, ...(plus ? { quantizedWeights: true, hierarchicalPartition: comm.localSize, quantizedGradients: true } : {}) } : {}),
       });
+      zeroGroups = zero.groups;
       comms = [comm, zero.groups.intra, zero.groups.inter, zero.groups.hpz].filter((c, i, a) => c !== null && a.indexOf(c) === i);
       const sample = () => {
         const m = zero.memory();
@@ -159,6 +161,11 @@ async function rankMain(o) {
     const crossWire = rank === 0 ? (crossCounter() - before) / o.steps : 0;
     let sent = 0;
     for (const c of comms) sent += c.stats().total.bytesSent;
+    const ops = {};
+    for (const c of comms) for (const [op, st] of Object.entries(c.stats().operations)) {
+      const key = `${c === comm ? 'world' : c === zeroGroups.hpz ? 'hpz' : c === zeroGroups.intra ? 'intra' : 'inter'}:${op}`;
+      ops[key] = { calls: st.calls / o.steps, msInFlight: Math.round(st.timeMs / o.steps), mib: +(st.bytesSent / o.steps / 2 ** 20).toFixed(1) };
+    }
     const mem = memory();
     const mine = { sent: sent / o.steps, between: mem.between, optimizerState: mem.optimizerState, peak: mem.peak ?? mem.between };
     const all = await comm.allGatherObject(mine);
@@ -171,7 +178,9 @@ async function rankMain(o) {
         memoryBetweenSteps: Math.max(...all.map((x) => x.between)),
         memoryPeak: Math.max(...all.map((x) => x.peak)),
         optimizerState: all[0].optimizerState,
+        ops,
       });
+      console.log(JSON.stringify(ops));
       console.log(`${name}: ${median(times).toFixed(0)} ms/step`);
     }
     await free();

@@ -12,7 +12,8 @@
  * j, k + j, 2k + j, … in node order.
  */
 import type { Communicator, QuantFormat } from '../../index';
-import { allocate, copyBuffer, release, view, type Float32Buffer } from '../buffers';
+import { allocate, release, view, type Float32Buffer } from '../buffers';
+import { copyInto } from './copy';
 import type { PartitionUnit } from './partition';
 import type { Topology } from './topology';
 
@@ -69,7 +70,7 @@ export class LayerGradients {
         for (let i = 0; i < m; i++) {
           const from = (i * k + j) * p;
           const to = (j * m + i) * p;
-          copyBuffer(view(grad, from, from + p), view(reordered, to, to + p));
+          copyInto(view(grad, from, from + p), view(reordered, to, to + p));
         }
       }
       const q = { op: 'avg' as const, format, blockSize };

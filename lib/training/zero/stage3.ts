@@ -8,10 +8,11 @@
  * The first gather of a layer in a step is its forward gather: from the world, int8 with
  * qwZ. With hpZ that gather also leaves this rank its 1/k of the layer (the secondary
  * partition), and later gathers in the step (the backward's) all-gather those pieces inside
- * the hpZ group, so they never leave the node. The master is never quantized.
+ * the hpZ group (int8 too with qwZ), so they never leave the node. The master is never quantized.
  */
 import type { Communicator, QuantFormat } from '../../index';
-import { allocate, copyBuffer, release, view, type Float32Buffer } from '../buffers';
+import { allocate, release, view, type Float32Buffer } from '../buffers';
+import { copyInto } from './copy';
 import { TrainingError, TrainingErrorCode } from '../errors';
 import type { Partition, PartitionUnit } from './partition';
 
@@ -182,7 +183,11 @@ export class LayerGathers {
     s.status = 'prefetching';
     if (!first && hpz !== null && s.secondary !== undefined) {
       this.counters.secondary++;
-      s.work = hpz.allGather(s.secondary, buffer).wait().then(() => undefined);
+      // With qwZ the secondary pieces travel int8 too: they hold values the forward gather
+      // dequantized, on the same block boundaries, so quantizing them again gives back the
+      // same codes (the block's absmax is ±127 × its scale).
+      const w = weightFormat === undefined ? hpz.allGather(s.secondary, buffer) : hpz.allGatherQuantized(s.secondary as never, buffer as never, { format: weightFormat, blockSize });
+      s.work = w.wait().then(() => undefined);
     } else {
       this.counters.world++;
       const piece = this.#piece(u);
@@ -193,7 +198,7 @@ export class LayerGathers {
           const k = hpz.size;
           const part = u.padded / k;
           s.secondary = allocate(part, device);
-          copyBuffer(view(buffer, hpz.rank * part, (hpz.rank + 1) * part), s.secondary);
+          copyInto(view(buffer, hpz.rank * part, (hpz.rank + 1) * part), s.secondary);
         }
       });
     }
