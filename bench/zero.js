@@ -140,8 +140,9 @@ async function rankMain(o) {
       };
       memory = () => {
         const m = zero.memory();
-        // Stages 1–2 keep the full parameters and the full gradient buffer the backward writes into.
-        const full = stage < 3 ? set.data.byteLength + set.grad.byteLength : 0;
+        // Stages 1–2 also keep the full gradient buffer the backward writes into (the full
+        // parameters are memory().parameters there).
+        const full = stage < 3 ? set.grad.byteLength : 0;
         return { between: full + m.master + m.gradientShard + m.optimizerState + m.parameters, optimizerState: m.optimizerState, peak: stage === 3 ? peak : undefined };
       };
       free = () => zero.free();
