@@ -21,6 +21,7 @@ const WORKER = path.join(__dirname, 'workers', 'zero.js');
 const STAGE_NAMES = ['stage 1', 'stage 2', 'stage 2 without overlapComm', 'stage 3'];
 const EQUIVALENCE_CASES = [
   ...STAGE_NAMES.flatMap((s) => [`${s} equals DataParallel + AdamW bit for bit after 20 steps`, `${s}: per-rank optimizer state is 1/N of DataParallel's (+ padding)`]),
+  'stage 3, gradients ready in another order on odd ranks equals DataParallel + AdamW bit for bit after 20 steps',
   'stage 3: resident parameter bytes outside gather windows are 1/N (+ persistent layers)',
   'ownership is queryable and covers every element once',
   "stage 1: wire bytes per step = 2× parameters' bytes × (N−1)/N",

@@ -102,50 +102,57 @@ export async function saveZeroCheckpoint(zero: Zero, dir: string, contents: Zero
   const { comm } = zero;
   const target = path.resolve(dir);
   const tmp = await comm.broadcastObject(comm.rank === 0 ? tempSibling(target, 'tmp') : '');
-  await agree(zero, 'saveZeroCheckpoint', () => {
-    if (comm.rank === 0) {
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.mkdirSync(tmp);
-    }
-  });
-  const mine = await agree(zero, 'saveZeroCheckpoint', () => writeShard(zero, tmp));
-  const files = await comm.allGatherObject(mine);
-  await agree(zero, 'saveZeroCheckpoint', () => {
-    if (comm.rank !== 0) return;
-    const state = zero.optimizer.state();
-    const weight_map: ZeroCheckpointIndex['weight_map'] = {};
-    for (const t of zero.params.tensors) weight_map[t.name] = [];
-    for (let r = 0; r < comm.size; r++) {
-      for (const p of zero.partition.pieces(r)) weight_map[p.name].push({ file: shardFile(r, comm.size), begin: p.tensorBegin, end: p.tensorEnd });
-    }
-    const index: ZeroCheckpointIndex = {
-      format: FORMAT,
-      step: c.step,
-      worldSize: comm.size,
-      stage: zero.stage,
-      tensors: zero.params.tensors.map((t) => ({ name: t.name, shape: [...t.shape] })),
-      files: files.map((f, rank) => ({ ...f, rank })),
-      weight_map,
-      optimizer: { kind: zero.optimizer.kind, step: state.step, options: state.options, states: Object.keys(state.tensors) },
-      meta: c.meta ?? {},
-    };
-    writeSynced(path.join(tmp, ZERO_INDEX_FILE), JSON.stringify(index, null, 1) + '\n');
-    fsyncDir(tmp);
-    if (fs.existsSync(target)) {
-      const old = tempSibling(target, 'old');
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fsyncDir(path.dirname(target));
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-      fsyncDir(path.dirname(target));
-    }
-  }).catch((e: unknown) => {
+  try {
+    await agree(zero, 'saveZeroCheckpoint', () => {
+      if (comm.rank === 0) {
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.mkdirSync(tmp);
+      }
+    });
+    const mine = await agree(zero, 'saveZeroCheckpoint', () => writeShard(zero, tmp));
+    const files = await comm.allGatherObject(mine);
+    await agree(zero, 'saveZeroCheckpoint', () => writeIndexAndCommit(zero, c, tmp, target, files));
+  } catch (e) {
+    // Every rank has failed alike (agree); what the save left is rank 0's to remove.
     if (comm.rank === 0) fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
-  });
+  }
   return dir;
+}
+
+/** Rank 0's last part of a save: the index, then the rename that commits it. */
+function writeIndexAndCommit(zero: Zero, c: ZeroSaveContents, tmp: string, target: string, files: { file: string; bytes: number; sha256: string }[]): void {
+  const { comm } = zero;
+  if (comm.rank !== 0) return;
+  const state = zero.optimizer.state();
+  const weight_map: ZeroCheckpointIndex['weight_map'] = {};
+  for (const t of zero.params.tensors) weight_map[t.name] = [];
+  for (let r = 0; r < comm.size; r++) {
+    for (const p of zero.partition.pieces(r)) weight_map[p.name].push({ file: shardFile(r, comm.size), begin: p.tensorBegin, end: p.tensorEnd });
+  }
+  const index: ZeroCheckpointIndex = {
+    format: FORMAT,
+    step: c.step,
+    worldSize: comm.size,
+    stage: zero.stage,
+    tensors: zero.params.tensors.map((t) => ({ name: t.name, shape: [...t.shape] })),
+    files: files.map((f, rank) => ({ ...f, rank })),
+    weight_map,
+    optimizer: { kind: zero.optimizer.kind, step: state.step, options: state.options, states: Object.keys(state.tensors) },
+    meta: c.meta ?? {},
+  };
+  writeSynced(path.join(tmp, ZERO_INDEX_FILE), JSON.stringify(index, null, 1) + '\n');
+  fsyncDir(tmp);
+  if (fs.existsSync(target)) {
+    const old = tempSibling(target, 'old');
+    fs.renameSync(target, old);
+    fs.renameSync(tmp, target);
+    fsyncDir(path.dirname(target));
+    fs.rmSync(old, { recursive: true, force: true });
+  } else {
+    fs.renameSync(tmp, target);
+    fsyncDir(path.dirname(target));
+  }
 }
 
 /**

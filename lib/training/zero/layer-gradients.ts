@@ -15,13 +15,11 @@ import type { Communicator, QuantFormat } from '../../index';
 import { allocate, release, view, type Float32Buffer } from '../buffers';
 import { copyInto } from './copy';
 import type { PartitionUnit } from './partition';
-import type { Topology } from './topology';
 
 export interface LayerGradientConfig {
   world: Communicator;
   intra: Communicator | null;
   inter: Communicator | null;
-  topology: Topology;
   device: number | undefined;
   gradientFormat: QuantFormat | undefined;
   blockSize: number;

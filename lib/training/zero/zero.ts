@@ -64,7 +64,7 @@ export class Zero {
   readonly #ready = new Set<string>();
   readonly #layerPending = new Map<PartitionUnit, number>();
   readonly #reductions: Promise<void>[] = [];
-  readonly #deferred: PartitionUnit[] = [];
+  #nextLayer: number;
 
   private constructor(comm: Communicator, params: ParameterSet, o: ResolvedZeroOptions, partition: Partition, topology: Topology, groups: ZeroGroups) {
     this.comm = comm;
@@ -81,12 +81,13 @@ export class Zero {
       throw argTypeError('options.optimizer', 'a function returning an optimizer over the shard it is given', optimizer);
     }
     this.optimizer = optimizer;
+    this.#nextLayer = partition.units.length - 1;
     if (o.stage === 3) {
       this.#gathers = new LayerGathers(partition, this.shard.data, {
         world: comm, hpz: groups.hpz, device: params.device, weightFormat: o.quantizedWeights, blockSize: o.blockSize, prefetchBucketSize: o.prefetchBucketSize,
       });
       this.#grads = new LayerGradients(this.shard.grad, {
-        world: comm, intra: groups.intra, inter: groups.inter, topology, device: params.device, gradientFormat: o.quantizedGradients, blockSize: o.blockSize,
+        world: comm, intra: groups.intra, inter: groups.inter, device: params.device, gradientFormat: o.quantizedGradients, blockSize: o.blockSize,
       });
       for (const u of partition.units) this.#layerPending.set(u, u.names.length);
     } else {
@@ -161,12 +162,18 @@ export class Zero {
       this.#flat.gradReady(name);
       return;
     }
-    const left = this.#layerPending.get(u)! - 1;
-    this.#layerPending.set(u, left);
-    if (left === 0) {
-      if (this.options.overlapComm) this.#reduceLayer(u);
-      else this.#deferred.push(u);
-    }
+    this.#layerPending.set(u, this.#layerPending.get(u)! - 1);
+    if (this.options.overlapComm) this.#launchLayers();
+  }
+
+  /**
+   * Starts the reductions of complete layers, last layer first: a layer that completes early
+   * waits for the ones after it, so every rank issues the reduce-scatters in one order
+   * whatever order its gradients arrive in (DataParallel's rule for buckets).
+   */
+  #launchLayers(): void {
+    const units = this.partition.units;
+    while (this.#nextLayer >= 0 && this.#layerPending.get(units[this.#nextLayer]) === 0) this.#reduceLayer(units[this.#nextLayer--]);
   }
 
   /** Marks every gradient not yet marked, last tensor first. */
@@ -229,9 +236,9 @@ export class Zero {
       if (this.#flat !== undefined) {
         await this.#flat.reduce();
       } else {
-        for (const u of this.partition.units) if (this.#layerPending.get(u)! > 0) this.#deferred.push(u);
-        this.#deferred.sort((a, b) => b.index - a.index);
-        for (const u of this.#deferred.splice(0)) this.#reduceLayer(u);
+        // Whatever is left goes now, in the same order on every rank (a missing gradient as zeros).
+        for (const u of this.partition.units) this.#layerPending.set(u, 0);
+        this.#launchLayers();
         const all = this.#reductions.splice(0);
         for (const r of all) await r;
         await this.#gathers!.endStep();
@@ -239,6 +246,7 @@ export class Zero {
     } finally {
       this.#ready.clear();
       for (const u of this.partition.units) this.#layerPending.set(u, u.names.length);
+      this.#nextLayer = this.partition.units.length - 1;
     }
     if (missing.length > 0) {
       const shown = missing.slice(0, 8).map((n) => JSON.stringify(n)).join(', ');
