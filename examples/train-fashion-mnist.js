@@ -2,15 +2,18 @@
 // computed by TF.js, its weights in one flat collectives ParameterSet, AdamW (lr 1e-3, weight
 // decay 0.01). Each rank takes its own share of every epoch (DistributedSampler) with 32 images a
 // step. How the ranks' gradients become new weights is the --strategy (examples/strategies/):
-// ddp averages the gradients every step (torch DDP's buckets).
+// ddp averages the gradients every step (torch DDP's buckets); zero1, zero2, zero3 and zero++
+// shard the optimizer state, gradients and weights (DeepSpeed's ZeRO stages and ZeRO++); diloco
+// averages pseudo-gradients once every --sync-every steps (DiLoCo and its streaming, eager and
+// delayed forms).
 //
 //   apt-get install dataset-fashion-mnist            # or pass --data DIR
 //   npx collectives-run --nproc-per-node 4 examples/train-fashion-mnist.js --steps 1500
 //
-// Flags: --strategy ddp, --steps N, --batch-size N (per rank), --backend wasm|cpu, --seed N,
+// Flags: --strategy ddp|zero1|zero2|zero3|zero++|diloco, --steps N, --batch-size N (per rank), --backend wasm|cpu, --seed N,
 // --save DIR (a checkpoint at the end, and every --save-every N steps), --resume DIR,
-// --json FILE, --data DIR, --log-every N; and each strategy's own (ddp: --compress
-// none|fp16|bf16|int8|int4|fp8).
+// --json FILE, --data DIR, --log-every N; and each strategy's own (its file in
+// examples/strategies/ lists them; ddp: --compress none|fp16|bf16|int8|int4|fp8).
 'use strict';
 
 const fs = require('node:fs');
@@ -22,7 +25,6 @@ const {
   DistributedSampler,
   FASHION_MNIST_CLASSES,
   batches,
-  latestCheckpoint,
   loadFashionMnist,
 } = require('collectives/training');
 const { tfjsParameters } = require('collectives/tfjs');
@@ -172,6 +174,7 @@ async function main() {
   let windowLoss = 0;
   let windowSteps = 0;
   let trainLoss = NaN;
+  let saved;
   for (let step = first + 1; step <= o.steps; step++) {
     if (strategy.beforeForward) await strategy.beforeForward(step);
     const { x, y } = batchTensors(train, stream.next().value);
@@ -190,7 +193,7 @@ async function main() {
       windowSteps = 0;
     }
     if (o.save !== undefined && (step === o.steps || (o.saveEvery !== undefined && step % o.saveEvery === 0))) {
-      await strategy.save(o.save, step);
+      saved = await strategy.save(o.save, step);
     }
   }
   const wallSeconds = (performance.now() - started) / 1000;
@@ -211,7 +214,7 @@ async function main() {
       wallSeconds,
     };
     console.log(`test accuracy ${(testAccuracy * 100).toFixed(2)}% after ${o.steps} steps (${wallSeconds.toFixed(1)} s)`);
-    if (o.save !== undefined) console.log(`checkpoint: ${latestCheckpoint(o.save)}`);
+    if (saved !== undefined) console.log(`checkpoint: ${saved}`);
     if (o.json !== undefined) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
   }
   strategy.free();

@@ -29,7 +29,7 @@ module.exports = {
       },
       syncRounds: () => rounds,
       async save(dir, step) {
-        if (comm.rank === 0) saveLatestCheckpoint(dir, { params, optimizer, step, worldSize: comm.size, meta: { strategy: 'ddp', compress: flags.compress } });
+        return comm.rank === 0 ? saveLatestCheckpoint(dir, { params, optimizer, step, worldSize: comm.size, meta: { strategy: 'ddp', compress: flags.compress } }) : undefined;
       },
       async load(dir) {
         const { step, dir: from } = loadCheckpoint(dir, { params, optimizer });

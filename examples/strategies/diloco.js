@@ -70,7 +70,7 @@ module.exports = {
       },
       syncRounds: () => diloco.syncRounds,
       async save(dir, step) {
-        await saveDiLoCoCheckpoint(dir, { diloco, step, meta: { strategy: 'diloco', ...flags } });
+        return saveDiLoCoCheckpoint(dir, { diloco, step, meta: { strategy: 'diloco', ...flags } });
       },
       // --resume ROOT: the newest step every rank saved; ROOT/rank-0/step-00000060: that step.
       async load(dir) {

@@ -12,7 +12,8 @@
 //   afterBackward(step)    the gradients are in params.grad; leaves the next forward's weights
 //                          in the model (binding.push())
 //   syncRounds()           synchronizations so far (what the results table counts)
-//   save(dir, step)        called on every rank; the checkpoint is complete when all return
+//   save(dir, step)        called on every rank; the checkpoint is complete when all return;
+//                          resolves to the directory written (at least on rank 0)
 //   load(dir) → { step, dir }  called on every rank: the step the checkpoint was taken at, and
 //                          the directory it was read from
 //   result?()              extra fields for the --json result
@@ -22,6 +23,7 @@
 const STRATEGY_MODULES = [
   require('./ddp'),
   require('./diloco'),
+  require('./zero'),
 ];
 
 module.exports = { STRATEGY_MODULES };

@@ -14,3 +14,4 @@ export {
   type FashionMnistSplit,
 } from './data/fashion-mnist';
 export { DistributedSampler, batches, type DistributedSamplerOptions } from './data/sampler';
+export * from './zero';
