@@ -7,6 +7,7 @@
 const { init } = require('../../dist');
 const { ParameterSet, DataParallel, AdamW, SGD, TrainingError } = require('../../dist/training');
 const { Checker, run } = require('../helpers/worker');
+const { rng } = require('../helpers/rng');
 
 // A small MLP (in → hidden tanh → out, softmax cross-entropy) written out in float32 loops, so
 // the reference needs nothing from the library.
@@ -19,18 +20,6 @@ const SPECS = [
   { name: 'fc2.weight', shape: [OUT, HIDDEN] },
   { name: 'fc2.bias', shape: [OUT] },
 ];
-
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Sample i of the data set: a fixed input and label, the same on every rank. */
 function sample(i) {

@@ -10,24 +10,13 @@ const path = require('node:path');
 const { init, quantizedSize } = require('../../dist');
 const { ParameterSet, SGD, AdamW, DiLoCo, saveDiLoCoCheckpoint, loadDiLoCoCheckpoint } = require('../../dist/training');
 const { Checker, run } = require('../helpers/worker');
+const { rng } = require('../helpers/rng');
 
 const SPECS = [
   { name: 'w', shape: [30, 20] },
   { name: 'b', shape: [37] },
 ];
 const N = 637;
-
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 /**
  * Rank r's least-squares objective ½ Σ_k a_k (θ_k − c_rk)²: the curvature a_k is every rank's

@@ -18,7 +18,7 @@ import { Optimizer, type OptimizerState } from '../optim/optimizer';
 import { ParameterSet } from '../params';
 import { fromHost, toHost } from '../buffers';
 import { readSafetensors, writeSafetensors, type SafetensorsInput, type SafetensorsTensor } from './safetensors';
-import { fsyncDir, tempSibling, writeSynced } from './files';
+import { fsyncDir, replaceDirectory, tempSibling, writeSynced } from './files';
 
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -90,16 +90,7 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents): strin
   try {
     writeContents(tmp, c);
     fsyncDir(tmp);
-    if (fs.existsSync(target)) {
-      const old = tempSibling(target, 'old');
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fsyncDir(path.dirname(target));
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-      fsyncDir(path.dirname(target));
-    }
+    replaceDirectory(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;

@@ -43,6 +43,24 @@ export function replaceFile(file: string, text: string): void {
   fsyncDir(dir);
 }
 
+/**
+ * Puts the complete directory `tmp` at `target`. An existing `target` is moved aside first and
+ * removed after, so a crash in between leaves either the old or the new directory (and a
+ * `.old-*` leftover), never a half-written one.
+ */
+export function replaceDirectory(tmp: string, target: string): void {
+  if (fs.existsSync(target)) {
+    const old = tempSibling(target, 'old');
+    fs.renameSync(target, old);
+    fs.renameSync(tmp, target);
+    fsyncDir(path.dirname(target));
+    fs.rmSync(old, { recursive: true, force: true });
+  } else {
+    fs.renameSync(tmp, target);
+    fsyncDir(path.dirname(target));
+  }
+}
+
 /** A fresh temporary directory beside `target`, named so that leftovers can be recognized. */
 export function tempSibling(target: string, kind: 'tmp' | 'old'): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${kind}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);

@@ -8,8 +8,7 @@
  */
 import { errorFeedbackLength } from '../../index';
 import { TrainingError, TrainingErrorCode } from '../errors';
-import type { ResolvedQuantize } from './options';
-import type { DiLoCoMode } from './options';
+import type { DiLoCoMode, ResolvedOptions, ResolvedQuantize } from './options';
 
 export const STATE_FORMAT = 1;
 
@@ -25,15 +24,8 @@ export interface DiLoCoStateMeta {
   applied: number[];
   /** Rounds started and not yet applied; their averages are in `shared.delta`. */
   pending: { fragment: number; round: number }[];
-  options: {
-    syncEvery: number;
-    fragments: number;
-    fragmentSyncDelay: number;
-    fragmentUpdateAlpha: number;
-    mode: DiLoCoMode;
-    outer: { lr: number; momentum: number; nesterov: boolean };
-    quantize: ResolvedQuantize | null;
-  };
+  /** The options every rank must share (the per-process switches left out). */
+  options: Omit<ResolvedOptions, 'checkState' | 'broadcastParameters'>;
 }
 
 export interface DiLoCoState {

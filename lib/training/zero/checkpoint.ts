@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toHost } from '../buffers';
-import { fsyncDir, replaceFile, tempSibling, writeSynced } from '../checkpoint/files';
+import { fsyncDir, replaceDirectory, replaceFile, tempSibling, writeSynced } from '../checkpoint/files';
 import { readSafetensors, writeSafetensors, type SafetensorsInput, type SafetensorsTensor } from '../checkpoint/safetensors';
 import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
 import type { Zero } from './zero';
@@ -143,16 +143,7 @@ function writeIndexAndCommit(zero: Zero, c: ZeroSaveContents, tmp: string, targe
   };
   writeSynced(path.join(tmp, ZERO_INDEX_FILE), JSON.stringify(index, null, 1) + '\n');
   fsyncDir(tmp);
-  if (fs.existsSync(target)) {
-    const old = tempSibling(target, 'old');
-    fs.renameSync(target, old);
-    fs.renameSync(tmp, target);
-    fsyncDir(path.dirname(target));
-    fs.rmSync(old, { recursive: true, force: true });
-  } else {
-    fs.renameSync(tmp, target);
-    fsyncDir(path.dirname(target));
-  }
+  replaceDirectory(tmp, target);
 }
 
 /**
