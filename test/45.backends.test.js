@@ -15,7 +15,7 @@ const ROOT = path.join(__dirname, '..');
 const DIST = path.join(ROOT, 'dist', 'index.js');
 const DIST_OPS = path.join(ROOT, 'dist', 'ops', 'index.js');
 
-const { compileFake, compileFakeKernels } = require('./helpers/fake-gpu');
+const { compileFake, compileFakeKernels, fakeGpuEnv } = require('./helpers/fake-gpu');
 const { backends, DeviceBuffer, CollectiveError } = require(DIST);
 
 /** Runs `body` (an expression over `c`, the package) in a child with `env`; returns its JSON result. */
@@ -613,6 +613,20 @@ describe('45 backends', function () {
     assert.doesNotMatch(r.stdout, /pending/);
     // Every device buffer the suite allocated, including the outputs quantize and dequantize made, is freed.
     assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+  });
+
+  it('the GPU training suite (test/gpu/50) passes against host-memory stand-ins for the CUDA runtime, NCCL and the kernels', function () {
+    this.timeout(120000);
+    const env = fakeGpuEnv(path.join(tmp, 'fake50'));
+    if (env === null) this.skip();
+    const mocha = require.resolve('mocha/bin/mocha.js');
+    const r = spawnSync(process.execPath, [mocha, '--no-config', '--timeout', '120000', path.join(__dirname, 'gpu', '50.training.test.js')], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /3 passing/);
+    assert.doesNotMatch(r.stdout, /pending/);
+    // The stand-ins compute as the host does, so every case gives the host's bits.
+    assert.match(r.stdout, /the host's bits: none, bf16, int8 of 3 cases/);
+    assert.match(r.stdout, /the host's bits: stage1, stage2, stage3, zeroPP of 4 cases/);
   });
 
   it('the device quantized suite (test/gpu/40) passes against host-memory stand-ins for the CUDA runtime, NCCL and the kernels', function () {
