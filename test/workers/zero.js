@@ -229,11 +229,20 @@ async function badOptions(comm, check) {
     }
   };
   await refused('stage 4', { stage: 4, optimizer: opt }, 'INVALID_ARGUMENT', /options\.stage: expected 1, 2 or 3, got 4/);
-  await refused('an unknown key', { stage: 1, optimizer: opt, reduce_bucket_size: 5 }, 'INVALID_ARGUMENT', /options\.reduce_bucket_size/);
+  await refused("a DeepSpeed name, pointed to ours", { stage: 1, optimizer: opt, reduce_bucket_size: 5 }, 'INVALID_ARGUMENT', /options\.reduce_bucket_size: expected our name reduceBucketSize/);
+  await refused('an unknown key', { stage: 1, optimizer: opt, bucketSize: 5 }, 'INVALID_ARGUMENT', /options\.bucketSize: expected one of the options/);
   await refused('ZeRO++ below stage 3', { stage: 2, optimizer: opt, quantizedWeights: true }, 'INVALID_ARGUMENT', /options\.quantizedWeights: expected stage 3/);
   await refused('no optimizer', { stage: 1 }, 'INVALID_ARGUMENT', /options\.optimizer/);
   await refused('layers out of order', { stage: 3, optimizer: opt, layers: [['mid.weight', 'mid.bias'], ...M.LAYERS.filter((l) => l[0] !== 'mid.weight')] }, 'INVALID_ARGUMENT', /options\.layers\[0\]/);
   await refused('hpZ not dividing the world', { stage: 3, optimizer: opt, hierarchicalPartition: comm.size + 1 }, 'INVALID_ARGUMENT', /options\.hierarchicalPartition/);
+  for (const [name, call] of [['saveZeroCheckpoint', () => T.saveZeroCheckpoint(null, '/tmp/never', { step: 1 })], ['loadZeroCheckpoint', () => T.loadZeroCheckpoint({}, '/tmp/never')]]) {
+    try {
+      await call();
+      check.fail(`${name} without a Zero`, 'accepted');
+    } catch (e) {
+      check.ok(`${name} without a Zero names the argument`, e.code === 'INVALID_ARGUMENT' && /^zero: expected a Zero/.test(e.message), `${e.code}: ${e.message}`);
+    }
+  }
   const unpadded = new ParameterSet([{ name: 'w', shape: [comm.size * 3 + 1] }]);
   try {
     await Zero.create(comm, unpadded, { stage: 1, optimizer: opt });

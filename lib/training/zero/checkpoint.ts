@@ -28,6 +28,11 @@ import { readSafetensors, writeSafetensors, type SafetensorsInput, type Safetens
 import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
 import type { Zero } from './zero';
 
+function checkZero(zero: unknown): void {
+  const z = zero as Zero | null;
+  if (z === null || typeof z !== 'object' || typeof z.step !== 'function' || z.partition === undefined) throw argTypeError('zero', 'a Zero (from Zero.create)', zero);
+}
+
 // The name part 1's checkpoints use too: latestCheckpoint() and listCheckpoints() see both kinds, and
 // each loader refuses the other's by its format field.
 export const ZERO_INDEX_FILE = 'checkpoint.json';
@@ -95,6 +100,7 @@ async function agree<T>(zero: Zero, what: string, fn: () => T | Promise<T>): Pro
  * the directory must be one that every rank sees (one host, or a shared file system).
  */
 export async function saveZeroCheckpoint(zero: Zero, dir: string, contents: ZeroSaveContents): Promise<string> {
+  checkZero(zero);
   if (typeof dir !== 'string' || dir.length === 0) throw argTypeError('dir', 'a directory path', dir);
   const c = checkKeys<ZeroSaveContents>('contents', contents, ['step', 'meta']);
   checkNumber('contents.step', c.step, 0, Number.MAX_SAFE_INTEGER, true);
@@ -151,6 +157,7 @@ function writeIndexAndCommit(zero: Zero, c: ZeroSaveContents, tmp: string, targe
  * does for unsharded checkpoints), keeping the newest `keep`.
  */
 export async function saveLatestZeroCheckpoint(zero: Zero, root: string, contents: ZeroSaveContents, options?: { keep?: number }): Promise<string> {
+  checkZero(zero);
   if (typeof root !== 'string' || root.length === 0) throw argTypeError('root', 'a directory path', root);
   const o = checkKeys<{ keep?: number }>('options', options, ['keep']);
   const keep = o.keep === undefined ? Infinity : checkNumber('options.keep', o.keep, 1, Number.MAX_SAFE_INTEGER, true);
@@ -272,6 +279,7 @@ function readRange(reader: ShardReader, index: ZeroCheckpointIndex, prefix: stri
  * CHECKPOINT_INVALID naming the file.
  */
 export async function loadZeroCheckpoint(zero: Zero, dirOrRoot: string): Promise<LoadedZeroCheckpoint> {
+  checkZero(zero);
   const loaded = await agree(zero, 'loadZeroCheckpoint', () => {
     const { dir, index } = readZeroIndex(dirOrRoot);
     const indexFile = path.join(dir, ZERO_INDEX_FILE);

@@ -119,6 +119,13 @@ function checkFormat(name: string, v: unknown, fallback: QuantFormat): QuantForm
 
 export function resolveZeroOptions(options: ZeroOptions, worldSize: number): ResolvedZeroOptions {
   if (options === undefined) throw argTypeError('options', 'a ZeRO options object with stage and optimizer', options);
+  if (options !== null && typeof options === 'object') {
+    // A DeepSpeed user's first guess: say where the snake_case name went.
+    const deepspeed = Object.keys(options).find((k) => typeof DEEPSPEED_NAMES[k] === 'string' && DEEPSPEED_NAMES[k] !== k);
+    if (deepspeed !== undefined) {
+      throw argTypeError(`options.${deepspeed}`, `our name ${DEEPSPEED_NAMES[deepspeed]} (or the whole section through fromDeepSpeedConfig())`, deepspeed);
+    }
+  }
   const o = checkKeys<ZeroOptions>('options', options, KEYS);
   if (o.stage !== 1 && o.stage !== 2 && o.stage !== 3) throw argRangeError('options.stage', '1, 2 or 3', o.stage);
   if (typeof o.optimizer !== 'function') throw argTypeError('options.optimizer', 'a function (shard) => Optimizer, e.g. (s) => new AdamW(s)', o.optimizer);
