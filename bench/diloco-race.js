@@ -148,7 +148,7 @@ async function rankMain(o) {
     const result = { run: o.run, strategy: spec.strategy, flags: spec.flags, rate: o.rate, target: o.target, reached, steps: step, seconds: clock, secondsPerStep: clock / step, syncRounds: driver.syncRounds(), bytesSent: stats.total.bytesSent, curve };
     fs.writeFileSync(o.out, JSON.stringify(result, null, 2) + '\n');
   }
-  driver.free();
+  await driver.free();
   await comm.destroy();
 }
 

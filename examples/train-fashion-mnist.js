@@ -217,7 +217,7 @@ async function main() {
     if (saved !== undefined) console.log(`checkpoint: ${saved}`);
     if (o.json !== undefined) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
   }
-  strategy.free();
+  await strategy.free();
   await comm.destroy();
 }
 

@@ -86,8 +86,8 @@ module.exports = {
         quantize: flags.quantize,
         outerSteps: diloco.outerSteps,
       }),
-      free() {
-        diloco.free();
+      async free() {
+        await diloco.free();
         optimizer.free();
       },
     };

@@ -17,7 +17,7 @@
 //   load(dir) → { step, dir }  called on every rank: the step the checkpoint was taken at, and
 //                          the directory it was read from
 //   result?()              extra fields for the --json result
-//   free()
+//   free()                 may return a promise (the example awaits it)
 'use strict';
 
 const STRATEGY_MODULES = [

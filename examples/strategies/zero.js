@@ -118,8 +118,8 @@ module.exports = {
           subgroupBytesSent: groups.reduce((s, c) => s + c.stats().total.bytesSent, 0),
         };
       },
-      free() {
-        void zero.free();
+      async free() {
+        await zero.free();
       },
     };
   },

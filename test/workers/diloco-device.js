@@ -38,7 +38,7 @@ const { maxDiff } = require('../helpers/device-compare');
     const local = host(set.data).slice();
     const global = host(diloco.globalParams).slice();
     const r = { local: bits(local), global: bits(global), values: { local, global } };
-    diloco.free();
+    await diloco.free();
     inner.free();
     set.free();
     return r;

@@ -271,7 +271,7 @@ async function converges(comm, check, mode, format, rounds) {
   const bound = format.step(deltaAtOptimum(pb, H, 0.3));
   check.ok(`θ_global reaches the optimum within ${bound.toPrecision(3)} (from ${start.toFixed(2)})`, err <= bound, `max |θ − θ*| = ${err}`);
   check.attach('error', err);
-  diloco.free();
+  await diloco.free();
 }
 
 /** A θ_global corrupted on one rank is caught at the next outer step, on every rank. */
@@ -312,7 +312,7 @@ async function train(comm, options, steps, pauseAt, root) {
     if (t === pauseAt) {
       inFlightAtSave = diloco.inFlight();
       await saveDiLoCoCheckpoint(root, { diloco, step: t, meta: { note: 'mid-run' } });
-      diloco.free();
+      await diloco.free();
       ({ set, inner, diloco } = await make());
       // A local step of the fresh objects first: loading must overwrite what it changed.
       gradient(set, pb, rank);
@@ -374,6 +374,18 @@ async function badOptions(comm, check) {
     err = e;
   }
   check.equal('ranks with different options refused on every rank', err && err.code, 'STATE_MISMATCH');
+  // free() with a round in flight waits for it; anything after free() is refused.
+  const freed = await DiLoCo.create(comm, set, { syncEvery: 1, mode: 'delayed' });
+  await freed.step();
+  check.equal('a round is in flight before free()', freed.inFlight().length, 1);
+  await freed.free();
+  let after;
+  try {
+    await freed.step();
+  } catch (e) {
+    after = e;
+  }
+  check.ok('step() after free() is INVALID_STATE', after && after.code === 'INVALID_STATE' && /after free\(\)/.test(after.message), after ? `${after.code}: ${after.message}` : 'accepted');
 }
 
 async function main() {

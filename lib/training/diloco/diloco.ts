@@ -70,6 +70,7 @@ export class DiLoCo {
   readonly #applied: number[];
   #innerSteps = 0;
   #busy = false;
+  #freed = false;
 
   private constructor(comm: Communicator, params: ParameterSet, o: ResolvedOptions, innerOptimizer: Optimizer | undefined) {
     this.comm = comm;
@@ -268,12 +269,27 @@ export class DiLoCo {
   }
 
   /** Releases the device memory of the outer state (no-op on host). Waits for nothing: settle() first. */
-  free(): void {
-    for (const b of [this.#global, this.#momentum, this.#delta, this.#spare]) if (b !== undefined) release(b);
-    for (const v of this.#views) if (v.residual !== undefined) release(v.residual);
+  /**
+   * Releases θ_global, the momentum and the round buffers, after the all-reduces in flight have
+   * finished writing into them (a failed one included); every later call is INVALID_STATE.
+   */
+  async free(): Promise<void> {
+    if (this.#freed) return;
+    this.#enter('free');
+    try {
+      for (const p of this.#pending) {
+        if (p !== undefined) await p.done.catch(() => undefined);
+      }
+    } finally {
+      this.#freed = true;
+      this.#busy = false;
+      for (const b of [this.#global, this.#momentum, this.#delta, this.#spare]) if (b !== undefined) release(b);
+      for (const v of this.#views) if (v.residual !== undefined) release(v.residual);
+    }
   }
 
   #enter(what: string): void {
+    if (this.#freed) throw new TrainingError(TrainingErrorCode.INVALID_STATE, `DiLoCo.${what}: called after free()`);
     if (this.#busy) throw new TrainingError(TrainingErrorCode.INVALID_STATE, `DiLoCo.${what}: called while a step(), state() or loadState() is still running; await it first`);
     this.#busy = true;
   }
