@@ -264,6 +264,12 @@ async function badOptions(comm, check) {
     check.ok('an unknown tensor named', e.code === 'INVALID_ARGUMENT' && /"nope"/.test(e.message), e.message);
   }
   await z3.free();
+  try {
+    await z3.step();
+    check.fail('step() after free()', 'accepted');
+  } catch (e) {
+    check.ok('step() after free() is INVALID_STATE', e.code === 'INVALID_STATE' && /after free\(\)/.test(e.message), `${e.code}: ${e.message}`);
+  }
 }
 
 module.exports = { zeroStep, zeroRun, ddpRun, gathered, sameTensors, newSet, bits, STEPS };

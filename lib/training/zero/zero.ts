@@ -64,6 +64,7 @@ export class Zero {
   readonly #ready = new Set<string>();
   readonly #layerPending = new Map<PartitionUnit, number>();
   readonly #reductions: Promise<void>[] = [];
+  #freed = false;
   #nextLayer: number;
 
   private constructor(comm: Communicator, params: ParameterSet, o: ResolvedZeroOptions, partition: Partition, topology: Topology, groups: ZeroGroups) {
@@ -132,6 +133,7 @@ export class Zero {
 
   /** The parameters of `name`: params' view (stages 1–2), the gathered layer's (stage 3, inside a gather window). */
   view(name: string): Float32Buffer {
+    this.#live('view');
     if (this.#gathers === undefined) return this.params.view(name);
     const u = this.partition.unitOf(name);
     const t = this.params.get(name);
@@ -141,6 +143,7 @@ export class Zero {
 
   /** Where to write `name`'s gradient for this step. */
   gradView(name: string): Float32Buffer {
+    this.#live('gradView');
     if (this.#grads === undefined) return this.params.gradView(name);
     const u = this.partition.unitOf(name);
     if (this.#ready.has(name)) throw new TrainingError(TrainingErrorCode.INVALID_STATE, `gradView: the gradient of ${JSON.stringify(name)} was already marked ready in this step`);
@@ -150,11 +153,13 @@ export class Zero {
 
   /** Zeroes the gradients the backward pass accumulates into (stage 3's layer buffers start at zero anyway). */
   zeroGrad(): void {
+    this.#live('zeroGrad');
     if (this.#flat !== undefined) this.params.zeroGrad();
   }
 
   /** Marks `name`'s gradient as written; a full bucket (stage 2) or layer (stage 3) starts averaging. */
   gradReady(name: string): void {
+    this.#live('gradReady');
     const u = this.partition.unitOf(name);
     if (this.#ready.has(name)) throw argRangeError('name', 'a gradient not yet marked ready in this step', name);
     this.#ready.add(name);
@@ -178,6 +183,7 @@ export class Zero {
 
   /** Marks every gradient not yet marked, last tensor first. */
   gradsReady(): void {
+    this.#live('gradsReady');
     for (let i = this.params.tensors.length - 1; i >= 0; i--) {
       const n = this.params.tensors[i].name;
       if (!this.#ready.has(n)) this.gradReady(n);
@@ -190,16 +196,19 @@ export class Zero {
    * following layers in the forward pass, the preceding ones in the backward pass).
    */
   async gather(names: readonly string[]): Promise<void> {
+    this.#live('gather');
     await this.#stage3('gather').gather(this.#units(names));
   }
 
   /** Stage 3: ends the gather window of the layers holding `names`; a layer no window holds is freed. */
   release(names: readonly string[]): void {
+    this.#live('release');
     this.#stage3('release').release(this.#units(names));
   }
 
   /** Stage 3: `fn` inside a gather window of `names` (released even when fn throws). */
   async withGathered<T>(names: readonly string[], fn: () => T | Promise<T>): Promise<T> {
+    this.#live('withGathered');
     await this.gather(names);
     try {
       return await fn();
@@ -225,6 +234,7 @@ export class Zero {
    * naming it, after the averages every rank issues have run (so no rank hangs), with nothing stepped.
    */
   async step(): Promise<void> {
+    this.#live('step');
     const missing = this.params.tensors.filter((t) => !this.#ready.has(t.name)).map((t) => t.name);
     if (this.#gathers !== undefined) {
       const held = this.#gathers.held();
@@ -268,6 +278,7 @@ export class Zero {
    * evaluation, export and tools; stage 3 needs the whole model's memory for it.
    */
   async gatherAll(target: Float32Buffer = this.params.data): Promise<void> {
+    this.#live('gatherAll');
     if (target.length !== this.params.length) throw argRangeError('target', `a buffer of ${this.params.length} elements`, target.length);
     if (this.#flat !== undefined) {
       if (target !== this.params.data) copyBuffer(this.params.data, target);
@@ -290,6 +301,7 @@ export class Zero {
    * Collective: every rank calls it.
    */
   async loadShard(master: Float32Array, state: OptimizerState): Promise<void> {
+    this.#live('loadShard');
     if (!(master instanceof Float32Array) || master.length !== this.shard.length) throw argRangeError('master', `a Float32Array of ${this.shard.length} elements`, master);
     this.optimizer.loadState(state);
     fromHost(master, this.shard.data);
@@ -314,6 +326,10 @@ export class Zero {
 
   /** Releases device memory (shard, optimizer state, layer buffers) and ZeRO++'s communicators. */
   async free(): Promise<void> {
+    if (this.#freed) return;
+    this.#freed = true;
+    // Reductions in flight write into the layer buffers released below.
+    await Promise.allSettled(this.#reductions.splice(0));
     this.#gathers?.free();
     this.#grads?.free();
     this.optimizer.free();
@@ -325,6 +341,10 @@ export class Zero {
         await c.destroy();
       }
     }
+  }
+
+  #live(what: string): void {
+    if (this.#freed) throw new TrainingError(TrainingErrorCode.INVALID_STATE, `Zero.${what}: called after free()`);
   }
 
   #reduceLayer(u: PartitionUnit): void {
