@@ -23,6 +23,8 @@ const RUNS = {
   ddp: { strategy: 'ddp', flags: {} },
   diloco: { strategy: 'diloco', flags: { 'sync-every': '50' } },
   streaming: { strategy: 'diloco', flags: { 'sync-every': '50', fragments: '4', 'fragment-sync-delay': '5' } },
+  // Streaming DiLoCo's mixing: half the local progress of the τ overlapped steps kept.
+  'streaming-alpha': { strategy: 'diloco', flags: { 'sync-every': '50', fragments: '4', 'fragment-sync-delay': '5', 'fragment-update-alpha': '0.5' } },
   eager: { strategy: 'diloco', flags: { 'sync-every': '50', mode: 'eager', 'fragment-sync-delay': '5' } },
   // τ long enough for the whole model's all-reduce on the shaped link (about 0.4 s, 11 inner steps).
   eager20: { strategy: 'diloco', flags: { 'sync-every': '50', mode: 'eager', 'fragment-sync-delay': '20' } },
