@@ -9,8 +9,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const { fakeGpuEnv } = require('./helpers/fake-gpu');
+const { runDeviceWorker } = require('./helpers/device-worker');
 
 describe('97 the training layer on DeviceBuffers (host-memory stand-ins)', function () {
   let tmp;
@@ -25,16 +25,12 @@ describe('97 the training layer on DeviceBuffers (host-memory stand-ins)', funct
     this.timeout(120000);
     const env = fakeGpuEnv(path.join(tmp, 'fakes'));
     if (env === null) this.skip();
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'workers', 'training-device.js'), path.join(tmp, 'ckpt')], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 100000 });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    assert.ok(line, r.stdout + r.stderr);
-    const out = JSON.parse(line.slice(7));
+    const { out, stderr } = runDeviceWorker('training-device.js', path.join(tmp, 'ckpt'), env);
     for (const compress of ['none', 'bf16', 'int8']) {
       assert.deepEqual(out[compress], { same: true, moved: true, maxDiff: 0 }, `${compress}: ${JSON.stringify(out[compress])}`);
     }
     assert.deepEqual(out.checkpoint, { params: true, step: true, state: true }, 'a checkpoint saved from device memory loads into host memory with the same bits');
     // Every device buffer the layer allocated (parameters, gradients, state, hook scratch) was freed.
-    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+    assert.match(stderr, /fake-cuda: 0 live allocations\n/);
   });
 });

@@ -9,8 +9,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const { fakeGpuEnv } = require('./helpers/fake-gpu');
+const { runDeviceWorker } = require('./helpers/device-worker');
 
 describe('98 DiLoCo on DeviceBuffers (host-memory stand-ins)', function () {
   let tmp;
@@ -25,17 +25,13 @@ describe('98 DiLoCo on DeviceBuffers (host-memory stand-ins)', function () {
     this.timeout(120000);
     const env = fakeGpuEnv(path.join(tmp, 'fakes'));
     if (env === null) this.skip();
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'workers', 'diloco-device.js'), path.join(tmp, 'ckpt')], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 100000 });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    assert.ok(line, r.stdout + r.stderr);
-    const out = JSON.parse(line.slice(7));
+    const { out, stderr } = runDeviceWorker('diloco-device.js', path.join(tmp, 'ckpt'), env);
     for (const mode of ['streaming', 'eager', 'delayed']) {
       for (const q of ['false', 'int8']) {
         assert.deepEqual(out[`${mode} ${q}`], { local: true, global: true, resumedOnHost: true, moved: true, maxDiff: 0 }, `${mode}, quantize ${q}`);
       }
     }
     // Every device buffer DiLoCo allocated (θ_global, momentum, Δ, spare, residuals) was freed.
-    assert.match(r.stderr, /fake-cuda: 0 live allocations\n/);
+    assert.match(stderr, /fake-cuda: 0 live allocations\n/);
   });
 });

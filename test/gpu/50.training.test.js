@@ -10,10 +10,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
-const WORKERS = path.join(__dirname, '..', 'workers');
+const { runDeviceWorker } = require('../helpers/device-worker');
 const { backends } = require(DIST);
 
 // Float32 paths: the kernels' rounding over a few steps. Quantized rounds (bf16, int8, ZeRO++'s
@@ -21,13 +20,7 @@ const { backends } = require(DIST);
 const FLOAT_TOLERANCE = 1e-4;
 const QUANTIZED_TOLERANCE = 0.1;
 
-function runWorker(file, tmp) {
-  const r = spawnSync(process.execPath, [path.join(WORKERS, file), tmp], { encoding: 'utf8', timeout: 110000 });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  assert.ok(line, r.stdout + r.stderr);
-  return JSON.parse(line.slice(7));
-}
+const runWorker = (file, dir) => runDeviceWorker(file, dir, {}).out;
 
 function checkCases(out, quantized) {
   const identical = [];
