@@ -6,26 +6,12 @@
 // (the stand-in NCCL joins one-rank communicators only).
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { fakeGpuEnv } = require('./helpers/fake-gpu');
-const { runDeviceWorker } = require('./helpers/device-worker');
+const { runOnStandIns } = require('./helpers/device-worker');
 
 describe('97 the training layer on DeviceBuffers (host-memory stand-ins)', function () {
-  let tmp;
-  before(function () {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-train-device-'));
-  });
-  after(function () {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-
   it('ParameterSet, DataParallel (none, bf16, int8), AdamW, SGD and checkpoints on a device give the host bits', function () {
     this.timeout(120000);
-    const env = fakeGpuEnv(path.join(tmp, 'fakes'));
-    if (env === null) this.skip();
-    const { out, stderr } = runDeviceWorker('training-device.js', path.join(tmp, 'ckpt'), env);
+    const { out, stderr } = runOnStandIns(this, 'training-device.js');
     for (const compress of ['none', 'bf16', 'int8']) {
       assert.deepEqual(out[compress], { same: true, moved: true, maxDiff: 0 }, `${compress}: ${JSON.stringify(out[compress])}`);
     }

@@ -6,26 +6,12 @@
 // saved from device memory that a host run resumes from.
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { fakeGpuEnv } = require('./helpers/fake-gpu');
-const { runDeviceWorker } = require('./helpers/device-worker');
+const { runOnStandIns } = require('./helpers/device-worker');
 
 describe('98 DiLoCo on DeviceBuffers (host-memory stand-ins)', function () {
-  let tmp;
-  before(function () {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-diloco-device-'));
-  });
-  after(function () {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
-
   it('every mode, float32 and int8, gives the host bits; a device checkpoint resumes on host', function () {
     this.timeout(120000);
-    const env = fakeGpuEnv(path.join(tmp, 'fakes'));
-    if (env === null) this.skip();
-    const { out, stderr } = runDeviceWorker('diloco-device.js', path.join(tmp, 'ckpt'), env);
+    const { out, stderr } = runOnStandIns(this, 'diloco-device.js');
     for (const mode of ['streaming', 'eager', 'delayed']) {
       for (const q of ['false', 'int8']) {
         assert.deepEqual(out[`${mode} ${q}`], { local: true, global: true, resumedOnHost: true, moved: true, maxDiff: 0 }, `${mode}, quantize ${q}`);

@@ -5,8 +5,11 @@
 // (test/helpers/fake-gpu.js), or {} on a real GPU.
 
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const { fakeGpuEnv } = require('./fake-gpu');
 
 const WORKERS = path.join(__dirname, '..', 'workers');
 
@@ -18,4 +21,19 @@ function runDeviceWorker(file, dir, env) {
   return { out: JSON.parse(line.slice(7)), stderr: r.stderr };
 }
 
-module.exports = { runDeviceWorker };
+/**
+ * The worker on the host-memory stand-ins of CUDA, NCCL and the kernels, in a temporary
+ * directory removed after; skips the mocha test `test` where the stand-ins cannot be built.
+ */
+function runOnStandIns(test, file) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'collectives-device-worker-'));
+  try {
+    const env = fakeGpuEnv(path.join(tmp, 'fakes'));
+    if (env === null) test.skip();
+    return runDeviceWorker(file, path.join(tmp, 'ckpt'), env);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+module.exports = { runDeviceWorker, runOnStandIns };

@@ -6,14 +6,10 @@
 
 const c = require('../../dist');
 const t = require('../../dist/training');
-const { maxDiff } = require('../helpers/device-compare');
+const { SPECS: specs, values, bits, toHost: host, maxDiff } = require('../helpers/device-runs');
 
 (async () => {
   const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
-  const specs = [{ name: 'w', shape: [33, 7] }, { name: 'b', shape: [5] }];
-  const values = (n, k) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + k) * (1 + (i % 5)));
-  const bits = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
-  const host = (b) => (b instanceof c.DeviceBuffer ? b.copyTo(new Float32Array(b.length)) : b);
   const out = {};
   const modes = {
     streaming: { syncEvery: 4, fragments: 2, fragmentSyncDelay: 1, fragmentUpdateAlpha: 0.5 },

@@ -6,13 +6,10 @@
 
 const c = require('../../dist');
 const t = require('../../dist/training');
-const { maxDiff } = require('../helpers/device-compare');
+const { SPECS: specs, values, bits, maxDiff } = require('../helpers/device-runs');
 
 (async () => {
   const comm = await c.init({ rank: 0, worldSize: 1, masterPort: 0 });
-  const specs = [{ name: 'w', shape: [33, 7] }, { name: 'b', shape: [5] }];
-  const values = (n, k) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + k) * (1 + (i % 5)));
-  const bits = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
   const out = {};
   for (const [compress, makeOpt] of [['none', (s) => new t.AdamW(s)], ['bf16', (s) => new t.SGD(s, { lr: 0.1, momentum: 0.9, nesterov: true })], ['int8', (s) => new t.AdamW(s, { weightDecay: 0.1 })]]) {
     const host = new t.ParameterSet(specs, { padMultiple: 8 });

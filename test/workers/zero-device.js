@@ -9,10 +9,8 @@ const fs = require('node:fs');
 const { init } = require('../../dist');
 const T = require('../../dist/training');
 const M = require('./zero-model');
-const { maxDiff } = require('../helpers/device-compare');
+const { bits, toHost: host, maxDiff } = require('../helpers/device-runs');
 
-const bits = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
-const host = (b) => (b instanceof Float32Array ? b : b.copyTo(new Float32Array(b.length)));
 const write = (b, values) => (b instanceof Float32Array ? b.set(values) : b.copyFrom(values));
 
 async function run(comm, options, device) {
