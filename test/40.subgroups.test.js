@@ -5,16 +5,7 @@
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
 const { assertCases, launched } = require('./helpers/cases');
 
-// The cases of test/workers/subgroups.js, the same on every rank.
-const SUBGROUP_CASES = [
-  'split(rank % 2)',
-  'parent and subgroup work interleaved',
-  'subgroup([1, 2, 3])',
-  'split(0, -rank)',
-  'split with a null color',
-  'nested splits',
-  'parents after their children are destroyed',
-];
+const { SUBGROUP_CASES } = require('./helpers/subgroup-cases');
 
 describe('40 subgroups', function () {
   it('splits by color and key, nests, and runs subgroup and parent work interleaved', async function () {

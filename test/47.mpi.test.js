@@ -10,6 +10,7 @@ const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { assertCases, collectivesCases, parseCases, ranksOf, launched } = require('./helpers/cases');
 const { mpirunWorker, skipWithoutMpi } = require('./helpers/mpirun');
+const { SUBGROUP_CASES } = require('./helpers/subgroup-cases');
 
 const DIST = path.join(__dirname, '..', 'dist');
 
@@ -35,15 +36,6 @@ const QUANTIZED_CASES = [
   'allReduce of 2 elements',
   'allReduce bfloat16',
   'error feedback',
-];
-const SUBGROUP_CASES = [
-  'split(rank % 2)',
-  'parent and subgroup work interleaved',
-  'subgroup([1, 2, 3])',
-  'split(0, -rank)',
-  'split with a null color',
-  'nested splits',
-  'parents after their children are destroyed',
 ];
 
 describe('47 MPI engine', function () {
