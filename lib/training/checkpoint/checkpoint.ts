@@ -13,12 +13,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { argRangeError, argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
+import { argRangeError, argTypeError, checkKeys, checkNumber } from '../errors';
 import { Optimizer, type OptimizerState } from '../optim/optimizer';
 import { ParameterSet } from '../params';
 import { fromHost, toHost } from '../buffers';
 import { readSafetensors, writeSafetensors, type SafetensorsInput, type SafetensorsTensor } from './safetensors';
 import { fsyncDir, replaceDirectory, tempSibling, writeSynced } from './files';
+import { invalid, resolveCheckpointDir } from './locate';
 
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -171,7 +172,7 @@ export function loadCheckpoint(dir: string, targets: CheckpointTargets): LoadedC
   const t = checkKeys<CheckpointTargets>('targets', targets, ['params', 'optimizer']);
   if (!(t.params instanceof ParameterSet)) throw argTypeError('targets.params', 'a ParameterSet', t.params);
   checkOptimizer('targets.optimizer', t.optimizer, t.params);
-  const resolved = resolveDir(dir);
+  const resolved = resolveCheckpointDir(dir, INDEX_FILE);
   const index = readIndex(path.join(resolved, INDEX_FILE));
   const modelFile = path.join(resolved, MODEL_FILE);
   const model = readSafetensors(modelFile).tensors;
@@ -190,24 +191,6 @@ export function loadCheckpoint(dir: string, targets: CheckpointTargets): LoadedC
     meta: index.meta,
     ...(index.optimizer !== undefined ? { optimizer: index.optimizer } : {}),
   };
-}
-
-function resolveDir(dir: string): string {
-  if (fs.existsSync(path.join(dir, INDEX_FILE))) return dir;
-  // A root: follow its pointer (a plain file naming the directory; see root.ts).
-  const pointer = path.join(dir, 'latest');
-  if (fs.existsSync(pointer)) {
-    const name = fs.readFileSync(pointer, 'utf8').trim();
-    if (name.length === 0 || name.includes('/') || name.includes('\\') || name.startsWith('.')) {
-      throw new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${pointer}: ${JSON.stringify(name)} is not the name of a checkpoint directory`);
-    }
-    return path.join(dir, name);
-  }
-  return dir;
-}
-
-function invalid(file: string, what: string): TrainingError {
-  return new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${file}: ${what}`);
 }
 
 function readIndex(file: string): CheckpointIndex {

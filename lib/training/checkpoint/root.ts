@@ -19,7 +19,8 @@ import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode 
 import { INDEX_FILE, saveCheckpoint, type CheckpointContents } from './checkpoint';
 import { processAlive, replaceFile, tempOwner } from './files';
 
-export const LATEST_FILE = 'latest';
+export { LATEST_FILE } from './locate';
+import { LATEST_FILE } from './locate';
 
 export interface SaveLatestOptions {
   /** Checkpoints to keep, the new one included (default: all). */

@@ -12,7 +12,8 @@
  */
 import * as fs from 'node:fs';
 import { endianness } from 'node:os';
-import { argRangeError, argTypeError, TrainingError, TrainingErrorCode } from '../errors';
+import { argRangeError, argTypeError } from '../errors';
+import { invalid } from './locate';
 
 /** The element types of the format that this reader understands. */
 export const SAFETENSORS_DTYPES = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL'] as const;
@@ -62,9 +63,6 @@ const ARRAYS: Record<SafetensorsDType, ArrayCtor> = {
 const MAX_HEADER_BYTES = 100_000_000;
 const LITTLE_ENDIAN = endianness() === 'LE';
 
-function invalid(file: string, what: string): TrainingError {
-  return new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${file}: ${what}`);
-}
 
 /** Reads a whole file: every tensor copied into its own (aligned) typed array. */
 export function readSafetensors(file: string): { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> } {

@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toHost } from '../buffers';
 import { fsyncDir, replaceDirectory, replaceFile, tempSibling, writeSynced } from '../checkpoint/files';
+import { invalid, LATEST_FILE, resolveCheckpointDir } from '../checkpoint/locate';
 import { readSafetensors, writeSafetensors, type SafetensorsInput, type SafetensorsTensor } from '../checkpoint/safetensors';
 import { argTypeError, checkKeys, checkNumber, TrainingError, TrainingErrorCode } from '../errors';
 import type { Zero } from './zero';
@@ -37,7 +38,6 @@ function checkZero(zero: unknown): void {
 // each loader refuses the other's by its format field.
 export const ZERO_INDEX_FILE = 'checkpoint.json';
 const FORMAT = 'collectives-zero/1';
-const LATEST = 'latest';
 
 export interface ZeroCheckpointIndex {
   format: string;
@@ -66,10 +66,6 @@ export interface LoadedZeroCheckpoint {
 }
 
 const shardFile = (rank: number, size: number): string => `zero-rank-${String(rank).padStart(5, '0')}-of-${String(size).padStart(5, '0')}.safetensors`;
-
-function invalid(file: string, what: string): TrainingError {
-  return new TrainingError(TrainingErrorCode.CHECKPOINT_INVALID, `${file}: ${what}`);
-}
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -167,7 +163,7 @@ export async function saveLatestZeroCheckpoint(zero: Zero, root: string, content
   await saveZeroCheckpoint(zero, dir, contents);
   await agree(zero, 'saveLatestZeroCheckpoint', () => {
     if (zero.comm.rank !== 0) return;
-    replaceFile(path.join(root, LATEST), name + '\n');
+    replaceFile(path.join(root, LATEST_FILE), name + '\n');
     const all = fs.readdirSync(root).filter((n) => /^step-\d{8}$/.test(n) && n !== name).sort();
     for (const n of all.slice(0, Math.max(0, all.length + 1 - keep))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
   });
@@ -189,21 +185,10 @@ function writeShard(zero: Zero, dir: string): { file: string; bytes: number; sha
   return { file: name, bytes: fs.statSync(file).size, sha256: sha256(file) };
 }
 
-function resolveDir(dirOrRoot: string): string {
-  if (fs.existsSync(path.join(dirOrRoot, ZERO_INDEX_FILE))) return dirOrRoot;
-  const pointer = path.join(dirOrRoot, LATEST);
-  if (fs.existsSync(pointer)) {
-    const name = fs.readFileSync(pointer, 'utf8').trim();
-    if (!/^step-\d{8}$/.test(name)) throw invalid(pointer, `${JSON.stringify(name)} is not the name of a checkpoint directory`);
-    return path.join(dirOrRoot, name);
-  }
-  return dirOrRoot;
-}
-
 /** Reads and checks the index and every file it lists (present, size, SHA-256). */
 export function readZeroIndex(dirOrRoot: string): { dir: string; index: ZeroCheckpointIndex } {
   if (typeof dirOrRoot !== 'string' || dirOrRoot.length === 0) throw argTypeError('dir', 'a directory path', dirOrRoot);
-  const dir = resolveDir(dirOrRoot);
+  const dir = resolveCheckpointDir(dirOrRoot, ZERO_INDEX_FILE);
   const file = path.join(dir, ZERO_INDEX_FILE);
   let index: ZeroCheckpointIndex;
   try {
