@@ -11,7 +11,7 @@ export {
   type RootedOptions,
   type MonitoredBarrierOptions,
 } from './core/communicator';
-export { Store } from './core/store';
+export { Store, type StoreConnectOptions } from './core/store';
 export type { JsonValue } from './core/objects';
 export { Work } from './core/work';
 export { backends, type Backends, type BackendStatus, type LibraryStatus, type CudaStatus, type MpiStatus } from './core/backends';

@@ -55,6 +55,13 @@ export interface InitOptions {
    * 'gloo'. See docs/mpi.md.
    */
   engine?: Engine;
+  /**
+   * Meet under this name in the store instead of the next automatic one (`world`, `world.1`,
+   * …, counted per process). Ranks that were not all started together, and so have made
+   * different numbers of init() calls (an elastic generation's members), agree on a name this
+   * way. Letters, digits and `._-/`; each name once per store and run.
+   */
+  namespace?: string;
 }
 
 /** The engines that run collectives on host memory. */
@@ -87,7 +94,10 @@ const INIT_KEYS = [
   'debug',
   'callSites',
   'engine',
+  'namespace',
 ] as const;
+
+const NAMESPACE = /^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$/;
 
 function isLoopback(addr: string): boolean {
   return addr === 'localhost' || addr === '::1' || addr.startsWith('127.');
@@ -222,11 +232,15 @@ export async function init(options?: InitOptions): Promise<Communicator> {
     throw argTypeError('options.storePath', 'a folder path', storePath);
   }
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
+  const namespace = o.namespace;
+  if (namespace !== undefined && (typeof namespace !== 'string' || !NAMESPACE.test(namespace))) {
+    throw argTypeError('options.namespace', 'a name of letters, digits and ._-/ (at most 200, not starting with /)', namespace);
+  }
   // Taken before the first await, so that init()s started together are numbered in call order.
   // A world of one on a store of its own (port 0, hosted here) shares that store with no one.
   const freshStore = !storePath && env.COLLECTIVES_STORE_HOSTED !== '1' && info.worldSize === 1 && (portGiven === undefined || masterPort === 0);
   const runId = env.COLLECTIVES_RUN_ID ?? 'job';
-  const generation = freshStore ? 0 : nextGeneration(`${storePath !== undefined ? `file ${storePath}` : `${masterAddr}:${masterPort}`} ${runId} rank ${info.rank}`);
+  const generation = freshStore || namespace !== undefined ? 0 : nextGeneration(`${storePath !== undefined ? `file ${storePath}` : `${masterAddr}:${masterPort}`} ${runId} rank ${info.rank}`);
   const addrName = o.masterAddr !== undefined ? 'options.masterAddr' : env.MASTER_ADDR !== undefined ? 'MASTER_ADDR' : 'the default address';
   let hostname = o.hostname;
   if (hostname === undefined && !iface) {
@@ -244,7 +258,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       );
     }
   }
-  const prefix = `${runId}/world${generation === 0 ? '' : `.${generation}`}`;
+  const prefix = namespace !== undefined ? `${runId}/${namespace}` : `${runId}/world${generation === 0 ? '' : `.${generation}`}`;
   const debug = debugMode(o.debug);
   const callSites = callSitesOption(o.callSites, debug);
 

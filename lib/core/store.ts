@@ -9,6 +9,23 @@ export interface StoreAccess {
   prefix: string;
 }
 
+/** Where Store.connect() finds the store; each left out is read from the launcher's environment. */
+export interface StoreConnectOptions {
+  /** The name the keys are put under (as init()'s `namespace`): `<run id>/<namespace>/store/<key>`. */
+  namespace: string;
+  /** MASTER_ADDR, else 127.0.0.1. */
+  masterAddr?: string;
+  /** MASTER_PORT, else 29500. */
+  masterPort?: number;
+  /** COLLECTIVES_TOKEN. */
+  token?: string;
+  /** Default timeout of get and wait (COLLECTIVES_TIMEOUT_MS, else 10 minutes). */
+  timeoutMs?: number;
+}
+
+const CONNECT_KEYS = ['namespace', 'masterAddr', 'masterPort', 'token', 'timeoutMs'];
+const NAMESPACE = /^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$/;
+
 /** The protocol's longest key (native/store/PROTOCOL.md), less room for the namespace. */
 const MAX_KEY_BYTES = 4096;
 /** Timeouts travel as u32 milliseconds. */
@@ -32,6 +49,32 @@ export class Store {
     this.#access = access;
     this.#rank = rank;
     this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * A store client of its own, not tied to a communicator (torch's `TCPStore(host, port,
+   * is_master=False)`): for coordination that must outlive communicators, such as elastic
+   * membership. It needs a store that is already running (collectives-run's, or one that a
+   * rank 0 hosts). The connection opens on the first request; `close()` ends it.
+   */
+  static connect(options: StoreConnectOptions): Store {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) throw argTypeError('options', 'an options object', options);
+    for (const k of Object.keys(options)) if (!CONNECT_KEYS.includes(k)) throw argTypeError(`options.${k}`, `one of the options ${CONNECT_KEYS.join(', ')}`, k);
+    const env = process.env;
+    const ns = options.namespace;
+    if (typeof ns !== 'string' || !NAMESPACE.test(ns)) throw argTypeError('options.namespace', 'a name of letters, digits and ._-/ (at most 200, not starting with /)', ns);
+    const host = options.masterAddr ?? env.MASTER_ADDR ?? '127.0.0.1';
+    if (typeof host !== 'string' || host === '') throw argTypeError('options.masterAddr', 'a host name or address', host);
+    const portGiven = options.masterPort ?? (env.MASTER_PORT ? Number(env.MASTER_PORT) : 29500);
+    const port = checkInt(options.masterPort !== undefined ? 'options.masterPort' : 'MASTER_PORT', portGiven, 1, 65535);
+    let token = options.token ?? env.COLLECTIVES_TOKEN ?? '';
+    if (typeof token !== 'string') throw argTypeError('options.token', 'a string', token);
+    // init()'s rule for ranks started without a shared secret.
+    if (token === '') token = `open:${host}:${port}`;
+    const timeoutGiven = options.timeoutMs ?? (env.COLLECTIVES_TIMEOUT_MS ? Number(env.COLLECTIVES_TIMEOUT_MS) : 10 * 60 * 1000);
+    const timeoutMs = checkInt(options.timeoutMs !== undefined ? 'options.timeoutMs' : 'COLLECTIVES_TIMEOUT_MS', timeoutGiven, 1, MAX_TIMEOUT_MS);
+    const rank = env.RANK !== undefined && /^[0-9]+$/.test(env.RANK) ? Number(env.RANK) : -1;
+    return new Store({ endpoint: { host, port, token }, prefix: `${env.COLLECTIVES_RUN_ID ?? 'job'}/${ns}` }, rank, timeoutMs);
   }
 
   /** The namespace every key is put under. */
@@ -73,7 +116,7 @@ export class Store {
     await this.#call('wait', encodeRequest.wait(ks, t), keys.join(', '));
   }
 
-  /** @internal Closes the connection (the communicator's destroy and abort). */
+  /** Closes the connection (a communicator's store: its destroy and abort do this); a later request opens a new one. */
   close(): void {
     this.#connection?.close();
     this.#connection = undefined;

@@ -22,6 +22,10 @@ export const TrainingErrorCode = {
   INVALID_STATE: 'INVALID_STATE',
   /** State that every rank must hold bit for bit (DiLoCo's θ_global) differs between ranks. */
   STATE_MISMATCH: 'STATE_MISMATCH',
+  /** Fewer live workers than an elastic job's minWorkers. */
+  QUORUM_LOST: 'QUORUM_LOST',
+  /** Elastic training cannot run here (no store that outlives the workers), or a worker was not admitted in time. */
+  ELASTIC_UNAVAILABLE: 'ELASTIC_UNAVAILABLE',
 } as const;
 export type TrainingErrorCode = (typeof TrainingErrorCode)[keyof typeof TrainingErrorCode];
 

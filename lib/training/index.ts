@@ -15,3 +15,4 @@ export {
 } from './data/fashion-mnist';
 export { DistributedSampler, batches, type DistributedSamplerOptions } from './data/sampler';
 export * from './zero';
+export * from './elastic';

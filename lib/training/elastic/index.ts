@@ -1,0 +1,2 @@
+export { Elastic, describeGeneration, type GenerationRecord, type GenerationKind } from './membership';
+export type { ElasticOptions } from './options';
