@@ -21,12 +21,14 @@ function program(): Command {
     .argument('<script>', 'program every rank runs; .js, .cjs and .mjs files run under this Node.js')
     .argument('[args...]', 'arguments for the script (everything after <script>, or after --)')
     .option('--nproc-per-node <n>', 'ranks to start on this node; auto: one per GPU, else one per CPU; cpu; gpu', DEFAULTS.nprocPerNode)
-    .option('--nnodes <m>', 'nodes in the job', DEFAULTS.nnodes)
+    .option('--nnodes <m>', 'nodes in the job (with --elastic also MIN:MAX, MIN = MAX)', DEFAULTS.nnodes)
     .option('--node-rank <k>', "this node's index, 0 to nnodes-1", DEFAULTS.nodeRank)
     .option('--master-addr <addr>', 'address of node 0, where the store listens', DEFAULTS.masterAddr)
     .option('--master-port <port>', 'store port; 0 picks a free one (single node only)', DEFAULTS.masterPort)
     .option('--standalone', 'one node, the store on a free port of 127.0.0.1 (no --master-addr/--master-port)')
-    .option('--max-restarts <r>', 'times to restart the whole group after a rank fails', DEFAULTS.maxRestarts)
+    .option('--max-restarts <r>', 'times to restart the whole group after a rank fails (with --elastic: restarts of single ranks, counted over all ranks)', DEFAULTS.maxRestarts)
+    .option('--elastic', 'a failed rank is restarted alone while the others go on (the training layer reforms its groups through the store)')
+    .option('--min-workers <n>', 'with --elastic: the fewest live ranks training may go on with, 1 to the number of ranks', DEFAULTS.minWorkers)
     .option('-m, --module', "<script> is a package in node_modules: run its bin")
     .option('--log-dir <dir>', "write ranks' output to <dir>/<run id>/attempt_<n>/<rank>/{stdout,stderr}.log")
     .option('-r, --redirects <s>', 'streams only to the files: 0 none, 1 stdout, 2 stderr, 3 both; or per local rank, 0:3,1:2')
@@ -74,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
     opts.command = resolveCommand(script, scriptArgs, { module: raw.module });
     const engine = (raw as RawLaunchOptions & { engine?: string }).engine ?? 'gloo';
     if (engine !== 'gloo' && engine !== 'mpi') throw new UsageError(`--engine: expected gloo or mpi, got ${JSON.stringify(engine)}`);
+    if (engine === 'mpi' && opts.elastic) {
+      throw new UsageError('--engine mpi: expected no --elastic (mpirun ends the whole job when one rank is lost), got --elastic');
+    }
     return await (engine === 'mpi' ? runUnderMpirun(opts) : run(opts));
   } catch (err) {
     // Commander has already printed its message (or the help text).

@@ -26,6 +26,8 @@ export interface RawLaunchOptions {
   tee?: string;
   redirects?: string;
   localRanksFilter?: string;
+  elastic?: boolean;
+  minWorkers?: string;
 }
 
 /** Which of a rank's streams an option covers: torchrun's numbers (0 none, 1 stdout, 2 stderr, 3 both). */
@@ -67,6 +69,13 @@ export interface LaunchOptions {
   toConsole?: (localRank: number) => StreamSet;
   /** What to start for each rank, when resolved beforehand (resolveCommand); else from `script`. */
   command?: { file: string; args: string[] };
+  /**
+   * `--elastic`: a failed rank is restarted alone (up to maxRestarts restarts over all of this
+   * node's ranks) while the others go on, instead of the whole group being stopped.
+   */
+  elastic?: boolean;
+  /** `--min-workers`: the fewest live ranks the training layer may go on with (elastic only). */
+  minWorkers?: number;
 }
 
 export const DEFAULTS: Readonly<RawLaunchOptions> = {
@@ -78,6 +87,7 @@ export const DEFAULTS: Readonly<RawLaunchOptions> = {
   maxRestarts: '0',
   prefix: true,
   graceMs: '5000',
+  minWorkers: '1',
 };
 
 // setTimeout treats longer delays as 1 ms, so a larger grace period would kill at once.
@@ -148,6 +158,18 @@ function nprocOption(value: string, machine: Machine): number {
 }
 
 /**
+ * `--nnodes`: a node count. With --elastic, torchrun's `MIN:MAX` spelling is taken too when
+ * MIN = MAX: elastic mode restarts ranks in place, it never adds or drops nodes.
+ */
+function nnodesOption(value: string, elastic: boolean): number {
+  const range = elastic ? /^([0-9]+):([0-9]+)$/.exec(value) : null;
+  if (range === null) return integer('--nnodes', value, 1, Number.MAX_SAFE_INTEGER, 'a positive integer');
+  const expected = 'MIN:MAX with MIN = MAX (a node count; --elastic keeps the ranks elastic, not the nodes: see --min-workers)';
+  if (range[1] !== range[2]) throw new UsageError(`--nnodes ${value}: expected ${expected}, got ${JSON.stringify(value)}`);
+  return integer('--nnodes', range[1], 1, Number.MAX_SAFE_INTEGER, expected);
+}
+
+/**
  * torchrun takes both spellings of its options (`--nproc_per_node` and `--nproc-per-node`);
  * commander knows only the dashed one, so the underscore spelling of a known option is
  * rewritten before parsing, up to the script's name: what follows belongs to the script.
@@ -177,8 +199,9 @@ export function validateOptions(
 ): LaunchOptions {
   if (script.length === 0) fail('<script>', raw.module ? 'a package name' : 'a program or .js file to run', script);
 
+  const elastic = raw.elastic === true;
   const nprocPerNode = nprocOption(raw.nprocPerNode, machine);
-  const nnodes = integer('--nnodes', raw.nnodes, 1, Number.MAX_SAFE_INTEGER, 'a positive integer');
+  const nnodes = nnodesOption(raw.nnodes, elastic);
   if (raw.standalone) {
     if (nnodes !== 1) throw new UsageError(`--standalone: expected a single node, got --nnodes ${raw.nnodes}`);
     // The point of --standalone is that the launcher picks the address and port itself.
@@ -208,6 +231,18 @@ export function validateOptions(
 
   const maxRestarts = integer('--max-restarts', raw.maxRestarts, 0, Number.MAX_SAFE_INTEGER, 'a non-negative integer');
   const graceMs = integer('--grace-ms', raw.graceMs, 0, MAX_TIMER_MS, `an integer from 0 to ${MAX_TIMER_MS} (milliseconds)`);
+
+  if (given.has('minWorkers') && !elastic) {
+    throw new UsageError(`--min-workers: expected --elastic with it (without it a failed rank stops the whole group), got --min-workers ${raw.minWorkers} alone`);
+  }
+  const ranks = nnodes * nprocPerNode;
+  const minWorkers = integer(
+    '--min-workers',
+    raw.minWorkers ?? DEFAULTS.minWorkers!,
+    1,
+    ranks,
+    `an integer from 1 to ${ranks} (the job's ranks: --nnodes ${nnodes} × --nproc-per-node ${nprocPerNode})`,
+  );
 
   if (raw.logDir !== undefined && raw.logDir.length === 0) fail('--log-dir', 'a folder', raw.logDir);
   // --log-dir alone writes both streams to files and still shows them (as --tee 3 would):
@@ -241,6 +276,8 @@ export function validateOptions(
     logDir: raw.logDir,
     toFile,
     toConsole,
+    elastic,
+    minWorkers,
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * Runs one node's share of a job: hosts the rendezvous store on node 0, starts the ranks,
- * relays their output, and stops (and optionally restarts) the whole group when one fails.
+ * relays their output, and stops (and optionally restarts) the whole group when one fails;
+ * with --elastic, restarts only the failed rank while the others go on.
  */
 
 import { isFile } from './script';
@@ -11,6 +12,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { StoreServer } from '../store/server';
+import { DeathNotices } from './notices';
 import { LaunchOptions, StreamSet, resolveToken } from './options';
 
 const TAG = 'collectives-run';
@@ -112,6 +114,7 @@ class Supervisor {
     process.on('exit', onExit);
     onOutputError = () => this.onSignal('SIGPIPE');
     try {
+      if (this.opts.elastic) return await this.elastic();
       for (let attempt = 0; ; attempt++) {
         if (this.stopSignal !== null) return exitStatus(null, this.stopSignal);
         const result = await this.attempt(attempt);
@@ -143,36 +146,14 @@ class Supervisor {
   }
 
   private async attempt(attempt: number): Promise<AttemptResult> {
-    const { nprocPerNode, nnodes, nodeRank } = this.opts;
+    const { nprocPerNode, nodeRank } = this.opts;
     const runId = `${this.runIdBase}-${attempt}`;
     this.stopping = null;
     this.ranks = [];
     for (let localRank = 0; localRank < nprocPerNode; localRank++) {
       const rank = nodeRank * nprocPerNode + localRank;
-      const worldSize = String(nnodes * nprocPerNode);
       this.ranks.push(
-        new RankProcess(rank, this.command(), this.opts.prefix, {
-          ...this.env,
-          RANK: String(rank),
-          LOCAL_RANK: String(localRank),
-          WORLD_SIZE: worldSize,
-          LOCAL_WORLD_SIZE: String(nprocPerNode),
-          GROUP_RANK: String(nodeRank),
-          GROUP_WORLD_SIZE: String(nnodes),
-          // torchrun's roles: every rank has the one role, so role ranks are the global ones.
-          ROLE_NAME: 'default',
-          ROLE_RANK: String(rank),
-          ROLE_WORLD_SIZE: worldSize,
-          MASTER_ADDR: this.opts.masterAddr,
-          MASTER_PORT: String(this.port),
-          TORCHELASTIC_RESTART_COUNT: String(attempt),
-          TORCHELASTIC_MAX_RESTARTS: String(this.opts.maxRestarts),
-          TORCHELASTIC_RUN_ID: this.runIdBase,
-          COLLECTIVES_TOKEN: this.token,
-          COLLECTIVES_STORE_HOSTED: '1',
-          COLLECTIVES_RUN_ID: runId,
-          COLLECTIVES_RESTART_COUNT: String(attempt),
-        }, this.output(localRank, rank, attempt)),
+        new RankProcess(rank, this.command(), this.opts.prefix, this.rankEnv(localRank, attempt, runId), this.output(localRank, rank, attempt)),
       );
     }
 
@@ -208,6 +189,132 @@ class Supervisor {
     const [failure] = failed;
     if (failure !== undefined) return { kind: 'failed', rank: failure.rank.rank, exit: failure.exit };
     return { kind: 'ok' };
+  }
+
+  /**
+   * `--elastic`: every slot (local rank) lives on its own. A rank that fails is reported to the
+   * job through the store (the death notice) and restarted alone in its slot while restarts
+   * are left; the other ranks never stop for it. The training layer reforms its groups around
+   * the change. Ends when every slot's rank has exited and is not restarted.
+   */
+  private async elastic(): Promise<number> {
+    const { nprocPerNode, nodeRank, maxRestarts } = this.opts;
+    // One run id for the whole job: a restarted rank must find the survivors' keys.
+    const runId = `${this.runIdBase}-0`;
+    const notices = new DeathNotices({ host: this.opts.masterAddr, port: this.port, token: this.token }, runId);
+    const spawned: RankProcess[] = [];
+    let restarts = 0;
+    let finished = 0;
+    // The first failure not restarted, which gives the exit status (an object: TypeScript would
+    // narrow a `let` that only the callbacks assign to null).
+    const lost: { first?: RankExit } = {};
+    // Set when a slot throws (spawn() refusing its arguments): the job is being torn down.
+    let ending = false;
+    const over = (): boolean => ending || this.stopSignal !== null;
+
+    const slot = async (localRank: number): Promise<void> => {
+      const rank = nodeRank * nprocPerNode + localRank;
+      try {
+        for (let incarnation = 0; !over(); incarnation++) {
+          const proc = new RankProcess(
+            rank,
+            this.command(),
+            this.opts.prefix,
+            this.rankEnv(localRank, incarnation, runId),
+            this.output(localRank, rank, incarnation),
+          );
+          // In place, so that a stop and the exit handler reach every slot's current process.
+          this.ranks[localRank] = proc;
+          spawned.push(proc);
+          const exit = await proc.exited;
+          if (over() || !isFailure(exit)) return;
+
+          // Decided now, before any await, so that two failures cannot both take the last restart.
+          const restart = restarts < maxRestarts;
+          if (restart) restarts++;
+          else lost.first ??= exit;
+          const othersGoOn = nprocPerNode - finished - 1 > 0;
+          process.stderr.write(
+            `${TAG}: rank ${rank}${proc.pid === undefined ? '' : ` (pid ${proc.pid})`} ${describeExit(exit)}; ` +
+              (restart ? `restarting it (restart ${restarts} of ${maxRestarts})` : `not restarting it (--max-restarts ${maxRestarts} spent)`) +
+              (othersGoOn ? ', the other ranks go on\n' : '\n'),
+          );
+          await notices.write({ rank, incarnation, code: exit.code, signal: exit.signal });
+          if (!restart) return;
+          await this.stopLeftovers(proc);
+          void Promise.race([proc.closed, delay(PIPE_DRAIN_MS)]).then(() => proc.finishOutput());
+        }
+      } finally {
+        finished++;
+      }
+    };
+
+    this.stopping = null;
+    this.ranks = [];
+    try {
+      await Promise.all(Array.from({ length: nprocPerNode }, (_, localRank) => slot(localRank)));
+    } catch (err) {
+      ending = true;
+      throw err;
+    } finally {
+      notices.close();
+    }
+
+    // Also reaches whatever the last ranks left running after they exited.
+    await this.stopAll();
+    await Promise.race([Promise.all(spawned.map((r) => r.closed)), delay(PIPE_DRAIN_MS)]);
+    for (const proc of spawned) proc.finishOutput();
+
+    if (this.stopSignal !== null) return exitStatus(null, this.stopSignal);
+    return lost.first === undefined ? 0 : exitStatusOf(lost.first);
+  }
+
+  /** What a failed rank left running in its process group: SIGTERM, then SIGKILL after the grace period. */
+  private async stopLeftovers(rank: RankProcess): Promise<void> {
+    if (!anyGroupAlive([rank])) return;
+    rank.signalGroup('SIGTERM');
+    const deadline = Date.now() + this.opts.graceMs;
+    // A stop of the whole job takes over (it reaches this group too).
+    while (this.stopSignal === null && Date.now() < deadline && anyGroupAlive([rank])) await delay(POLL_MS);
+    if (this.stopSignal === null && anyGroupAlive([rank])) rank.signalGroup('SIGKILL');
+  }
+
+  /**
+   * A rank's environment. `restartCount` is the group's attempt, or with --elastic the rank's
+   * own incarnation (how many times this slot has been restarted).
+   */
+  private rankEnv(localRank: number, restartCount: number, runId: string): NodeJS.ProcessEnv {
+    const { nprocPerNode, nnodes, nodeRank } = this.opts;
+    const rank = nodeRank * nprocPerNode + localRank;
+    const worldSize = String(nnodes * nprocPerNode);
+    const env: NodeJS.ProcessEnv = {
+      ...this.env,
+      RANK: String(rank),
+      LOCAL_RANK: String(localRank),
+      WORLD_SIZE: worldSize,
+      LOCAL_WORLD_SIZE: String(nprocPerNode),
+      GROUP_RANK: String(nodeRank),
+      GROUP_WORLD_SIZE: String(nnodes),
+      // torchrun's roles: every rank has the one role, so role ranks are the global ones.
+      ROLE_NAME: 'default',
+      ROLE_RANK: String(rank),
+      ROLE_WORLD_SIZE: worldSize,
+      MASTER_ADDR: this.opts.masterAddr,
+      MASTER_PORT: String(this.port),
+      TORCHELASTIC_RESTART_COUNT: String(restartCount),
+      TORCHELASTIC_MAX_RESTARTS: String(this.opts.maxRestarts),
+      TORCHELASTIC_RUN_ID: this.runIdBase,
+      COLLECTIVES_TOKEN: this.token,
+      COLLECTIVES_STORE_HOSTED: '1',
+      COLLECTIVES_RUN_ID: runId,
+      COLLECTIVES_RESTART_COUNT: String(restartCount),
+    };
+    if (this.opts.elastic) {
+      env.COLLECTIVES_ELASTIC = '1';
+      env.COLLECTIVES_ELASTIC_ID = `${rank}.${restartCount}`;
+      env.COLLECTIVES_ELASTIC_MIN_WORKERS = String(this.opts.minWorkers ?? 1);
+    }
+    return env;
   }
 
   /** Where a rank's streams go: the console, and files under the log folder. */
