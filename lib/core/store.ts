@@ -149,7 +149,10 @@ export class Store {
     try {
       r = await this.#connection.request(request);
     } catch (err) {
-      throw new CollectiveError(ErrorCode.STORE_ERROR, `${op} on rank ${this.#rank}: ${(err as Error).message}`, this.#rank, op);
+      const message = (err as Error).message;
+      // A wrong token is refused at the handshake, before any request.
+      const code = message.startsWith('the store refused') ? ErrorCode.STORE_REFUSED : ErrorCode.STORE_ERROR;
+      throw new CollectiveError(code, `${op} on rank ${this.#rank}: ${message}`, this.#rank, op);
     }
     if (r.status === Status.OK || r.status === Status.VALUE) return r;
     const code = r.status === Status.TIMEOUT ? ErrorCode.TIMEOUT : r.status === Status.REFUSED ? ErrorCode.STORE_REFUSED : ErrorCode.STORE_ERROR;

@@ -16,7 +16,8 @@ const FOREIGN = [
   'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_LOCAL_SIZE',
   'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NTASKS_PER_NODE',
   'COLLECTIVES_TOKEN', 'COLLECTIVES_STORE_HOSTED', 'COLLECTIVES_RUN_ID', 'COLLECTIVES_RESTART_COUNT',
-  'COLLECTIVES_TIMEOUT_MS', 'COLLECTIVES_SOCKET_IFNAME',
+  'COLLECTIVES_TIMEOUT_MS', 'COLLECTIVES_SOCKET_IFNAME', 'COLLECTIVES_ELASTIC', 'COLLECTIVES_ELASTIC_ID',
+  'COLLECTIVES_ELASTIC_MIN_WORKERS',
 ];
 
 /**
@@ -25,7 +26,7 @@ const FOREIGN = [
  * SIGTERM, which stops every rank, so a hang shows up as exit code 143 with
  * the ranks' output so far instead of a silent mocha timeout.
  */
-function launchWorker(worker, { nproc, args = [], env = {}, killAfterMs = 60000 } = {}) {
+function launchWorker(worker, { nproc, args = [], env = {}, killAfterMs = 60000, launcherArgs = [] } = {}) {
   const childEnv = { ...process.env };
   for (const k of FOREIGN) delete childEnv[k];
   // A collective that never completes fails well before the launcher is killed.
@@ -35,7 +36,7 @@ function launchWorker(worker, { nproc, args = [], env = {}, killAfterMs = 60000 
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    [CLI, '--nproc-per-node', String(nproc), '--master-port', '0', '--grace-ms', '1000', script, ...args],
+    [CLI, '--nproc-per-node', String(nproc), '--master-port', '0', '--grace-ms', '1000', ...launcherArgs, script, ...args],
     { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return collect(child, started, killAfterMs);

@@ -69,6 +69,8 @@ export class DiLoCo {
   readonly #rounds: number[];
   readonly #applied: number[];
   #innerSteps = 0;
+  /** What #launch scales this rank's pseudo-gradient by (elastic redo: n/c, or 0 for a rank with none). */
+  #weight = 1;
   #busy = false;
   #freed = false;
 
@@ -268,7 +270,60 @@ export class DiLoCo {
     }
   }
 
-  /** Releases the device memory of the outer state (no-op on host). Waits for nothing: settle() first. */
+  /**
+   * @internal For elastic training: the outer state as it stands, without waiting. A round
+   * whose average has not landed (its communicator failed) is dropped: its counter goes back, as
+   * if it had not started, and its buffer is not read. `dropped` says whether one was.
+   */
+  abandonRounds(): { state: DiLoCoState; dropped: boolean } {
+    let dropped = false;
+    for (let f = 0; f < this.fragments.length; f++) {
+      const p = this.#pending[f];
+      if (p !== undefined && !p.landed) {
+        this.#pending[f] = undefined;
+        this.#rounds[f] = this.#applied[f];
+        dropped = true;
+      }
+    }
+    const o = this.options;
+    return {
+      dropped,
+      state: {
+        meta: {
+          format: STATE_FORMAT,
+          worldSize: this.comm.size,
+          length: this.params.length,
+          innerSteps: this.#innerSteps,
+          rounds: [...this.#rounds],
+          applied: [...this.#applied],
+          pending: [],
+          options: { syncEvery: o.syncEvery, fragments: o.fragments, fragmentSyncDelay: o.fragmentSyncDelay, fragmentUpdateAlpha: o.fragmentUpdateAlpha, mode: o.mode, outer: { ...o.outer }, quantize: o.quantize === null ? null : { ...o.quantize } },
+        },
+        shared: { global: toHost(this.#global), momentum: toHost(this.#momentum), delta: toHost(this.#delta) },
+        local: { residuals: this.#views.flatMap((v) => (v.residual === undefined ? [] : [new Float32Array(v.residual.length)])) },
+      },
+    };
+  }
+
+  /**
+   * @internal For elastic training, in sync mode: takes fragment f's round again at once over
+   * this DiLoCo's communicator and applies it. This rank's pseudo-gradient is scaled by
+   * `weight` first, so that the average is over the ranks that have one (n/c on each of those c
+   * ranks, 0 on the others).
+   */
+  async redo(f: number, weight: number): Promise<void> {
+    this.#enter('redo');
+    try {
+      this.#weight = weight;
+      this.#launch(f);
+      this.#weight = 1;
+      await this.#land(f);
+    } finally {
+      this.#weight = 1;
+      this.#busy = false;
+    }
+  }
+
   /**
    * Releases θ_global, the momentum and the round buffers, after the all-reduces in flight have
    * finished writing into them (a failed one included); every later call is INVALID_STATE.
@@ -317,6 +372,7 @@ export class DiLoCo {
     } else {
       copyBuffer(v.global, v.delta);
       axpy(-1, v.local, v.delta);
+      if (this.#weight !== 1) scale(this.#weight, v.delta);
     }
     const round = ++this.#rounds[f];
     const done = this.#average(v);

@@ -1,2 +1,3 @@
 export { Elastic, describeGeneration, type GenerationRecord, type GenerationKind } from './membership';
 export type { ElasticOptions } from './options';
+export { ElasticDiLoCo } from './elastic-diloco';
