@@ -18,21 +18,14 @@
 
 const fs = require('node:fs');
 const { parseArgs } = require('node:util');
-const tf = require('@tensorflow/tfjs-core');
-const tfl = require('@tensorflow/tfjs-layers');
 const { init } = require('collectives');
-const {
-  DistributedSampler,
-  FASHION_MNIST_CLASSES,
-  batches,
-  loadFashionMnist,
-} = require('collectives/training');
+const { DistributedSampler, batches, loadFashionMnist } = require('collectives/training');
 const { tfjsParameters } = require('collectives/tfjs');
+const { BACKENDS, useBackend, buildModel, trainStep, accuracy } = require('./fashion-mnist-model');
 
 const { STRATEGY_MODULES } = require('./strategies');
 
 const STRATEGIES = STRATEGY_MODULES.flatMap((m) => m.names);
-const BACKENDS = ['wasm', 'cpu'];
 
 function options() {
   const own = Object.assign({}, ...STRATEGY_MODULES.map((m) => m.flags));
@@ -92,43 +85,6 @@ function options() {
   };
 }
 
-const PIXELS = 784;
-const CLASSES = FASHION_MNIST_CLASSES.length;
-
-function buildModel(seed) {
-  return tfl.sequential({
-    layers: [
-      tfl.layers.dense({ inputShape: [PIXELS], units: 256, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed }) }),
-      // Logits: softmaxCrossEntropy applies the softmax, in a numerically stable form.
-      tfl.layers.dense({ units: CLASSES, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) }),
-    ],
-  });
-}
-
-/** The batch's rows gathered from the flat image array, as TF.js tensors. */
-function batchTensors(set, indices) {
-  const x = new Float32Array(indices.length * PIXELS);
-  const y = new Int32Array(indices.length);
-  indices.forEach((ix, i) => {
-    x.set(set.images.subarray(ix * PIXELS, (ix + 1) * PIXELS), i * PIXELS);
-    y[i] = set.labels[ix];
-  });
-  return tf.tidy(() => ({ x: tf.tensor2d(x, [indices.length, PIXELS]), y: tf.oneHot(tf.tensor1d(y, 'int32'), CLASSES) }));
-}
-
-function accuracy(model, set) {
-  let correct = 0;
-  for (let start = 0; start < set.count; start += 1000) {
-    const n = Math.min(1000, set.count - start);
-    const predicted = tf.tidy(() => {
-      const x = tf.tensor2d(set.images.subarray(start * PIXELS, (start + n) * PIXELS), [n, PIXELS]);
-      return tf.argMax(model.predict(x), 1).dataSync();
-    });
-    for (let i = 0; i < n; i++) if (predicted[i] === set.labels[start + i]) correct++;
-  }
-  return correct / set.count;
-}
-
 /** This rank's batches, epoch after epoch, from step `from` on (so a resumed run sees the same data). */
 function* batchStream(sampler, batchSize, from) {
   const perEpoch = Math.floor(sampler.numSamples / batchSize);
@@ -142,10 +98,7 @@ function* batchStream(sampler, batchSize, from) {
 
 async function main() {
   const o = options();
-  if (o.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
-  else require('@tensorflow/tfjs-backend-cpu');
-  await tf.setBackend(o.backend);
-  await tf.ready();
+  await useBackend(o.backend);
 
   const comm = await init();
   const train = loadFashionMnist({ dir: o.data, split: 'train' });
@@ -177,9 +130,7 @@ async function main() {
   let saved;
   for (let step = first + 1; step <= o.steps; step++) {
     if (strategy.beforeForward) await strategy.beforeForward(step);
-    const { x, y } = batchTensors(train, stream.next().value);
-    const loss = binding.backward(() => tf.losses.softmaxCrossEntropy(y, model.predict(x)));
-    tf.dispose([x, y]);
+    const loss = trainStep(binding, model, train, stream.next().value);
     await strategy.afterBackward(step);
     windowLoss += loss;
     windowSteps++;

@@ -26,6 +26,8 @@ export const TrainingErrorCode = {
   QUORUM_LOST: 'QUORUM_LOST',
   /** Elastic training cannot run here (no store that outlives the workers), or a worker was not admitted in time. */
   ELASTIC_UNAVAILABLE: 'ELASTIC_UNAVAILABLE',
+  /** The elastic job ended (its last generation closed) before this worker was admitted: nothing left to do. */
+  JOB_FINISHED: 'JOB_FINISHED',
 } as const;
 export type TrainingErrorCode = (typeof TrainingErrorCode)[keyof typeof TrainingErrorCode];
 

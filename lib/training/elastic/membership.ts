@@ -61,6 +61,17 @@ function isStoreTimeout(err: unknown): boolean {
   return err instanceof CollectiveError && err.code === 'TIMEOUT' && err.operation.startsWith('store.');
 }
 
+/** Whether `key` is set, without waiting for it. */
+async function isSet(store: Store, key: string): Promise<boolean> {
+  try {
+    await store.get(key, 0);
+    return true;
+  } catch (err) {
+    if (isStoreTimeout(err)) return false;
+    throw err;
+  }
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -85,7 +96,10 @@ export class Elastic {
   #failureAt: number | undefined;
   #closed = false;
   #admittedAsJoiner = false;
-  /** ms from each failure this worker noticed to its next successful collective. */
+  /**
+   * Recovery times in ms: from each failed call this worker met (the start of `reform()`) to its
+   * next successful collective (`healthy()`).
+   */
   readonly recoveries: number[] = [];
 
   private constructor(o: ResolvedElasticOptions) {
@@ -211,14 +225,20 @@ export class Elastic {
     return this.#enter(g + 1, 'join');
   }
 
-  /** Stops the heartbeat and releases the communicator. Waits at a barrier first, so that no worker's end looks like a failure to the others. */
+  /**
+   * Ends this worker's part, on every worker at the end of training: waits at a barrier (so that
+   * no worker's end looks like a failure to the others), then rank 0 marks the job finished, so
+   * that a worker still waiting to be admitted stops with JOB_FINISHED instead of waiting for
+   * joinTimeoutMs. Stops the heartbeat and releases the communicator.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const comm = this.#comm;
     this.#comm = undefined;
     if (comm !== undefined && !comm.destroyed) {
-      await comm.barrier().wait().catch(() => undefined);
+      const together = await comm.barrier().wait().then(() => true, () => false);
+      if (together && comm.rank === 0) await this.#store.set('finished', String(this.generation)).catch(() => undefined);
       await comm.destroy();
     }
     this.#worker.postMessage({ type: 'stop' } satisfies HeartbeatCommand);
@@ -364,6 +384,9 @@ export class Elastic {
         g++;
         continue;
       }
+      if (await this.#finished()) {
+        throw new TrainingError(TrainingErrorCode.JOB_FINISHED, `Elastic on worker ${this.id}: the job finished before this worker was admitted`);
+      }
       if (Date.now() > until) {
         throw new TrainingError(TrainingErrorCode.ELASTIC_UNAVAILABLE, `Elastic on worker ${this.id}: not admitted within ${this.options.joinTimeoutMs} ms (joinTimeoutMs)`);
       }
@@ -420,14 +443,12 @@ export class Elastic {
     return gone;
   }
 
-  async #isDead(store: Store, id: string): Promise<boolean> {
-    try {
-      await store.get(`dead/${id}`, 0);
-      return true;
-    } catch (err) {
-      if (isStoreTimeout(err)) return false;
-      throw err;
-    }
+  #isDead(store: Store, id: string): Promise<boolean> {
+    return isSet(store, `dead/${id}`);
+  }
+
+  #finished(): Promise<boolean> {
+    return isSet(this.#store, 'finished');
   }
 
   async #why(g: number): Promise<string> {
@@ -464,7 +485,6 @@ export class Elastic {
   #abandon(why: string): void {
     const comm = this.#comm;
     if (comm === undefined || comm.destroyed) return;
-    this.#failureAt ??= Date.now();
     const g = this.generation;
     comm.abort(why);
     void this.#markBroken(g, why).catch(() => undefined);

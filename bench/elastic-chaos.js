@@ -1,0 +1,143 @@
+// Chaos run of elastic DiLoCo on Fashion-MNIST: examples/train-elastic.js on 4 workers through
+// `collectives-run --elastic`, once without failures and once while a killer sends SIGKILL to a
+// random worker at random moments (--kills times, a uniform 1 to 4 s apart, none in the last
+// tenth of the run, so that every kill is recovered from in the run). Prints the accuracy of
+// both, the number of generations, and the recovery times the workers measured (from the failed
+// call to the next successful collective): median and max.
+//
+//   node bench/elastic-chaos.js [--steps 3000] [--kills 20] [--seed 1] [--json FILE]
+'use strict';
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { parseArgs } = require('node:util');
+
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '3000' },
+    kills: { type: 'string', default: '20' },
+    seed: { type: 'string', default: '1' },
+    json: { type: 'string' },
+  },
+});
+const STEPS = Number(values.steps);
+const KILLS = Number(values.kills);
+const root = path.join(__dirname, '..');
+const WORKERS = 4;
+
+/** A small seeded generator (mulberry32), so that a run's kill schedule can be replayed. */
+function random(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The launcher's children (the workers' processes), from /proc. */
+function workerPids(launcher) {
+  const pids = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === launcher && fields[0] !== 'Z') pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+function run(label, kills) {
+  const out = path.join(os.tmpdir(), `elastic-chaos-${process.pid}-${label}.json`);
+  const argv = [path.join(root, 'dist', 'launch', 'cli.js'), '--elastic', '--max-restarts', String(Math.max(kills, 1) * 2), '--nproc-per-node', String(WORKERS), '--master-port', '0',
+    path.join(root, 'examples', 'train-elastic.js'), '--steps', String(STEPS), '--log-every', '100', '--json', out];
+  console.log(`# ${label}: node ${argv.map((a) => path.relative(root, a) || a).join(' ')}${kills ? ` (${kills} SIGKILLs)` : ''}`);
+  const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const rand = random(Number(values.seed));
+  let text = '';
+  let progress = 0;
+  let started = false;
+  const killed = [];
+  const onLine = (line) => {
+    text += line + '\n';
+    const m = /step ([0-9]+): loss/.exec(line);
+    if (m) progress = Number(m[1]);
+    if (line.includes('elastic DiLoCo on')) started = true;
+    if (/generation [0-9]+:|collectives-run:|test accuracy/.test(line)) console.log(`  ${line}`);
+  };
+  for (const stream of [child.stdout, child.stderr]) {
+    let pending = '';
+    stream.setEncoding('utf8').on('data', (d) => {
+      pending += d;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      lines.forEach(onLine);
+    });
+  }
+  let timer;
+  const killer = () => {
+    if (killed.length >= kills) return;
+    timer = setTimeout(() => {
+      if (started && progress < 0.9 * STEPS) {
+        const pids = workerPids(child.pid);
+        if (pids.length > 0) {
+          const pid = pids[Math.floor(rand() * pids.length)];
+          try {
+            process.kill(pid, 'SIGKILL');
+            killed.push({ pid, at: Date.now(), step: progress });
+          } catch {
+            // it ended meanwhile
+          }
+        }
+      }
+      if (progress < 0.9 * STEPS) killer();
+    }, 1000 + rand() * 3000);
+  };
+  if (kills > 0) killer();
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`${label}: the launcher exited with ${code}\n${text.slice(-4000)}`));
+      const result = JSON.parse(fs.readFileSync(out, 'utf8'));
+      fs.rmSync(out, { force: true });
+      const recoveries = [...text.matchAll(/elastic: (\{.*\})/g)].flatMap((m) => JSON.parse(m[1]).recoveries);
+      const generations = [...text.matchAll(/generation ([0-9]+): workers/g)].length;
+      resolve({ label, kills: killed.length, result, recoveries, generations, seconds: (Date.now() - t0) / 1000 });
+    });
+    child.on('error', reject);
+  });
+}
+
+(async () => {
+  const clean = await run('no failures', 0);
+  const chaos = await run('chaos', KILLS);
+  const rec = chaos.recoveries;
+  console.log('\n| run | SIGKILLs | generations | test accuracy | outer steps | wall s | recovery median (ms) | recovery max (ms) | recoveries measured |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of [clean, chaos]) {
+    const med = r.recoveries.length ? median(r.recoveries).toFixed(0) : '—';
+    const max = r.recoveries.length ? Math.max(...r.recoveries).toFixed(0) : '—';
+    console.log(`| ${r.label} | ${r.kills} | ${r.generations} | ${(r.result.testAccuracy * 100).toFixed(2)}% | ${r.result.outerSteps} | ${r.seconds.toFixed(1)} | ${med} | ${max} | ${r.recoveries.length} |`);
+  }
+  const gap = (chaos.result.testAccuracy - clean.result.testAccuracy) * 100;
+  console.log(`\naccuracy with failures − without: ${gap >= 0 ? '+' : ''}${gap.toFixed(2)} points; recovery median ${median(rec).toFixed(0)} ms over ${rec.length} recoveries`);
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ clean, chaos, gapPoints: gap, recoveryMedianMs: median(rec), recoveryMaxMs: Math.max(...rec) }, null, 2) + '\n');
+})().catch((err) => {
+  console.error(err.message);
+  process.exit(1);
+});
