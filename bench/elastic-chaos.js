@@ -115,7 +115,8 @@ function run(label, kills) {
       if (code !== 0) return reject(new Error(`${label}: the launcher exited with ${code}\n${text.slice(-4000)}`));
       const result = JSON.parse(fs.readFileSync(out, 'utf8'));
       fs.rmSync(out, { force: true });
-      const recoveries = [...text.matchAll(/elastic: (\{.*\})/g)].flatMap((m) => JSON.parse(m[1]).recoveries);
+      // Printed as each happens, so the recoveries of workers killed later are counted too.
+      const recoveries = [...text.matchAll(/recovered: (\{.*\})/g)].map((m) => JSON.parse(m[1]).ms);
       const generations = [...text.matchAll(/generation ([0-9]+): workers/g)].length;
       resolve({ label, kills: killed.length, result, recoveries, generations, seconds: (Date.now() - t0) / 1000 });
     });

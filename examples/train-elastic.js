@@ -10,8 +10,8 @@
 // --batch-size N (32 per worker), --backend wasm|cpu, --seed N, --json FILE, --data DIR,
 // --log-every N (inner steps, a multiple of H). Every worker draws its batches from its own
 // shuffle of the training set (seeded by its launcher rank and restart count), since the set
-// of workers changes. Each worker prints one `elastic: {...}` line at the end, with its recovery
-// times in ms (from noticing a failure to its next successful collective).
+// of workers changes. Each worker prints a `recovered: {...}` line after each failure it met, with
+// the time in ms from the failed call to its next successful collective.
 'use strict';
 
 const fs = require('node:fs');
@@ -87,7 +87,9 @@ async function main() {
   while (diloco.innerSteps < o.steps) {
     const loss = trainStep(binding, model, train, stream.next().value);
     optimizer.step();
+    const before = elastic.recoveries.length;
     await diloco.step();
+    for (const ms of elastic.recoveries.slice(before)) console.log(`recovered: ${JSON.stringify({ id: elastic.id, ms, generation: elastic.generation })}`);
     // The step may have moved the weights (an outer step, or the state of a new generation).
     binding.push();
     windowLoss += loss;
@@ -100,7 +102,6 @@ async function main() {
     }
   }
   const wallSeconds = (performance.now() - started) / 1000;
-  console.log(`elastic: ${JSON.stringify({ id: elastic.id, recoveries: elastic.recoveries, generation: elastic.generation })}`);
   if (elastic.comm.rank === 0) {
     // θ_local is θ_global right after the last outer step.
     const testAccuracy = accuracy(model, loadFashionMnist({ dir: o.data, split: 'test' }));
