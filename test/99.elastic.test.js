@@ -111,6 +111,17 @@ describe('99 elastic training', function () {
     }
   });
 
+  it('when every worker that held the state dies, the restarted ones stop with QUORUM_LOST instead of waiting', async function () {
+    const res = await elastic('wipe', { nproc: 2, launcherArgs: ['--max-restarts', '2'] });
+    assert.equal(res.code, 1, `the launcher exits with the first failure it did not restart\n${res.stderr}`);
+    const errors = parse(res).events.filter((e) => e.event === 'error');
+    assert.deepEqual(errors.map((e) => e.id).sort(), ['0.1', '1.1']);
+    for (const e of errors) {
+      assert.equal(e.code, 'QUORUM_LOST');
+      assert.match(e.message, /every worker that held the training state is gone \(generation 1: 0\.0, 1\.0\)/);
+    }
+  });
+
   it('a stranger without the job\'s token cannot join a generation', async function () {
     const res = await elastic('stranger', { nproc: 2, steps: 20 });
     assertSucceeded(res, 'the run with a stranger');

@@ -7,7 +7,8 @@
 // test can compare the hashes of every live worker after every outer step, and replay the run
 // in float64 from the contributors alone; the last line holds θ_global.
 //
-//   elastic-diloco.js kill|stop|plain [steps]
+//   elastic-diloco.js kill|stop|wipe|stranger|plain [steps]
+// (wipe: every worker dies at once, so nobody is left who holds the state.)
 
 const { spawn } = require('node:child_process');
 const { ParameterSet, SGD, Elastic, ElasticDiLoCo } = require('../../dist/training');
@@ -66,9 +67,10 @@ async function main() {
     for (let k = 0; k < N; k++) set.grad[k] = a[k] * (set.data[k] - c[k]);
     inner.step();
     const outerStep = (ed.innerSteps + 1) % H === 0;
-    if (outerStep && ed.innerSteps + 1 === FAIL_AT && slot === VICTIM && incarnation === 0 && elastic.generation === 1) {
+    const victim = mode === 'wipe' || slot === VICTIM;
+    if (outerStep && ed.innerSteps + 1 === FAIL_AT && victim && incarnation === 0 && elastic.generation === 1) {
       // Set off once the all-reduce has been issued: step() issues it before its first await.
-      if (mode === 'kill') setImmediate(() => process.kill(process.pid, 'SIGKILL'));
+      if (mode === 'kill' || mode === 'wipe') setImmediate(() => process.kill(process.pid, 'SIGKILL'));
       else if (mode === 'stop') spawn('sh', ['-c', `sleep 0.05; kill -STOP ${process.pid}; sleep 3; kill -CONT ${process.pid}`], { stdio: 'ignore', detached: true }).unref();
     }
     await ed.step();

@@ -371,8 +371,12 @@ export class Elastic {
    * generation that admits it, and enters it (`needsState` is then true until its state came).
    */
   async #waitForAdmission(): Promise<GenerationRecord> {
-    const k = await this.#store.add('joins', 1);
-    await this.#store.set(`join/${k}`, this.id);
+    const ask = async (): Promise<number> => {
+      const k = await this.#store.add('joins', 1);
+      await this.#store.set(`join/${k}`, this.id);
+      return k;
+    };
+    let ticket = await ask();
     const until = Date.now() + this.options.joinTimeoutMs;
     for (let g = (await this.#latest()) + 1; ; ) {
       const rec = await this.#record_(g, 250);
@@ -381,8 +385,23 @@ export class Elastic {
           this.#admittedAsJoiner = true;
           return this.#enter(g, rec.kind, rec);
         }
+        // Passed over (taken for gone while it was starting): ask again.
+        if (rec.stop === undefined && rec.joinsSeen >= ticket) ticket = await ask();
         g++;
         continue;
+      }
+      // Only the members of the newest generation can admit anyone: when all are gone, so is
+      // the training state (resume from a checkpoint).
+      const newest = await this.#record_(g - 1, 0);
+      if (newest !== undefined) {
+        this.#watch(newest.members, 0);
+        const gone = await this.#goneSet(newest.members);
+        if (newest.members.every((id) => gone.has(id))) {
+          throw new TrainingError(
+            TrainingErrorCode.QUORUM_LOST,
+            `Elastic on worker ${this.id}: every worker that held the training state is gone (generation ${newest.generation}: ${newest.members.join(', ')}); nobody is left to admit this one: resume from a checkpoint`,
+          );
+        }
       }
       if (await this.#finished()) {
         throw new TrainingError(TrainingErrorCode.JOB_FINISHED, `Elastic on worker ${this.id}: the job finished before this worker was admitted`);
@@ -532,6 +551,6 @@ export function describeGeneration(rec: GenerationRecord): string {
   const workers = rec.members.map(slot).join(',');
   let why = '';
   if (rec.kind === 'failure') why = ` (lost ${rec.lost.map(slot).join(',') || 'none'} after ${rec.reason})`;
-  else if (rec.kind === 'join') why = ` (joined ${rec.joined.map(slot).join(',')})`;
+  else if (rec.kind === 'join') why = rec.joined.length > 0 ? ` (joined ${rec.joined.map(slot).join(',')})` : ' (joined none: the workers that asked had gone)';
   return `generation ${rec.generation}: workers ${workers}${why}`;
 }
