@@ -250,3 +250,54 @@ describe('store server', function () {
     await assert.rejects(pending, /closed/);
   });
 });
+
+describe('Store.connect: a store client of its own', function () {
+  this.timeout(10000);
+  const { Store, init } = require('../dist');
+  let server;
+  const saved = {};
+  const ENV = ['MASTER_ADDR', 'MASTER_PORT', 'COLLECTIVES_TOKEN', 'COLLECTIVES_RUN_ID'];
+
+  beforeEach(async function () {
+    server = await StoreServer.start({ host: '127.0.0.1', port: 0, token: TOKEN });
+    for (const k of ENV) saved[k] = process.env[k];
+  });
+
+  afterEach(async function () {
+    for (const k of ENV) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+    await server.close();
+  });
+
+  it("puts keys under <run id>/<namespace>/store/ and reads the launcher's variables", async function () {
+    Object.assign(process.env, { MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(server.port), COLLECTIVES_TOKEN: TOKEN, COLLECTIVES_RUN_ID: 'run7' });
+    const store = Store.connect({ namespace: 'elastic' });
+    assert.equal(store.prefix, 'run7/elastic/store/');
+    await store.set('k', 'v');
+    assert.equal(await store.add('n', 2), 2);
+    store.close();
+    // Seen by a raw client under the full key, so the launcher can write the same keys.
+    const c = await StoreClient.authed(server.port, TOKEN);
+    assert.deepEqual(await c.request(encode.get('run7/elastic/store/k', 1000)), { status: Status.VALUE, value: Buffer.from('v') });
+    c.close();
+  });
+
+  it('a wrong token is STORE_REFUSED at the first request', async function () {
+    const store = Store.connect({ namespace: 'x', masterPort: server.port, token: 'not-it' });
+    await assert.rejects(store.get('k', 0), (e) => e.code === 'STORE_REFUSED' && /refused this client/.test(e.message));
+    store.close();
+  });
+
+  it('bad options name the option', function () {
+    assert.throws(() => Store.connect({}), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.namespace: expected/.test(e.message));
+    assert.throws(() => Store.connect({ namespace: '/abs' }), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.namespace/.test(e.message));
+    assert.throws(() => Store.connect({ namespace: 'x', masterPort: 0 }), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.masterPort/.test(e.message));
+    assert.throws(() => Store.connect({ namespace: 'x', host: 'h' }), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.host/.test(e.message));
+  });
+
+  it("init() refuses a namespace that is not a name", async function () {
+    await assert.rejects(init({ rank: 0, worldSize: 1, namespace: 'a b' }), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.namespace: expected/.test(e.message));
+  });
+});
