@@ -16,6 +16,9 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { parseArgs } = require('node:util');
+// The tests' seeded generator and process helpers, so a run's kill schedule can be replayed.
+const { rng } = require('../test/helpers/rng');
+const { childPids } = require('../test/helpers/processes');
 
 const { values } = parseArgs({
   options: {
@@ -30,34 +33,6 @@ const KILLS = Number(values.kills);
 const root = path.join(__dirname, '..');
 const WORKERS = 4;
 
-/** A small seeded generator (mulberry32), so that a run's kill schedule can be replayed. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The launcher's children (the workers' processes), from /proc. */
-function workerPids(launcher) {
-  const pids = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === launcher && fields[0] !== 'Z') pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
@@ -70,7 +45,7 @@ function run(label, kills) {
     path.join(root, 'examples', 'train-elastic.js'), '--steps', String(STEPS), '--log-every', '100', '--json', out];
   console.log(`# ${label}: node ${argv.map((a) => path.relative(root, a) || a).join(' ')}${kills ? ` (${kills} SIGKILLs)` : ''}`);
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  const rand = random(Number(values.seed));
+  const rand = rng(Number(values.seed));
   let text = '';
   let progress = 0;
   let started = false;
@@ -101,7 +76,7 @@ function run(label, kills) {
     timer = setTimeout(() => {
       // Never the last holders of the state: at most one worker is down when a kill comes.
       if (started && progress < 0.9 * STEPS && members >= WORKERS - 1) {
-        const pids = workerPids(child.pid);
+        const pids = childPids(child.pid);
         if (pids.length > 0) {
           const pid = pids[Math.floor(rand() * pids.length)];
           try {

@@ -2,32 +2,12 @@
 // collectives-run end to end: real launcher processes starting real rank processes.
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const CLI = path.join(__dirname, '..', 'dist', 'launch', 'cli.js');
+const { CLI, launch, lines, isAlive, recordedPids, waitFor } = require('./helpers/processes');
 const FIXTURES = path.join(__dirname, 'fixtures', 'launcher');
-
-function launch(args, { env = {}, onSpawn, cwd } = {}) {
-  const childEnv = { ...process.env, ...env };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
-  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
-  if (onSpawn) onSpawn(child);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-
-function lines(text) {
-  return text.split('\n').filter((l) => l.length > 0);
-}
 
 /** print-env.js's JSON reports by rank, from prefixed lines. */
 function reports(stdout) {
@@ -37,36 +17,6 @@ function reports(stdout) {
     if (m) out.set(Number(m[1]), JSON.parse(m[2]));
   }
   return out;
-}
-
-// Orphans are reaped by pid 1, which in some containers never happens: a zombie is dead.
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return process.platform === 'linux' ? false : true;
-  }
-}
-
-function recordedPids(dir) {
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith('.pid'))
-    .map((f) => ({ name: f.slice(0, -4), pid: Number(fs.readFileSync(path.join(dir, f), 'utf8')) }));
-}
-
-async function waitFor(predicate, ms) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('05 launcher (collectives-run)', function () {

@@ -9,34 +9,14 @@
 const assert = require('node:assert/strict');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
 const { replay } = require('./helpers/elastic-ddp-problem');
+const { parse, checkEveryStep, maxDiff, slotOf } = require('./helpers/elastic-runs');
 const { ElasticDataParallel, ParameterSet, SGD } = require('../dist/training');
 
-const PREFIX = /^\[rank(\d+)\]: /;
 const VICTIM = 2;
 const FAIL_AT = 10;
 
-/** The workers' JSON lines, and the launcher's and rank 0's plain lines. */
-function parse(res) {
-  const events = [];
-  const text = [];
-  for (const raw of (res.stdout + '\n' + res.stderr).split('\n')) {
-    const line = raw.replace(PREFIX, '');
-    if (line.startsWith('{"event"')) events.push(JSON.parse(line));
-    else if (line.length > 0) text.push(line);
-  }
-  return { events, text };
-}
-
 function run(mode, { nproc = 4, steps = 30, momentum = 0 } = {}) {
   return launchWorker('elastic-ddp.js', { nproc, args: [mode, String(steps), String(momentum)], launcherArgs: ['--elastic', '--max-restarts', '1'], killAfterMs: 60000 });
-}
-
-const slotOf = (id) => Number(id.split('.')[0]);
-
-function maxDiff(x, y) {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }
 
 /**
@@ -45,26 +25,11 @@ function maxDiff(x, y) {
  * contributors' ids per step.
  */
 function checkSteps(events) {
-  const byStep = new Map();
-  for (const e of events.filter((x) => x.event === 'step')) {
-    if (!byStep.has(e.step)) byStep.set(e.step, []);
-    byStep.get(e.step).push(e);
-  }
-  const last = Math.max(...byStep.keys());
-  const contributors = [];
-  for (let k = 1; k <= last; k++) {
-    const lines = byStep.get(k);
-    assert.ok(lines, `nobody printed step ${k}`);
-    const hashes = new Set(lines.map((l) => l.hash));
-    assert.equal(hashes.size, 1, `step ${k}: the parameters differ: ${lines.map((l) => `${l.id} ${l.hash.slice(0, 12)}`).join(', ')}`);
-    const who = new Set(lines.map((l) => JSON.stringify(l.contributors)));
-    assert.equal(who.size, 1, `step ${k}: the workers disagree on whom it averaged: ${[...who].join(' vs ')}`);
+  return checkEveryStep(events, 'step', 'step', (lines, k) => {
     assert.ok(lines.every((l) => l.opt === k), `step ${k}: the optimizer's step count: ${lines.map((l) => `${l.id} ${l.opt}`).join(', ')}`);
     // Everyone who averaged the step printed it (the victim excepted: it died in it).
     assert.deepEqual(lines.map((l) => l.id).sort(), [...lines[0].contributors].sort(), `step ${k}: printed by ${lines.map((l) => l.id)} but averaged ${lines[0].contributors}`);
-    contributors.push(lines[0].contributors);
-  }
-  return { contributors, byStep, last };
+  });
 }
 
 function checkKilled(res, { momentum }) {

@@ -9,25 +9,10 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { CLI, FOREIGN, collect, assertSucceeded } = require('./helpers/launch');
+const { childPids } = require('./helpers/processes');
 const { FASHION_MNIST_DIR } = require('../dist/training');
 
 const EXAMPLE = path.join(__dirname, '..', 'examples', 'train-elastic.js');
-
-/** The launcher's live children: the workers. */
-function children(pid) {
-  const out = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === pid && f[0] !== 'Z') out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 describe('99 elastic training: the Fashion-MNIST example', function () {
   this.timeout(240000);
@@ -53,7 +38,7 @@ describe('99 elastic training: the Fashion-MNIST example', function () {
     child.stdout.on('data', (d) => {
       // Once the first losses are logged, kill a worker that is not rank 0's launcher slot.
       if (killed === null && /step 100: loss/.test(d.toString())) {
-        const victims = children(child.pid);
+        const victims = childPids(child.pid);
         killed = victims[victims.length - 1];
         process.kill(killed, 'SIGKILL');
       }

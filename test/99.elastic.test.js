@@ -8,54 +8,17 @@
 const assert = require('node:assert/strict');
 const { launchWorker, assertSucceeded } = require('./helpers/launch');
 const { replay } = require('./helpers/elastic-problem');
+const { parse, checkEveryStep, maxDiff, slotOf } = require('./helpers/elastic-runs');
 const { Elastic, ElasticDiLoCo, ParameterSet } = require('../dist/training');
-
-const PREFIX = /^\[rank(\d+)\]: /;
-
-/** The workers' JSON lines, and the launcher's and rank 0's plain lines. */
-function parse(res) {
-  const events = [];
-  const text = [];
-  for (const raw of (res.stdout + '\n' + res.stderr).split('\n')) {
-    const line = raw.replace(PREFIX, '');
-    if (line.startsWith('{"event"')) events.push(JSON.parse(line));
-    else if (line.length > 0) text.push(line);
-  }
-  return { events, text };
-}
 
 function elastic(mode, { nproc = 4, steps = 60, launcherArgs = ['--max-restarts', '1'], killAfterMs = 60000 } = {}) {
   return launchWorker('elastic-diloco.js', { nproc, args: [mode, String(steps)], launcherArgs: ['--elastic', ...launcherArgs], killAfterMs });
 }
 
-/**
- * Every outer step: one hash on every worker that printed it, and (across all workers) every
- * step from 1 to the last printed by someone. Returns the contributors' slots per outer step.
- */
+/** Every outer step checked (checkEveryStep); returns the contributors' slots per outer step. */
 function checkOuterSteps(events) {
-  const byStep = new Map();
-  for (const e of events.filter((x) => x.event === 'outer')) {
-    if (!byStep.has(e.outer)) byStep.set(e.outer, []);
-    byStep.get(e.outer).push(e);
-  }
-  const last = Math.max(...byStep.keys());
-  const slots = [];
-  for (let k = 1; k <= last; k++) {
-    const lines = byStep.get(k);
-    assert.ok(lines, `nobody printed outer step ${k}`);
-    const hashes = new Set(lines.map((l) => l.hash));
-    assert.equal(hashes.size, 1, `outer step ${k}: θ_global differs: ${lines.map((l) => `${l.id} ${l.hash.slice(0, 12)}`).join(', ')}`);
-    const who = new Set(lines.map((l) => JSON.stringify(l.contributors)));
-    assert.equal(who.size, 1, `outer step ${k}: the workers disagree on whom it averaged: ${[...who].join(' vs ')}`);
-    slots.push(lines[0].contributors.map((id) => Number(id.split('.')[0])));
-  }
-  return { slots, byStep, last };
-}
-
-function maxDiff(x, y) {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
+  const { contributors, byStep, last } = checkEveryStep(events, 'outer', 'outer');
+  return { slots: contributors.map((ids) => ids.map(slotOf)), byStep, last };
 }
 
 /** The checks both failure modes share; returns the parsed run. */

@@ -203,26 +203,8 @@ export class DiLoCo {
     try {
       await this.settle();
       const pending = this.#pending.flatMap((p, f) => (p === undefined ? [] : [{ fragment: f, round: p.round }]));
-      const o = this.options;
       return {
-        meta: {
-          format: STATE_FORMAT,
-          worldSize: this.comm.size,
-          length: this.params.length,
-          innerSteps: this.#innerSteps,
-          rounds: [...this.#rounds],
-          applied: [...this.#applied],
-          pending,
-          options: {
-            syncEvery: o.syncEvery,
-            fragments: o.fragments,
-            fragmentSyncDelay: o.fragmentSyncDelay,
-            fragmentUpdateAlpha: o.fragmentUpdateAlpha,
-            mode: o.mode,
-            outer: { ...o.outer },
-            quantize: o.quantize === null ? null : { ...o.quantize },
-          },
-        },
+        meta: this.#meta(pending),
         shared: { global: toHost(this.#global), momentum: toHost(this.#momentum), delta: toHost(this.#delta) },
         local: {
           ...(this.#spare === undefined ? {} : { spare: toHost(this.#spare) }),
@@ -285,20 +267,10 @@ export class DiLoCo {
         dropped = true;
       }
     }
-    const o = this.options;
     return {
       dropped,
       state: {
-        meta: {
-          format: STATE_FORMAT,
-          worldSize: this.comm.size,
-          length: this.params.length,
-          innerSteps: this.#innerSteps,
-          rounds: [...this.#rounds],
-          applied: [...this.#applied],
-          pending: [],
-          options: { syncEvery: o.syncEvery, fragments: o.fragments, fragmentSyncDelay: o.fragmentSyncDelay, fragmentUpdateAlpha: o.fragmentUpdateAlpha, mode: o.mode, outer: { ...o.outer }, quantize: o.quantize === null ? null : { ...o.quantize } },
-        },
+        meta: this.#meta([]),
         shared: { global: toHost(this.#global), momentum: toHost(this.#momentum), delta: toHost(this.#delta) },
         local: { residuals: this.#views.flatMap((v) => (v.residual === undefined ? [] : [new Float32Array(v.residual.length)])) },
       },
@@ -341,6 +313,29 @@ export class DiLoCo {
       for (const b of [this.#global, this.#momentum, this.#delta, this.#spare]) if (b !== undefined) release(b);
       for (const v of this.#views) if (v.residual !== undefined) release(v.residual);
     }
+  }
+
+  /** The counters and options of state(), with `pending` the rounds not yet applied. */
+  #meta(pending: DiLoCoState['meta']['pending']): DiLoCoState['meta'] {
+    const o = this.options;
+    return {
+      format: STATE_FORMAT,
+      worldSize: this.comm.size,
+      length: this.params.length,
+      innerSteps: this.#innerSteps,
+      rounds: [...this.#rounds],
+      applied: [...this.#applied],
+      pending,
+      options: {
+        syncEvery: o.syncEvery,
+        fragments: o.fragments,
+        fragmentSyncDelay: o.fragmentSyncDelay,
+        fragmentUpdateAlpha: o.fragmentUpdateAlpha,
+        mode: o.mode,
+        outer: { ...o.outer },
+        quantize: o.quantize === null ? null : { ...o.quantize },
+      },
+    };
   }
 
   #enter(what: string): void {
