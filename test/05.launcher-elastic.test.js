@@ -4,11 +4,10 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
-const { CLI, launch, lines, isAlive, recordedPids, waitFor } = require('./helpers/processes');
+const { CLI, launch, lines, isAlive, recordedPids, waitFor, freePort } = require('./helpers/processes');
 const FIXTURES = path.join(__dirname, 'fixtures', 'launcher');
 const ELASTIC = path.join(FIXTURES, 'elastic.js');
 
@@ -20,18 +19,6 @@ function events(stdout) {
     if (m) out.push({ rank: Number(m[1]), ...JSON.parse(m[2]) });
   }
   return out;
-}
-
-/** A TCP port of 127.0.0.1 that nothing listens on. */
-function unusedPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe('05 launcher --elastic (collectives-run)', function () {
@@ -166,7 +153,7 @@ describe('05 launcher --elastic (collectives-run)', function () {
       // Node 1 of two: the store would be node 0's, which is not there.
       const script = path.join(dir, 'fail.js');
       fs.writeFileSync(script, 'process.exit(3);\n');
-      const port = await unusedPort();
+      const port = await freePort();
       const res = await launch(
         ['--elastic', '--nnodes', '2', '--node-rank', '1', '--master-port', String(port), '--max-restarts', '1', script],
         { env: { COLLECTIVES_TOKEN: 'a-shared-token' } },

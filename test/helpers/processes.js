@@ -4,6 +4,7 @@
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'launch', 'cli.js');
@@ -79,4 +80,16 @@ async function waitFor(predicate, ms) {
   }
 }
 
-module.exports = { CLI, launch, lines, isAlive, childPids, recordedPids, waitFor };
+/** A TCP port of 127.0.0.1 that nothing listens on (at the moment of asking). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { CLI, launch, lines, isAlive, childPids, recordedPids, waitFor, freePort };
