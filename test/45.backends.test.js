@@ -622,11 +622,12 @@ describe('45 backends', function () {
     const mocha = require.resolve('mocha/bin/mocha.js');
     const r = spawnSync(process.execPath, [mocha, '--no-config', '--timeout', '120000', path.join(__dirname, 'gpu', '50.training.test.js')], { env: { ...process.env, ...env }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /3 passing/);
+    assert.match(r.stdout, /4 passing/);
     assert.doesNotMatch(r.stdout, /pending/);
     // The stand-ins compute as the host does, so every case gives the host's bits.
     assert.match(r.stdout, /the host's bits: none, bf16, int8 of 3 cases/);
     assert.match(r.stdout, /the host's bits: stage1, stage2, stage3, zeroPP of 4 cases/);
+    assert.match(r.stdout, /the host's bits: diloco false, diloco int8, ddp of 3 cases/);
   });
 
   it('the device quantized suite (test/gpu/40) passes against host-memory stand-ins for the CUDA runtime, NCCL and the kernels', function () {

@@ -1,7 +1,7 @@
 'use strict';
-// The training layer on a real GPU: the device runs of test/95, 97 and 98 (DataParallel with its
-// hooks, AdamW and SGD, ZeRO stages 1–3 and ZeRO++, DiLoCo in every mode, device checkpoints read
-// on host), each against the same steps on host arrays, one rank. The stand-ins give the host's
+// The training layer on a real GPU: the device runs of test/95, 97, 98 and 99 (DataParallel with
+// its hooks, AdamW and SGD, ZeRO stages 1–3 and ZeRO++, DiLoCo in every mode, elastic DiLoCo and
+// DataParallel recovering from a lost generation, device checkpoints read on host), each against the same steps on host arrays, one rank. The stand-ins give the host's
 // bits; a GPU's kernels may round differently, so here each case must move the weights and stay
 // within a tolerance of the host (quantized cases: within a quantization step), and the cases
 // that also give the host's bits are printed. Needs CUDA and NCCL (skipped, saying why).
@@ -66,5 +66,11 @@ describe('gpu 50 the training layer on a GPU', function () {
   it('DiLoCo in every mode, float32 and int8 rounds', function () {
     const out = runWorker('diloco-device.js', path.join(tmp, 'diloco'));
     checkCases(out, (name) => name.endsWith('int8'));
+  });
+
+  it('elastic DiLoCo and DataParallel recovering from a lost generation', function () {
+    const out = runWorker('elastic-device.js', path.join(tmp, 'elastic'));
+    checkCases(out, (name) => name.endsWith('int8'));
+    for (const [name, c] of Object.entries(out)) assert.deepEqual(c.generations, [2, 2, 1], `${name}: the lost runs formed a second generation`);
   });
 });

@@ -255,13 +255,16 @@ export class DiLoCo {
   /**
    * @internal For elastic training: the outer state as it stands, without waiting. A round
    * whose average has not landed (its communicator failed) is dropped: its counter goes back, as
-   * if it had not started, and its buffer is not read. `dropped` says whether one was.
+   * if it had not started, and its buffer is not read. `dropped` says whether one was. (In sync
+   * mode a round is launched and landed in one step(), so a dropped round is due now.)
    */
   abandonRounds(): { state: DiLoCoState; dropped: boolean } {
     let dropped = false;
     for (let f = 0; f < this.fragments.length; f++) {
       const p = this.#pending[f];
-      if (p !== undefined && !p.landed) {
+      // A round counted but not applied: its all-reduce failed, or was refused at once by a
+      // communicator already aborted (then it never became pending).
+      if (this.#rounds[f] > this.#applied[f] && !p?.landed) {
         this.#pending[f] = undefined;
         this.#rounds[f] = this.#applied[f];
         dropped = true;
