@@ -2,9 +2,9 @@
 // `collectives-run --elastic`, once without failures and once while a killer sends SIGKILL to a
 // random process among the workers (members, or restarted ones still waiting to join) at random
 // moments: --kills times, a uniform 1 to 4 s apart, none in the last tenth of the run (so that
-// every kill is recovered from in the run), and only while the newest generation has at least 3
-// of the 4 workers (so that the killer never takes the last workers that hold the state, which
-// would end the job: every worker left would stop with QUORUM_LOST). Prints the accuracy of
+// every kill is recovered from in the run), and only once rank 0 has logged a generation of at
+// least 3 of the 4 workers since the last kill (so that the killer never takes the last workers
+// that hold the state, which would end the job: every worker left would stop with QUORUM_LOST). Prints the accuracy of
 // both, the number of generations, and the recovery times the workers measured (from the failed
 // call to the next successful collective): median and max.
 //
@@ -82,6 +82,9 @@ function run(label, kills) {
           try {
             process.kill(pid, 'SIGKILL');
             killed.push({ pid, at: Date.now(), step: progress });
+            // Unknown until rank 0 logs the next generation (a kill can also end a generation
+            // that was forming, whose line then never comes).
+            members = 0;
           } catch {
             // it ended meanwhile
           }

@@ -18,7 +18,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
-import { CollectiveError, type Communicator, init, Store } from '../../index';
+import { CollectiveError, type Communicator, ErrorCode, init, Store } from '../../index';
 import { TrainingError, TrainingErrorCode } from '../errors';
 import type { HeartbeatCommand, HeartbeatSetup, HeartbeatStatus } from './heartbeat';
 import { resolveElasticOptions, type ElasticOptions, type ResolvedElasticOptions } from './options';
@@ -96,6 +96,8 @@ export class Elastic {
   #failureAt: number | undefined;
   #closed = false;
   #admittedAsJoiner = false;
+  /** While a generation connects: what watches for a member lost meanwhile. */
+  #connectWatch: ((s: HeartbeatStatus) => void) | undefined;
   /**
    * Recovery times in ms: from each failed call this worker met (the start of `reform()`) to its
    * next successful collective (`healthy()`).
@@ -412,13 +414,50 @@ export class Elastic {
     }
   }
 
+  /**
+   * Builds the generation's communicator. An engine's rendezvous cannot be cut short, and would
+   * wait its whole timeout for a member that died meanwhile; so it is raced against what the
+   * heartbeat thread sees (a member's death notice or stopped heartbeat, or the generation marked
+   * broken by another member), and a communicator that connects after losing the race is closed.
+   */
   async #connect(rec: GenerationRecord): Promise<void> {
-    const comm = await init({
-      rank: rec.members.indexOf(this.id),
-      worldSize: rec.members.length,
-      namespace: `elastic/g${rec.generation}`,
-      timeoutMs: this.options.timeoutMs,
+    const rank = rec.members.indexOf(this.id);
+    this.#watch(rec.members, rec.generation);
+    const joining = init({ rank, worldSize: rec.members.length, namespace: `elastic/g${rec.generation}`, timeoutMs: this.options.timeoutMs });
+    let stop = (): void => {};
+    const lost = new Promise<never>((_, reject) => {
+      const fail = (why: string): void => reject(new CollectiveError(ErrorCode.PEER_LOST, `init on rank ${rank}: ${why} while generation ${rec.generation} connected`, rank, 'init'));
+      let deaths = this.#status?.deaths ?? 0;
+      const check = (s: HeartbeatStatus): void => {
+        if (s.generation !== rec.generation) return;
+        if (s.broken > 0) return fail('another worker gave the generation up');
+        const stalled = rec.members.find((id) => id !== this.id && (s.ages[id] ?? 0) >= this.options.deadlineMs);
+        if (stalled !== undefined) return fail(`worker ${stalled} stopped responding`);
+        if (s.deaths !== deaths) {
+          deaths = s.deaths;
+          void Promise.all(rec.members.map(async (id) => (id !== this.id && (await this.#isDead(this.#probe, id)) ? id : undefined))).then(
+            (dead) => {
+              const id = dead.find((x) => x !== undefined);
+              if (id !== undefined) fail(`worker ${id} died`);
+            },
+            () => undefined,
+          );
+        }
+      };
+      this.#connectWatch = check;
+      stop = () => {
+        if (this.#connectWatch === check) this.#connectWatch = undefined;
+      };
     });
+    let comm: Communicator;
+    try {
+      comm = await Promise.race([joining, lost]);
+    } catch (err) {
+      joining.then((late) => late.abort('its generation was abandoned while connecting'), () => undefined);
+      throw err;
+    } finally {
+      stop();
+    }
     this.#comm = comm;
     this.#record = rec;
     this.#watch(rec.members, rec.generation);
@@ -511,6 +550,7 @@ export class Elastic {
 
   #onStatus(s: HeartbeatStatus): void {
     this.#status = s;
+    this.#connectWatch?.(s);
     const rec = this.#record;
     if (rec === undefined || s.generation !== rec.generation || this.#comm === undefined || this.#comm.destroyed) return;
     if (s.broken > 0) {
