@@ -243,6 +243,8 @@ export class Elastic {
       if (together && comm.rank === 0) await this.#store.set('finished', String(this.generation)).catch(() => undefined);
       await comm.destroy();
     }
+    // A worker that ended this way is not a lost one: see #waitForAdmission.
+    await this.#store.set(`left/${this.id}`, String(this.generation)).catch(() => undefined);
     this.#worker.postMessage({ type: 'stop' } satisfies HeartbeatCommand);
     this.#store.close();
     this.#probe.close();
@@ -399,6 +401,12 @@ export class Elastic {
         this.#watch(newest.members, 0);
         const gone = await this.#goneSet(newest.members);
         if (newest.members.every((id) => gone.has(id))) {
+          // Some ended by close(): the job reached its end (the barrier that marks it finished
+          // can fail when a worker dies at the very end).
+          const left = await Promise.all(newest.members.map((id) => isSet(this.#store, `left/${id}`)));
+          if (left.some((x) => x)) {
+            throw new TrainingError(TrainingErrorCode.JOB_FINISHED, `Elastic on worker ${this.id}: the job finished before this worker was admitted`);
+          }
           throw new TrainingError(
             TrainingErrorCode.QUORUM_LOST,
             `Elastic on worker ${this.id}: every worker that held the training state is gone (generation ${newest.generation}: ${newest.members.join(', ')}); nobody is left to admit this one: resume from a checkpoint`,
