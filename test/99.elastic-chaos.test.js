@@ -16,7 +16,7 @@ describe('99 elastic training: chaos run', function () {
 
   before(function () {
     if (!CHAOS) {
-      console.log('    (skipped: set COLLECTIVES_CHAOS=1 to run 20 SIGKILLs in a Fashion-MNIST run, about 3 minutes)');
+      console.log('    (skipped: set COLLECTIVES_CHAOS=1 to run 20 SIGKILLs in a Fashion-MNIST run, about 2 minutes)');
       this.skip();
     }
   });
