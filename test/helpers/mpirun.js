@@ -6,11 +6,11 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const { FOREIGN: LAUNCHER_FOREIGN, collect } = require('./launch');
+const { freePort } = require('./processes');
 
 const WORKERS = path.join(__dirname, '..', 'workers');
 
@@ -40,17 +40,6 @@ function skipWithoutMpi(ctx) {
   if (why === null) return;
   console.log(`      (skipped: ${why})`);
   ctx.skip();
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
