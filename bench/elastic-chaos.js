@@ -6,7 +6,8 @@
 // least 3 of the 4 workers since the last kill (so that the killer never takes the last workers
 // that hold the state, which would end the job: every worker left would stop with QUORUM_LOST). Prints the accuracy of
 // both, the number of generations, and the recovery times the workers measured (from the failed
-// call to the next successful collective): median and max.
+// call to the next successful collective): median and max. Fails unless the 4 workers that
+// finish hold the same θ_global, bit for bit.
 //
 //   node bench/elastic-chaos.js [--steps 3000] [--kills 20] [--seed 1] [--json FILE]
 'use strict';
@@ -104,6 +105,10 @@ function run(label, kills) {
       // Printed as each happens, so the recoveries of workers killed later are counted too.
       const recoveries = [...text.matchAll(/recovered: (\{.*\})/g)].map((m) => JSON.parse(m[1]).ms);
       const generations = [...text.matchAll(/generation ([0-9]+): workers/g)].length;
+      const finished = [...text.matchAll(/finished: (\{.*\})/g)].map((m) => JSON.parse(m[1]));
+      if (finished.length !== WORKERS || new Set(finished.map((f) => f.globalHash)).size !== 1) {
+        return reject(new Error(`${label}: the workers that finished do not hold one θ_global: ${JSON.stringify(finished)}`));
+      }
       resolve({ label, kills: killed.length, result, recoveries, generations, seconds: (Date.now() - t0) / 1000 });
     });
     child.on('error', reject);

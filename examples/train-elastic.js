@@ -11,7 +11,8 @@
 // --log-every N (inner steps, a multiple of H). Every worker draws its batches from its own
 // shuffle of the training set (seeded by its launcher rank and restart count), since the set
 // of workers changes. Each worker prints a `recovered: {...}` line after each failure it met, with
-// the time in ms from the failed call to its next successful collective.
+// the time in ms from the failed call to its next successful collective, and a `finished: {...}`
+// line at the end with the hash of its θ_global.
 'use strict';
 
 const fs = require('node:fs');
@@ -102,6 +103,8 @@ async function main() {
     }
   }
   const wallSeconds = (performance.now() - started) / 1000;
+  // Every worker's θ_global, which must be the same bits on all.
+  console.log(`finished: ${JSON.stringify({ id: elastic.id, generation: elastic.generation, globalHash: diloco.globalHash() })}`);
   if (elastic.comm.rank === 0) {
     // θ_local is θ_global right after the last outer step.
     const testAccuracy = accuracy(model, loadFashionMnist({ dir: o.data, split: 'test' }));

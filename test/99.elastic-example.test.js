@@ -51,6 +51,9 @@ describe('99 elastic training: the Fashion-MNIST example', function () {
     assert.match(out, /generation 2: workers [0-2],[0-2] \(lost [0-2] after /);
     assert.match(out, /generation 3: workers [0-2],[0-2],[0-2] \(joined [0-2]\)/);
     assert.ok((out.match(/recovered: \{/g) ?? []).length >= 2, 'the survivors report their recovery');
+    const finished = [...out.matchAll(/finished: (\{.*\})/g)].map((m) => JSON.parse(m[1]));
+    assert.equal(finished.length, 3, 'every worker finished');
+    assert.equal(new Set(finished.map((f) => f.globalHash)).size, 1, `one θ_global on every worker: ${JSON.stringify(finished)}`);
     const result = JSON.parse(fs.readFileSync(json, 'utf8'));
     assert.equal(result.outerSteps, 20);
     assert.equal(result.workers, 3);
