@@ -47,9 +47,12 @@ function run(label, kills) {
   console.log(`# ${label}: node ${argv.map((a) => path.relative(root, a) || a).join(' ')}${kills ? ` (${kills} SIGKILLs)` : ''}`);
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const rand = rng(Number(values.seed));
+  const t0 = Date.now();
   let text = '';
   let progress = 0;
   let started = false;
+  let lastProgress;
+  let longestGap = 0;
   // Workers in the newest generation, from rank 0's line.
   let members = 0;
   const killed = [];
@@ -60,7 +63,13 @@ function run(label, kills) {
     if (line.includes('elastic DiLoCo on')) started = true;
     const g = /generation [0-9]+: workers ([0-9,]+)/.exec(line);
     if (g) members = g[1].split(',').length;
-    if (/generation [0-9]+:|collectives-run:|test accuracy/.test(line)) console.log(`  ${line}`);
+    const at = ((Date.now() - t0) / 1000).toFixed(1);
+    if (/generation [0-9]+:|collectives-run:|test accuracy/.test(line)) console.log(`  +${at} s ${line}`);
+    if (m) {
+      // The longest time between two of rank 0's progress lines (every 100 steps).
+      if (lastProgress !== undefined) longestGap = Math.max(longestGap, Date.now() - lastProgress);
+      lastProgress = Date.now();
+    }
   };
   for (const stream of [child.stdout, child.stderr]) {
     let pending = '';
@@ -95,7 +104,6 @@ function run(label, kills) {
     }, 1000 + rand() * 3000);
   };
   if (kills > 0) killer();
-  const t0 = Date.now();
   return new Promise((resolve, reject) => {
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -109,7 +117,7 @@ function run(label, kills) {
       if (finished.length !== WORKERS || new Set(finished.map((f) => f.globalHash)).size !== 1) {
         return reject(new Error(`${label}: the workers that finished do not hold one θ_global: ${JSON.stringify(finished)}`));
       }
-      resolve({ label, kills: killed.length, result, recoveries, generations, seconds: (Date.now() - t0) / 1000 });
+      resolve({ label, kills: killed.length, result, recoveries, generations, seconds: (Date.now() - t0) / 1000, longestGapMs: longestGap });
     });
     child.on('error', reject);
   });
@@ -119,12 +127,12 @@ function run(label, kills) {
   const clean = await run('no failures', 0);
   const chaos = await run('chaos', KILLS);
   const rec = chaos.recoveries;
-  console.log('\n| run | SIGKILLs | generations | test accuracy | outer steps | wall s | recovery median (ms) | recovery max (ms) | recoveries measured |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| run | SIGKILLs | generations | test accuracy | outer steps | wall s | longest 100 steps (s) | recovery median (ms) | recovery max (ms) | recoveries measured |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of [clean, chaos]) {
     const med = r.recoveries.length ? median(r.recoveries).toFixed(0) : '—';
     const max = r.recoveries.length ? Math.max(...r.recoveries).toFixed(0) : '—';
-    console.log(`| ${r.label} | ${r.kills} | ${r.generations} | ${(r.result.testAccuracy * 100).toFixed(2)}% | ${r.result.outerSteps} | ${r.seconds.toFixed(1)} | ${med} | ${max} | ${r.recoveries.length} |`);
+    console.log(`| ${r.label} | ${r.kills} | ${r.generations} | ${(r.result.testAccuracy * 100).toFixed(2)}% | ${r.result.outerSteps} | ${r.seconds.toFixed(1)} | ${(r.longestGapMs / 1000).toFixed(1)} | ${med} | ${max} | ${r.recoveries.length} |`);
   }
   const gap = (chaos.result.testAccuracy - clean.result.testAccuracy) * 100;
   console.log(`\naccuracy with failures − without: ${gap >= 0 ? '+' : ''}${gap.toFixed(2)} points; recovery median ${median(rec).toFixed(0)} ms over ${rec.length} recoveries`);
