@@ -386,3 +386,46 @@ function freePort() {
     });
   });
 }
+
+describe('10 init: options.signal', function () {
+  this.timeout(40000);
+  const { spawnSync } = require('node:child_process');
+  const path = require('node:path');
+  const { StoreServer } = require('../dist/store/server.js');
+
+  it('an aborted rendezvous rejects with ABORTED at once, and does not keep the process alive until its timeout', async function () {
+    const server = await StoreServer.start({ host: '127.0.0.1', port: 0, token: 'sig' });
+    try {
+      // Rank 1 of 2 whose rank 0 never comes: without the signal it would wait 30 s.
+      const code = `const { init } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+        const t0 = Date.now();
+        const c = new AbortController();
+        setTimeout(() => c.abort(new Error('given up by the test')), 300);
+        init({ rank: 1, worldSize: 2, timeoutMs: 30000, signal: c.signal }).then(
+          () => console.log(JSON.stringify({ joined: true })),
+          (e) => console.log(JSON.stringify({ code: e.code, message: e.message, ms: Date.now() - t0 })));`;
+      const started = Date.now();
+      const r = spawnSync(process.execPath, ['-e', code], {
+        env: { ...process.env, MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(server.port), COLLECTIVES_TOKEN: 'sig', COLLECTIVES_STORE_HOSTED: '1', COLLECTIVES_RUN_ID: 'sig' },
+        encoding: 'utf8',
+        timeout: 35000,
+      });
+      const took = Date.now() - started;
+      const out = JSON.parse(r.stdout.trim());
+      assert.equal(out.code, 'ABORTED', r.stdout + r.stderr);
+      assert.match(out.message, /the rendezvous was given up: given up by the test/);
+      assert.ok(out.ms < 5000, `rejected after ${out.ms} ms`);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(took < 15000, `the process lived ${took} ms, as if the rendezvous' 30 s timeout held it`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a signal already aborted, or not a signal, is refused before the rendezvous', async function () {
+    const c = new AbortController();
+    c.abort();
+    await assert.rejects(init({ rank: 0, worldSize: 1, signal: c.signal }), (e) => e.code === 'ABORTED' && /before the rendezvous began/.test(e.message));
+    await assert.rejects(init({ rank: 0, worldSize: 1, signal: {} }), (e) => e.code === 'INVALID_ARGUMENT' && /^options\.signal: expected an AbortSignal/.test(e.message));
+  });
+});

@@ -62,6 +62,12 @@ export interface InitOptions {
    * way. Letters, digits and `._-/`; each name once per store and run.
    */
   namespace?: string;
+  /**
+   * Gives the rendezvous up when aborted: init() rejects with ABORTED at once. An engine's
+   * rendezvous cannot be cut short; it goes on in the background without keeping the process
+   * alive, and a communicator it makes after all is closed.
+   */
+  signal?: AbortSignal;
 }
 
 /** The engines that run collectives on host memory. */
@@ -95,6 +101,7 @@ const INIT_KEYS = [
   'callSites',
   'engine',
   'namespace',
+  'signal',
 ] as const;
 
 const NAMESPACE = /^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$/;
@@ -175,10 +182,17 @@ const JOIN_GRACE_MS = 500;
  * for a peer that published its address to connect (a peer that died or failed meanwhile), and
  * the waits follow one another. A communicator that connects after all is closed.
  */
-function joinWithin(join: Promise<NativeCommunicator>, timeoutMs: number, rank: number): Promise<NativeCommunicator> {
+function joinWithin(join: Promise<NativeCommunicator>, timeoutMs: number, rank: number, signal?: AbortSignal): Promise<NativeCommunicator> {
   return new Promise((resolve, reject) => {
     let late = false;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      late = true;
+      const why = signal?.reason instanceof Error ? signal.reason.message : signal?.reason !== undefined ? String(signal.reason) : 'options.signal was aborted';
+      reject(new CollectiveError(ErrorCode.ABORTED, `init on rank ${rank}: the rendezvous was given up: ${why}`, rank, 'init'));
+    };
     const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
       late = true;
       reject(
         new CollectiveError(
@@ -189,14 +203,17 @@ function joinWithin(join: Promise<NativeCommunicator>, timeoutMs: number, rank: 
         ),
       );
     }, timeoutMs + JOIN_GRACE_MS);
+    signal?.addEventListener('abort', onAbort, { once: true });
     join.then(
       (native) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         if (late) native.close();
         else resolve(native);
       },
       (err: unknown) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         if (!late) reject(err);
       },
     );
@@ -233,6 +250,11 @@ export async function init(options?: InitOptions): Promise<Communicator> {
   }
   const iface = o.iface ?? env.COLLECTIVES_SOCKET_IFNAME;
   const namespace = o.namespace;
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw argTypeError('options.signal', 'an AbortSignal', signal);
+  if (signal?.aborted) {
+    throw new CollectiveError(ErrorCode.ABORTED, `init on rank ${info.rank}: options.signal was aborted before the rendezvous began`, info.rank, 'init');
+  }
   if (namespace !== undefined && (typeof namespace !== 'string' || !NAMESPACE.test(namespace))) {
     throw argTypeError('options.namespace', 'a name of letters, digits and ._-/ (at most 200, not starting with /)', namespace);
   }
@@ -339,7 +361,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       debug,
       engine,
     });
-    native = await joinWithin(join, timeoutMs, info.rank);
+    native = await joinWithin(join, timeoutMs, info.rank, signal);
   } catch (err) {
     for (const c of cleanups) await c();
     throw notJoined(fromNative(err, info.rank, 'init'), info, timeoutMs, prefix);

@@ -426,12 +426,14 @@ export class Elastic {
    * Builds the generation's communicator. An engine's rendezvous cannot be cut short, and would
    * wait its whole timeout for a member that died meanwhile; so it is raced against what the
    * heartbeat thread sees (a member's death notice or stopped heartbeat, or the generation marked
-   * broken by another member), and a communicator that connects after losing the race is closed.
+   * broken by another member); the loser is given up through init()'s signal, which closes a
+   * communicator that connects after all and does not keep the process alive meanwhile.
    */
   async #connect(rec: GenerationRecord): Promise<void> {
     const rank = rec.members.indexOf(this.id);
     this.#watch(rec.members, rec.generation);
-    const joining = init({ rank, worldSize: rec.members.length, namespace: `elastic/g${rec.generation}`, timeoutMs: this.options.timeoutMs });
+    const giveUp = new AbortController();
+    const joining = init({ rank, worldSize: rec.members.length, namespace: `elastic/g${rec.generation}`, timeoutMs: this.options.timeoutMs, signal: giveUp.signal });
     let stop = (): void => {};
     const lost = new Promise<never>((_, reject) => {
       const fail = (why: string): void => reject(new CollectiveError(ErrorCode.PEER_LOST, `init on rank ${rank}: ${why} while generation ${rec.generation} connected`, rank, 'init'));
@@ -461,7 +463,9 @@ export class Elastic {
     try {
       comm = await Promise.race([joining, lost]);
     } catch (err) {
-      joining.then((late) => late.abort('its generation was abandoned while connecting'), () => undefined);
+      // init() then closes a communicator that connects after all, and lets the process exit meanwhile.
+      giveUp.abort(err);
+      joining.catch(() => undefined);
       throw err;
     } finally {
       stop();
