@@ -210,6 +210,9 @@ Napi::Value Communicator::Connect(const Napi::CallbackInfo& info) {
       Wrap(env, queue, options.rank, options.size, options.tuning, diagnostics, rendezvous);
   if (useMpi) Unwrap(self)->engine_ = "mpi";
   auto work = std::make_unique<Work>(env, "init");
+  // init() keeps the process alive while it waits (its timer), so that a rendezvous it gives
+  // up does not hold the process until the rendezvous' own timeout.
+  work->holdsProcess = !o.Get("callerHoldsProcess").ToBoolean();
   work->run = [options, storePath, storeHost, storePort, token, diagnostics, rendezvous, useMpi](
                   std::shared_ptr<Backend>& backend) mutable {
     if (storePath.empty()) {

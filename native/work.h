@@ -31,6 +31,9 @@ struct Work {
       : operation(operation), deferred(Napi::Promise::Deferred::New(env)) {}
 
   const char* operation;
+  // Whether the pending operation keeps the process alive. init()'s rendezvous does not: init()
+  // holds a timer for it, which an aborted init() clears (options.signal).
+  bool holdsProcess = true;
 
   // Queue thread. The connect operation assigns the backend; the others use it.
   std::function<void(std::shared_ptr<Backend>&)> run;

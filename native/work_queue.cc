@@ -66,12 +66,8 @@ Napi::Promise WorkQueue::push(Napi::Env env, std::unique_ptr<Work> work) {
     return promise;
   }
   work->owner = shared_from_this();
-  const bool joining = std::strcmp(work->operation, "init") == 0;
-  if (!joining) work->index = ++issued_;
-  // The rendezvous does not keep the process alive by itself: init() holds a timer for it, which
-  // an aborted init() (options.signal) clears, so that a rendezvous given up does not hold the
-  // process until its timeout.
-  if (pending_++ == 0 && !joining) tsfn_.Ref(env);
+  if (std::strcmp(work->operation, "init") != 0) work->index = ++issued_;
+  if (pending_++ == 0 && work->holdsProcess) tsfn_.Ref(env);
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(work.release());

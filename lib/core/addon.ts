@@ -115,6 +115,8 @@ export interface NativeConnectOptions {
   debug?: string;
   /** 'mpi' runs host collectives over Open MPI; otherwise Gloo. */
   engine?: string;
+  /** The caller keeps the process alive while the rendezvous is pending (init()'s timer). */
+  callerHoldsProcess?: boolean;
 }
 
 type Arr = ArrayBufferView;

@@ -360,6 +360,7 @@ export async function init(options?: InitOptions): Promise<Communicator> {
       inlineAlone: givenInlineBytes(o.gloo, env) === 'auto',
       debug,
       engine,
+      callerHoldsProcess: true,
     });
     native = await joinWithin(join, timeoutMs, info.rank, signal);
   } catch (err) {
