@@ -21,9 +21,11 @@ export interface StoreConnectOptions {
   token?: string;
   /** Default timeout of get and wait (COLLECTIVES_TIMEOUT_MS, else 10 minutes). */
   timeoutMs?: number;
+  /** The job's run id, the first part of every key (COLLECTIVES_RUN_ID, else 'job'). */
+  runId?: string;
 }
 
-const CONNECT_KEYS = ['namespace', 'masterAddr', 'masterPort', 'token', 'timeoutMs'];
+const CONNECT_KEYS = ['namespace', 'masterAddr', 'masterPort', 'token', 'timeoutMs', 'runId'];
 const NAMESPACE = /^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$/;
 
 /** The protocol's longest key (native/store/PROTOCOL.md), less room for the namespace. */
@@ -73,8 +75,10 @@ export class Store {
     if (token === '') token = `open:${host}:${port}`;
     const timeoutGiven = options.timeoutMs ?? (env.COLLECTIVES_TIMEOUT_MS ? Number(env.COLLECTIVES_TIMEOUT_MS) : 10 * 60 * 1000);
     const timeoutMs = checkInt(options.timeoutMs !== undefined ? 'options.timeoutMs' : 'COLLECTIVES_TIMEOUT_MS', timeoutGiven, 1, MAX_TIMEOUT_MS);
+    const runId = options.runId ?? env.COLLECTIVES_RUN_ID ?? 'job';
+    if (typeof runId !== 'string' || runId === '') throw argTypeError('options.runId', 'a non-empty string', runId);
     const rank = env.RANK !== undefined && /^[0-9]+$/.test(env.RANK) ? Number(env.RANK) : -1;
-    return new Store({ endpoint: { host, port, token }, prefix: `${env.COLLECTIVES_RUN_ID ?? 'job'}/${ns}` }, rank, timeoutMs);
+    return new Store({ endpoint: { host, port, token }, prefix: `${runId}/${ns}` }, rank, timeoutMs);
   }
 
   /** The namespace every key is put under. */

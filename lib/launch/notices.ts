@@ -3,14 +3,14 @@
  * through the rendezvous store, so that the training layer's `Elastic` drops the dead worker
  * at once instead of waiting for its heartbeat deadline.
  *
- * Two requests per failure, in this order:
- *   SET `<run id>/elastic/store/dead/<rank>.<incarnation>` = {"rank","incarnation","code","signal"}
- *   ADD `<run id>/elastic/store/deaths` += 1
- * so that a reader that sees the count grow finds every notice it counts.
+ * Two requests per failure, under the job's `elastic` namespace (`<run id>/elastic/store/`), in
+ * this order, so that a reader that sees the count grow finds every notice it counts:
+ *   SET `dead/<rank>.<incarnation>` = {"rank","incarnation","code","signal"}
+ *   ADD `deaths` += 1
  */
 
-import { StoreConnection, StoreEndpoint, encodeRequest } from '../store/client';
-import { Status } from '../store/frame';
+import { Store } from '../core/store';
+import type { StoreEndpoint } from '../store/client';
 
 const TAG = 'collectives-run';
 // A store that cannot be reached must not hold up the restart of the rank for long.
@@ -23,21 +23,16 @@ export interface DeadRank {
   signal: NodeJS.Signals | null;
 }
 
-export function deadKey(runId: string, rank: number, incarnation: number): string {
-  return `${runId}/elastic/store/dead/${rank}.${incarnation}`;
-}
-
-export function deathsKey(runId: string): string {
-  return `${runId}/elastic/store/deaths`;
-}
-
 export class DeathNotices {
-  private connection: StoreConnection | null = null;
+  private readonly store: Store;
 
   constructor(
     private readonly endpoint: StoreEndpoint,
-    private readonly runId: string,
-  ) {}
+    runId: string,
+  ) {
+    // Opened on the first failure and kept for the next ones; it reconnects after a close.
+    this.store = Store.connect({ namespace: 'elastic', runId, masterAddr: endpoint.host, masterPort: endpoint.port, token: endpoint.token, timeoutMs: NOTICE_TIMEOUT_MS });
+  }
 
   /**
    * Writes the notice of one failed rank. Never rejects: a store that fails or does not answer
@@ -61,17 +56,12 @@ export class DeathNotices {
   }
 
   close(): void {
-    this.connection?.close();
-    this.connection = null;
+    this.store.close();
   }
 
   private async send(dead: DeadRank): Promise<void> {
-    // Opened on the first failure and kept for the next ones; it reconnects after a close.
-    this.connection ??= new StoreConnection(this.endpoint);
-    const value = Buffer.from(JSON.stringify({ rank: dead.rank, incarnation: dead.incarnation, code: dead.code, signal: dead.signal }), 'utf8');
-    const set = await this.connection.request(encodeRequest.set(Buffer.from(deadKey(this.runId, dead.rank, dead.incarnation), 'utf8'), value));
-    if (set.status !== Status.OK) throw new Error(`SET answered ${set.message ?? `status ${set.status}`}`);
-    const add = await this.connection.request(encodeRequest.add(Buffer.from(deathsKey(this.runId), 'utf8'), 1n));
-    if (add.status !== Status.VALUE) throw new Error(`ADD answered ${add.message ?? `status ${add.status}`}`);
+    const { rank, incarnation, code, signal } = dead;
+    await this.store.set(`dead/${rank}.${incarnation}`, JSON.stringify({ rank, incarnation, code, signal }));
+    await this.store.add('deaths', 1);
   }
 }
