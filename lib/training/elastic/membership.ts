@@ -45,6 +45,8 @@ export interface GenerationRecord {
 
 /** The codes after which a communicator is gone and a new generation is the way on. */
 const RECOVERABLE = new Set(['PEER_LOST', 'TIMEOUT', 'ABORTED', 'DESTROYED']);
+/** The store namespace of membership (collectives-run --elastic writes its death notices there too). */
+const NAMESPACE = 'elastic';
 /** How often waits on the store come up for air to check who is still alive. */
 const POLL_MS = 25;
 
@@ -92,12 +94,13 @@ export class Elastic {
   #status: HeartbeatStatus | undefined;
   #record: GenerationRecord | undefined;
   #comm: Communicator | undefined;
-  #deathsSeen = 0;
   #failureAt: number | undefined;
   #closed = false;
   #admittedAsJoiner = false;
-  /** While a generation connects: what watches for a member lost meanwhile. */
-  #connectWatch: ((s: HeartbeatStatus) => void) | undefined;
+  /** Who is told of each heartbeat report (the current generation's watch for a lost member). */
+  readonly #listeners = new Set<(s: HeartbeatStatus) => void>();
+  /** Ends the current generation's watch. */
+  #unwatch: () => void = () => {};
   /**
    * Recovery times in ms: from each failed call this worker met (the start of `reform()`) to its
    * next successful collective (`healthy()`).
@@ -106,9 +109,10 @@ export class Elastic {
 
   private constructor(o: ResolvedElasticOptions) {
     this.options = Object.freeze({ ...o });
-    this.#store = Store.connect({ namespace: 'elastic', timeoutMs: o.timeoutMs });
-    this.#probe = Store.connect({ namespace: 'elastic', timeoutMs: o.timeoutMs });
-    const setup: HeartbeatSetup = { id: o.id, intervalMs: o.heartbeatMs, connect: { namespace: 'elastic', timeoutMs: o.timeoutMs } };
+    const connect = { namespace: NAMESPACE, timeoutMs: o.timeoutMs };
+    this.#store = Store.connect(connect);
+    this.#probe = Store.connect(connect);
+    const setup: HeartbeatSetup = { id: o.id, intervalMs: o.heartbeatMs, connect };
     this.#worker = new Worker(path.join(__dirname, 'heartbeat.js'), { workerData: setup });
     this.#worker.unref();
     this.#worker.on('message', (m: HeartbeatStatus | { type: 'error'; message: string }) => {
@@ -222,6 +226,7 @@ export class Elastic {
   async admit(): Promise<GenerationRecord> {
     const g = this.generation;
     const old = this.#comm;
+    this.#unwatch();
     this.#comm = undefined;
     await old?.destroy();
     return this.#enter(g + 1, 'join');
@@ -236,6 +241,7 @@ export class Elastic {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch();
     const comm = this.#comm;
     this.#comm = undefined;
     if (comm !== undefined && !comm.destroyed) {
@@ -431,48 +437,32 @@ export class Elastic {
    */
   async #connect(rec: GenerationRecord): Promise<void> {
     const rank = rec.members.indexOf(this.id);
+    this.#unwatch();
     this.#watch(rec.members, rec.generation);
     const giveUp = new AbortController();
     const joining = init({ rank, worldSize: rec.members.length, namespace: `elastic/g${rec.generation}`, timeoutMs: this.options.timeoutMs, signal: giveUp.signal });
-    let stop = (): void => {};
-    const lost = new Promise<never>((_, reject) => {
-      const fail = (why: string): void => reject(new CollectiveError(ErrorCode.PEER_LOST, `init on rank ${rank}: ${why} while generation ${rec.generation} connected`, rank, 'init'));
-      let deaths = this.#status?.deaths ?? 0;
-      const check = (s: HeartbeatStatus): void => {
-        if (s.generation !== rec.generation) return;
-        if (s.broken > 0) return fail('another worker gave the generation up');
-        const stalled = rec.members.find((id) => id !== this.id && (s.ages[id] ?? 0) >= this.options.deadlineMs);
-        if (stalled !== undefined) return fail(`worker ${stalled} stopped responding`);
-        if (s.deaths !== deaths) {
-          deaths = s.deaths;
-          void Promise.all(rec.members.map(async (id) => (id !== this.id && (await this.#isDead(this.#probe, id)) ? id : undefined))).then(
-            (dead) => {
-              const id = dead.find((x) => x !== undefined);
-              if (id !== undefined) fail(`worker ${id} died`);
-            },
-            () => undefined,
-          );
-        }
-      };
-      this.#connectWatch = check;
-      stop = () => {
-        if (this.#connectWatch === check) this.#connectWatch = undefined;
-      };
+    // One watch for the generation's whole life: while it connects a loss fails the rendezvous,
+    // afterwards it aborts the communicator.
+    let connected = false;
+    let fail: (err: Error) => void = () => {};
+    const lost = new Promise<never>((_, reject) => (fail = reject));
+    this.#unwatch = this.#watchLoss(rec, (why) => {
+      if (connected) this.#abandon(why);
+      else fail(new CollectiveError(ErrorCode.PEER_LOST, `init on rank ${rank}: ${why} while generation ${rec.generation} connected`, rank, 'init'));
     });
     let comm: Communicator;
     try {
       comm = await Promise.race([joining, lost]);
     } catch (err) {
+      this.#unwatch();
       // init() then closes a communicator that connects after all, and lets the process exit meanwhile.
       giveUp.abort(err);
       joining.catch(() => undefined);
       throw err;
-    } finally {
-      stop();
     }
+    connected = true;
     this.#comm = comm;
     this.#record = rec;
-    this.#watch(rec.members, rec.generation);
     if (comm.rank === 0) this.options.log(describeGeneration(rec));
   }
 
@@ -543,6 +533,7 @@ export class Elastic {
   }
 
   #dropComm(reason: string): void {
+    this.#unwatch();
     const comm = this.#comm;
     this.#comm = undefined;
     if (comm !== undefined && !comm.destroyed) {
@@ -562,32 +553,46 @@ export class Elastic {
 
   #onStatus(s: HeartbeatStatus): void {
     this.#status = s;
-    this.#connectWatch?.(s);
-    const rec = this.#record;
-    if (rec === undefined || s.generation !== rec.generation || this.#comm === undefined || this.#comm.destroyed) return;
-    if (s.broken > 0) {
-      this.#abandon(`generation ${rec.generation} was broken by another worker`);
-      return;
-    }
-    for (const id of rec.members) {
-      if (id !== this.id && (s.ages[id] ?? 0) >= this.options.deadlineMs) {
-        this.#abandon(`worker ${id} stopped responding (no heartbeat for ${s.ages[id]} ms)`);
-        return;
-      }
-    }
-    if (s.deaths !== this.#deathsSeen) {
-      this.#deathsSeen = s.deaths;
-      void this.#checkDead(rec).catch(() => undefined);
-    }
+    for (const listener of this.#listeners) listener(s);
   }
 
-  async #checkDead(rec: GenerationRecord): Promise<void> {
-    for (const id of rec.members) {
-      if (id !== this.id && (await this.#isDead(this.#probe, id))) {
-        if (this.#record === rec) this.#abandon(`worker ${id} died`);
-        return;
+  /**
+   * Watches generation `rec` for a lost member, by what the heartbeat thread reports: the
+   * generation given up by another member, a member whose heartbeat has stopped for deadlineMs,
+   * or a member's death notice. Calls `onLoss` once, with the reason; returns what ends the watch.
+   */
+  #watchLoss(rec: GenerationRecord, onLoss: (why: string) => void): () => void {
+    let done = false;
+    const lose = (why: string): void => {
+      if (done) return;
+      done = true;
+      onLoss(why);
+    };
+    const others = rec.members.filter((id) => id !== this.id);
+    const lookForDead = (): void => {
+      void Promise.all(others.map(async (id) => ((await this.#isDead(this.#probe, id)) ? id : undefined))).then(
+        (dead) => {
+          const id = dead.find((x) => x !== undefined);
+          if (id !== undefined) lose(`worker ${id} died`);
+        },
+        () => undefined,
+      );
+    };
+    // A member may have died between the decision and this watch.
+    lookForDead();
+    let deaths = this.#status?.deaths ?? 0;
+    const listener = (s: HeartbeatStatus): void => {
+      if (done || s.generation !== rec.generation) return;
+      if (s.broken > 0) return lose(`generation ${rec.generation} was given up by another worker`);
+      const stalled = others.find((id) => (s.ages[id] ?? 0) >= this.options.deadlineMs);
+      if (stalled !== undefined) return lose(`worker ${stalled} stopped responding (no heartbeat for ${s.ages[stalled]} ms)`);
+      if (s.deaths !== deaths) {
+        deaths = s.deaths;
+        lookForDead();
       }
-    }
+    };
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 }
 
