@@ -33,6 +33,7 @@ import { argRangeError, argTypeError, checkKeys, TrainingError, TrainingErrorCod
 import type { Optimizer, OptimizerState } from '../optim';
 import type { ParameterSet } from '../params';
 import type { Elastic } from './membership';
+import { mostAdvanced } from './source';
 
 export interface ElasticDataParallelOptions {
   /** Makes the optimizer, once (its state is what a joiner receives). Required. */
@@ -258,10 +259,7 @@ export class ElasticDataParallel {
         `ElasticDataParallel on rank ${comm.rank}: the ranks' optimizers differ: rank 0 has ${all[0].optimizer}, rank ${other} has ${all[other].optimizer}`,
       );
     }
-    let source = -1;
-    all.forEach((s, r) => {
-      if (s.has && (source < 0 || s.steps > all[source].steps)) source = r;
-    });
+    const source = mostAdvanced(all, (a, b) => a.steps > b.steps);
     if (source < 0) {
       // Nobody holds the state yet (the first generation failed while starting): start over.
       await this.#firstGeneration(comm, false);

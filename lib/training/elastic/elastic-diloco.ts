@@ -25,6 +25,7 @@ import { argRangeError, argTypeError, TrainingError, TrainingErrorCode } from '.
 import type { ParameterSet } from '../params';
 import { errorFeedbackLength } from '../../index';
 import type { Elastic } from './membership';
+import { mostAdvanced } from './source';
 
 /** What each member says of itself when a generation shares its state. */
 interface Standing {
@@ -200,10 +201,7 @@ export class ElasticDiLoCo {
     };
     const all = await comm.allGatherObject({ ...me });
     const old = this.#diloco;
-    let source = -1;
-    all.forEach((s, r) => {
-      if (s.has && (source < 0 || s.applied > all[source].applied || (s.applied === all[source].applied && s.steps > all[source].steps))) source = r;
-    });
+    const source = mostAdvanced(all, (a, b) => a.applied > b.applied || (a.applied === b.applied && a.steps > b.steps));
     if (source < 0) {
       // Nobody holds an outer state yet (the first generation failed while starting): start over.
       this.#diloco = await DiLoCo.create(comm, this.params, this.#options);
@@ -226,7 +224,9 @@ export class ElasticDiLoCo {
     this.#diloco = d;
     await old?.free();
     this.elastic.stateReceived();
-    const contributes = me.dropped && me.applied === src.applied && me.steps === src.steps;
+    // The workers whose θ_local holds the inner phase of the round the source dropped.
+    const inRound = (s: Standing): boolean => s.dropped && s.applied === src.applied && s.steps === src.steps;
+    const contributes = inRound(me);
     if (!contributes) {
       // Behind, joining, or right after an outer step: the inner phase starts from θ_global.
       copyBuffer(d.globalParams, this.params.data);
@@ -234,7 +234,7 @@ export class ElasticDiLoCo {
     }
     if (src.dropped) {
       const ids = this.elastic.record.members;
-      const who = ids.filter((_, r) => all[r].dropped && all[r].applied === src.applied && all[r].steps === src.steps);
+      const who = ids.filter((_, r) => inRound(all[r]));
       await d.redo(0, contributes ? comm.size / who.length : 0);
       this.#contributors = Object.freeze(who);
       this.#contributes = false;
