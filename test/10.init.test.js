@@ -5,6 +5,7 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
+const { freePort } = require('./helpers/processes');
 const os = require('node:os');
 const path = require('node:path');
 const { init, rankFromEnvironment, Communicator, CollectiveError } = require('../dist');
@@ -375,17 +376,6 @@ describe('10 init', function () {
     });
   });
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe('10 init: options.signal', function () {
   this.timeout(40000);

@@ -7,7 +7,7 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
+const { freePort } = require('./helpers/processes');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -38,17 +38,6 @@ const ZEROPP_CASES = [
   "ZeRO++ cross-node bytes ≤ 1/3 of ZeRO-3's; hpZ's backward gathers move no cross-node byte",
   'ZeRO++ (qwZ + hpZ + qgZ) trains close to DataParallel',
 ];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Two launchers on this host, as nodes 0 and 1 of a job of 2 × nproc ranks. */
 async function launchTwoNodes(args, { nproc = 2, killAfterMs = 90000 } = {}) {
